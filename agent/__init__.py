@@ -1,0 +1,1 @@
+"""The worker agent: capabilities, FFmpeg runner, heartbeats (built in the agent issue)."""

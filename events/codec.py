@@ -1,0 +1,141 @@
+"""Bytes to messages and back, built once, tolerant of the future and strict about junk.
+
+Events decode through their tagged union. A type this code does not know, or a version newer
+than it knows, becomes ``Unknown`` (folded as a counted no-op), so old code never crashes on new
+events. An older version is upcast on read by a chain of small functions over the raw dict,
+never rewritten in the log. Anything else that does not decode raises ``MalformedMessage``:
+that is the only exception a decoder here raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from events.agent_events import AgentEvent
+from events.base import Message, Unknown
+from events.commands import OperatorCommand
+from events.errors import MalformedMessage
+from events.job_events import JobEvent
+from events.work import Heartbeat, WorkMessage
+
+AnyEvent = JobEvent | AgentEvent
+Decoded = AnyEvent | Unknown
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+MAX_MESSAGE_BYTES: Final = 1 << 20  # the server's max_payload in nats.conf
+
+_ENCODER: Final = msgspec.json.Encoder()
+_EVENT_DECODER: Final = msgspec.json.Decoder(AnyEvent)
+_COMMAND_DECODER: Final = msgspec.json.Decoder(OperatorCommand)
+_WORK_DECODER: Final = msgspec.json.Decoder(WorkMessage)
+_HEARTBEAT_DECODER: Final = msgspec.json.Decoder(Heartbeat)
+
+
+class _Envelope(msgspec.Struct):
+    """What every message has, read when the full decode fails."""
+
+    type: str
+    v: int = 1
+
+
+_ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
+
+
+def _current_versions() -> dict[str, int]:
+    versions: dict[str, int] = {}
+    for cls in AnyEvent.__args__:  # type: ignore[attr-defined]
+        (v_field,) = (f for f in msgspec.structs.fields(cls) if f.name == "v")
+        versions[cls.__name__] = int(v_field.default)
+    return versions
+
+
+CURRENT_VERSIONS: Final[dict[str, int]] = _current_versions()
+
+# (type, version) -> function turning that version's dict into the next version's dict.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def encode(message: Message) -> bytes:
+    """JSON bytes of any message: readable in the log, ``nats sub`` and ``ffrtmp events``."""
+    return _ENCODER.encode(message)
+
+
+def decode_event(data: bytes) -> Decoded:
+    """An event from the log, ``Unknown`` for a newer type or version, upcast if older."""
+    try:
+        event = _EVENT_DECODER.decode(data)
+    except msgspec.DecodeError:
+        return _decode_slow(data)
+    current = CURRENT_VERSIONS[type(event).__name__]
+    if event.v == current:
+        return event
+    return _decode_slow(data)
+
+
+def _decode_slow(data: bytes) -> Decoded:
+    """The envelope first: tell an unknown type or version from an old one and from junk."""
+    envelope = _envelope(data)
+    current = CURRENT_VERSIONS.get(envelope.type)
+    if current is None or envelope.v > current:
+        return Unknown(type=envelope.type, v=envelope.v, raw=bytes(data))
+    if envelope.v == current:
+        raise _malformed_event(data)
+    raw = msgspec.json.decode(data)
+    return _upcast(raw, envelope.type, envelope.v, current, data)
+
+
+def _envelope(data: bytes) -> _Envelope:
+    try:
+        return _ENVELOPE_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage(f"no type and version: {exc}", data) from exc
+
+
+def _malformed_event(data: bytes) -> MalformedMessage:
+    try:
+        _EVENT_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        return MalformedMessage(str(exc), data)
+    return MalformedMessage("undecodable event", data)  # pragma: no cover -- decoded above
+
+
+def _upcast(raw: dict[str, Any], kind: str, version: int, current: int, data: bytes) -> Decoded:
+    while version < current:
+        step = UPCASTERS.get((kind, version))
+        if step is None:
+            raise MalformedMessage(f"{kind} v{version} has no upcaster to v{version + 1}", data)
+        raw = step(raw)
+        version += 1
+        raw["v"] = version
+    try:
+        return msgspec.convert(raw, AnyEvent)  # type: ignore[arg-type]
+    except msgspec.ValidationError as exc:
+        raise MalformedMessage(f"{kind} upcast to v{current} is invalid: {exc}", data) from exc
+
+
+T = TypeVar("T")
+
+
+def _strict(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise MalformedMessage(str(exc), data) from exc
+
+
+def decode_command(data: bytes) -> OperatorCommand:
+    """An operator command; junk and unknown commands raise ``MalformedMessage``."""
+    return _strict(_COMMAND_DECODER, data)
+
+
+def decode_work(data: bytes) -> WorkMessage:
+    """A dispatch or a control message."""
+    return _strict(_WORK_DECODER, data)
+
+
+def decode_heartbeat(data: bytes) -> Heartbeat:
+    """An agent's heartbeat."""
+    return _strict(_HEARTBEAT_DECODER, data)

@@ -1,0 +1,149 @@
+"""Commands: what someone asks of a job. Imperative names; deciding them may refuse.
+
+``OperatorCommand`` travels on the commands stream (``<prefix>.cmd.<verb>``) and carries a
+caller-chosen ``id`` that dedups it and becomes the cause of the events it produces. The other
+commands never travel: they are how the scheduler and the agents put their own decisions and
+reports to the same pure decider (``events.job.decide``), so every transition of a job goes
+through one function.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.base import Message
+from events.enums import ControlAction, FailureReason, TimeoutKind
+from events.job_events import JobResults
+from events.spec import JobSpec
+
+
+class OperatorCommandBase(Message, frozen=True, kw_only=True):
+    """A request from a person or a program, durable on the commands stream."""
+
+    id: str
+    job: str
+    at: float
+    by: str = ""
+
+
+class SubmitJob(OperatorCommandBase, frozen=True, kw_only=True):
+    """Create the job with this spec."""
+
+    spec: JobSpec
+
+
+class CancelJob(OperatorCommandBase, frozen=True, kw_only=True):
+    """Stop the job for good."""
+
+    reason: str = ""
+
+
+class PauseJob(OperatorCommandBase, frozen=True, kw_only=True):
+    """Hold the job: keep it from being placed, or suspend its running process."""
+
+
+class ResumeJob(OperatorCommandBase, frozen=True, kw_only=True):
+    """End a pause."""
+
+
+class RespondToJob(OperatorCommandBase, frozen=True, kw_only=True):
+    """Answer a job's prompt; ``approve`` lets it run, otherwise it is canceled."""
+
+    answer: str = ""
+    approve: bool
+
+
+OperatorCommand = SubmitJob | CancelJob | PauseJob | ResumeJob | RespondToJob
+
+# Verbs name the command subjects: <prefix>.cmd.<verb>.
+VERBS: dict[type[OperatorCommandBase], str] = {
+    SubmitJob: "submit",
+    CancelJob: "cancel",
+    PauseJob: "pause",
+    ResumeJob: "resume",
+    RespondToJob: "respond",
+}
+
+
+class Assign(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: place the job's next attempt on ``agent``."""
+
+    agent: str
+    budget_s: float
+
+
+class Reject(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: no agent could ever run this job."""
+
+    message: str
+
+
+class RequeueDue(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: a retry's backoff has passed."""
+
+
+class TimeOut(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: the running attempt exceeded its budget or stalled."""
+
+    attempt: int
+    kind: TimeoutKind
+
+
+class AgentGone(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: the agent holding the job was declared lost."""
+
+    agent: str
+
+
+class Start(msgspec.Struct, frozen=True, kw_only=True):
+    """Agent: FFmpeg started for the attempt."""
+
+    agent: str
+    attempt: int
+
+
+class Progress(msgspec.Struct, frozen=True, kw_only=True):
+    """Agent: a progress milestone."""
+
+    agent: str
+    attempt: int
+    percent: float
+
+
+class Complete(msgspec.Struct, frozen=True, kw_only=True):
+    """Agent: the attempt succeeded."""
+
+    agent: str
+    attempt: int
+    results: JobResults
+
+
+class Fail(msgspec.Struct, frozen=True, kw_only=True):
+    """Agent: the attempt failed with a classified reason."""
+
+    agent: str
+    attempt: int
+    reason: FailureReason
+    message: str = ""
+
+
+class ControlDone(msgspec.Struct, frozen=True, kw_only=True):
+    """Agent: it acted on a control request; ``action`` says what actually happened."""
+
+    agent: str
+    action: ControlAction
+
+
+InternalCommand = (
+    Assign
+    | Reject
+    | RequeueDue
+    | TimeOut
+    | AgentGone
+    | Start
+    | Progress
+    | Complete
+    | Fail
+    | ControlDone
+)
+JobCommand = OperatorCommand | InternalCommand

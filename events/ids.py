@@ -1,0 +1,76 @@
+"""Ids people can read and type: short, time-sortable, lowercase, safe as a NATS subject token.
+
+A generated id is 12 characters of Crockford base32: 8 for the milliseconds since 2025-01-01
+(good until 2059) and 4 of entropy (about a million per millisecond). Sorting ids sorts by
+creation time, and any unique prefix names one id, as in git. Pure: the clock and the entropy
+are arguments; the edges (CLI, scheduler) supply them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from events.errors import AmbiguousId, InvalidSpec, UnknownId
+
+ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford: no i, l, o, u
+EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+TIME_CHARS: Final = 8
+ENTROPY_CHARS: Final = 4
+ID_LENGTH: Final = TIME_CHARS + ENTROPY_CHARS
+ENTROPY_BYTES: Final = 3  # 24 bits, of which 20 are used
+# Ids a caller chooses (idempotent submit): a token NATS subjects accept and a shell needs no quotes for.
+_CALLER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def _base32(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        chars.append(ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(now_ms: int, entropy: bytes) -> str:
+    """Make an id from the writer's clock (milliseconds since the Unix epoch) and random bytes."""
+    if len(entropy) < ENTROPY_BYTES:
+        raise ValueError(f"need {ENTROPY_BYTES} bytes of entropy, got {len(entropy)}")
+    since = max(0, now_ms - EPOCH_MS) % (1 << (5 * TIME_CHARS))
+    noise = int.from_bytes(entropy[:ENTROPY_BYTES], "big") & ((1 << (5 * ENTROPY_CHARS)) - 1)
+    return _base32(since, TIME_CHARS) + _base32(noise, ENTROPY_CHARS)
+
+
+def created_ms(ident: str) -> int | None:
+    """The creation time encoded in a generated id, or None for a caller-chosen one."""
+    if len(ident) != ID_LENGTH or any(c not in ALPHABET for c in ident):
+        return None
+    value = 0
+    for char in ident[:TIME_CHARS]:
+        value = value * 32 + ALPHABET.index(char)
+    return EPOCH_MS + value
+
+
+def check_id(ident: str, kind: str = "job") -> str:
+    """Accept a caller-chosen id only if it is a safe subject token; return it unchanged."""
+    if not _CALLER_ID.match(ident):
+        raise InvalidSpec(
+            f"{kind} id",
+            f"{ident!r} must be 1-64 of a-z, 0-9, '_', '-', starting with a letter or digit",
+        )
+    return ident
+
+
+def resolve_prefix(prefix: str, known: Iterable[str], kind: str = "job") -> str:
+    """Find the one id that starts with ``prefix``; an exact match wins over longer ones."""
+    typed = prefix.strip().lower()
+    if not typed:
+        raise UnknownId(kind, prefix)
+    matches = sorted(ident for ident in known if ident.startswith(typed))
+    if typed in matches:
+        return typed
+    if not matches:
+        raise UnknownId(kind, prefix)
+    if len(matches) > 1:
+        raise AmbiguousId(kind, prefix, matches)
+    return matches[0]

@@ -1,0 +1,437 @@
+"""The job as a pure decider: ``decide`` turns a command into events, ``evolve`` folds them.
+
+Nothing here reads a clock, a socket or a random source: ``now`` and ``cause`` are arguments.
+``decide`` never raises for a command that does not apply. An operator's command is refused
+with a ``CommandRefused`` event whose reason a person understands; a scheduler's or agent's
+command that the job has moved past yields no events, so a stale or repeated decision is a
+no-op. ``evolve`` trusts the log (appends are checked by ``decide`` and by optimistic
+concurrency) and lets terminal states absorb everything.
+"""
+
+from __future__ import annotations
+
+from typing import Final, assert_never
+
+import msgspec
+
+from events.commands import (
+    AgentGone,
+    Assign,
+    CancelJob,
+    Complete,
+    ControlDone,
+    Fail,
+    JobCommand,
+    OperatorCommandBase,
+    PauseJob,
+    Progress,
+    Reject,
+    RequeueDue,
+    RespondToJob,
+    ResumeJob,
+    Start,
+    SubmitJob,
+    TimeOut,
+)
+from events.enums import TERMINAL_STATUSES, ControlAction, FailureReason, JobStatus
+from events.errors import InvalidSpec
+from events.job_events import (
+    CommandRefused,
+    JobAssigned,
+    JobAwaitingInput,
+    JobCanceled,
+    JobCompleted,
+    JobControlRequested,
+    JobEvent,
+    JobFailed,
+    JobInputReceived,
+    JobPaused,
+    JobProgressed,
+    JobQueued,
+    JobRejected,
+    JobResults,
+    JobResumed,
+    JobRetrying,
+    JobStarted,
+    JobSubmitted,
+    JobTimedOut,
+)
+from events.policy import DEFAULT_RETRY, RetryPolicy, retry_at
+from events.spec import JobSpec, validate
+
+S = JobStatus
+DEFAULT_PROMPT: Final = "approve this job?"
+
+
+class JobState(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as its events say it is now. Small on purpose: the scheduler holds one per live job."""
+
+    job: str
+    status: JobStatus = S.NEW
+    spec: JobSpec | None = None
+    submitted_at: float = 0.0
+    queued_at: float = 0.0  # when it last entered the queue: FIFO and aging
+    attempt: int = 0  # assignments so far; the current attempt's number
+    retries: int = 0  # retries decided so far
+    agent: str = ""  # the agent holding the current attempt
+    budget_s: float = 0.0
+    assigned_at: float = 0.0
+    started_at: float = 0.0
+    last_progress_at: float = 0.0
+    percent: float = 0.0
+    retry_at: float | None = None
+    resume_to: JobStatus | None = None
+    requested: ControlAction | None = None  # a control request the agent has not acted on
+    prompt: str = ""
+    reason: FailureReason | None = None
+    message: str = ""
+    results: JobResults | None = None
+    finished_at: float = 0.0
+
+
+def initial(job: str) -> JobState:
+    """The state of a job id no event mentions yet."""
+    return JobState(job=job)
+
+
+def is_terminal(state: JobState) -> bool:
+    """Whether the job can no longer change."""
+    return state.status in TERMINAL_STATUSES
+
+
+def fold(job: str, events: list[JobEvent]) -> JobState:
+    """The state after ``events``, from the start."""
+    state = initial(job)
+    for event in events:
+        state = evolve(state, event)
+    return state
+
+
+_replace = msgspec.structs.replace
+
+
+def _submitted(state: JobState, event: JobSubmitted) -> JobState:
+    pending = event.spec.approval_required
+    return _replace(
+        state,
+        status=S.PENDING if pending else S.QUEUED,
+        spec=event.spec,
+        submitted_at=event.at,
+        queued_at=event.at,
+        prompt=(event.spec.approval_prompt or DEFAULT_PROMPT) if pending else "",
+    )
+
+
+def _retrying(state: JobState, event: JobRetrying | JobTimedOut, at: float) -> JobState:
+    reason = event.reason if isinstance(event, JobRetrying) else FailureReason.TIMEOUT
+    message = event.message if isinstance(event, JobRetrying) else f"timed out ({event.kind})"
+    return _replace(
+        state,
+        status=S.RETRYING,
+        retries=state.retries + 1,
+        retry_at=at,
+        agent="",
+        requested=None,
+        reason=reason,
+        message=message,
+    )
+
+
+def _ended(state: JobState, status: JobStatus, at: float, **changes: object) -> JobState:
+    return _replace(state, status=status, finished_at=at, requested=None, **changes)
+
+
+def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0911, PLR0912
+    """Fold one event into the state. Terminal states absorb; refusals change nothing."""
+    if state.status in TERMINAL_STATUSES:
+        return state
+    match event:
+        case JobSubmitted():
+            return _submitted(state, event) if state.status is S.NEW else state
+        case JobAwaitingInput():
+            return _replace(state, status=S.PENDING, prompt=event.prompt)
+        case JobInputReceived(approved=True):
+            return _replace(state, status=S.QUEUED, queued_at=event.at, prompt="")
+        case JobInputReceived():
+            message = f"denied by {event.by or 'operator'}: {event.answer}".rstrip(": ")
+            return _ended(state, S.CANCELED, event.at, message=message, prompt="")
+        case JobQueued():
+            return _replace(state, status=S.QUEUED, queued_at=event.at, retry_at=None)
+        case JobAssigned():
+            return _replace(
+                state,
+                status=S.ASSIGNED,
+                agent=event.agent,
+                attempt=event.attempt,
+                budget_s=event.budget_s,
+                assigned_at=event.at,
+                percent=0.0,
+            )
+        case JobRejected():
+            return _ended(state, S.REJECTED, event.at, reason=event.reason, message=event.message)
+        case JobStarted():
+            return _replace(state, status=S.RUNNING, started_at=event.at, last_progress_at=event.at)
+        case JobProgressed():
+            return _replace(state, percent=event.percent, last_progress_at=event.at)
+        case JobControlRequested():
+            return _replace(state, requested=event.action)
+        case JobPaused():
+            holder = state.agent if event.resume_to is S.RUNNING else ""
+            return _replace(
+                state, status=S.PAUSED, resume_to=event.resume_to, agent=holder, requested=None
+            )
+        case JobResumed():
+            back = state.resume_to or S.QUEUED
+            return _replace(
+                state, status=back, resume_to=None, requested=None, last_progress_at=event.at
+            )
+        case JobCompleted():
+            return _ended(state, S.COMPLETED, event.at, results=event.results, percent=100.0)
+        case JobRetrying():
+            return _retrying(state, event, event.retry_at)
+        case JobTimedOut():
+            if event.retry_at is not None:
+                return _retrying(state, event, event.retry_at)
+            msg = f"timed out ({event.kind}), no retries left"
+            return _ended(state, S.FAILED, event.at, reason=FailureReason.TIMEOUT, message=msg)
+        case JobFailed():
+            return _ended(state, S.FAILED, event.at, reason=event.reason, message=event.message)
+        case JobCanceled():
+            return _ended(state, S.CANCELED, event.at, message=event.reason)
+        case CommandRefused():
+            return state
+        case _:
+            assert_never(event)
+
+
+# --- decide -------------------------------------------------------------------------------------
+
+_HOLDING: Final = frozenset({S.ASSIGNED, S.RUNNING, S.PAUSED})
+
+
+def _refuse(state: JobState, command: OperatorCommandBase, reason: str, now: float) -> JobEvent:
+    return CommandRefused(
+        job=state.job,
+        at=now,
+        cause=command.id,
+        command_id=command.id,
+        command=type(command).__name__,
+        reason=reason,
+    )
+
+
+def _where(state: JobState) -> str:
+    if state.status is S.NEW:
+        return f"job {state.job} does not exist"
+    return f"job {state.job} is {state.status}"
+
+
+def _submit(state: JobState, command: SubmitJob, now: float) -> list[JobEvent]:
+    if state.status is not S.NEW:
+        return [_refuse(state, command, f"{_where(state)}; submit under a new id", now)]
+    try:
+        spec = validate(command.spec)
+    except InvalidSpec as exc:
+        return [_refuse(state, command, f"invalid spec: {exc}", now)]
+    return [JobSubmitted(job=state.job, at=now, cause=command.id, spec=spec, by=command.by)]
+
+
+def _cancel(state: JobState, command: CancelJob, now: float) -> list[JobEvent]:
+    base = {"job": state.job, "at": now, "cause": command.id}
+    if state.status is S.NEW or is_terminal(state):
+        return [_refuse(state, command, f"{_where(state)}; there is nothing to cancel", now)]
+    if state.status is S.RUNNING or (state.status is S.PAUSED and state.resume_to is S.RUNNING):
+        if state.requested is ControlAction.CANCEL:
+            return []
+        return [
+            JobControlRequested(
+                **base, action=ControlAction.CANCEL, agent=state.agent, by=command.by
+            )
+        ]
+    return [JobCanceled(**base, by=command.by, reason=command.reason)]
+
+
+def _pause(state: JobState, command: PauseJob, now: float) -> list[JobEvent]:
+    base = {"job": state.job, "at": now, "cause": command.id}
+    match state.status:
+        case S.QUEUED | S.ASSIGNED | S.RETRYING:
+            return [JobPaused(**base, resume_to=S.QUEUED, by=command.by)]
+        case S.RUNNING if state.requested is None:
+            return [
+                JobControlRequested(
+                    **base, action=ControlAction.PAUSE, agent=state.agent, by=command.by
+                )
+            ]
+        case S.RUNNING:
+            why = f"{_where(state)} with a {state.requested} request outstanding; wait for it"
+            return [_refuse(state, command, why, now)]
+        case S.PENDING:
+            why = f"{_where(state)} awaiting approval; approve or deny it instead"
+            return [_refuse(state, command, why, now)]
+        case S.PAUSED:
+            return [_refuse(state, command, f"{_where(state)} already", now)]
+        case _:
+            return [_refuse(state, command, f"{_where(state)}; only live jobs can be paused", now)]
+
+
+def _resume(state: JobState, command: ResumeJob, now: float) -> list[JobEvent]:
+    base = {"job": state.job, "at": now, "cause": command.id}
+    if state.status is not S.PAUSED:
+        return [_refuse(state, command, f"{_where(state)}, not paused; nothing to resume", now)]
+    if state.resume_to is not S.RUNNING:
+        return [JobResumed(**base, by=command.by)]
+    if state.requested is ControlAction.RESUME:
+        return []
+    return [
+        JobControlRequested(**base, action=ControlAction.RESUME, agent=state.agent, by=command.by)
+    ]
+
+
+def _respond(state: JobState, command: RespondToJob, now: float) -> list[JobEvent]:
+    if state.status is not S.PENDING:
+        why = f"{_where(state)}, not awaiting an answer"
+        return [_refuse(state, command, why, now)]
+    return [
+        JobInputReceived(
+            job=state.job,
+            at=now,
+            cause=command.id,
+            answer=command.answer,
+            approved=command.approve,
+            by=command.by,
+        )
+    ]
+
+
+def _holds(state: JobState, agent: str, attempt: int, *statuses: JobStatus) -> bool:
+    return state.status in statuses and state.agent == agent and state.attempt == attempt
+
+
+def _failure(
+    state: JobState,
+    reason: FailureReason,
+    message: str,
+    now: float,
+    cause: str,
+    policy: RetryPolicy,
+) -> JobEvent:
+    assert state.spec is not None  # noqa: S101 -- a held job was submitted
+    due = retry_at(reason, state.retries, state.spec.max_retries, now, policy)
+    base = {"job": state.job, "at": now, "cause": cause, "agent": state.agent}
+    if due is None:
+        return JobFailed(**base, attempt=state.attempt, reason=reason, message=message)
+    return JobRetrying(**base, attempt=state.attempt, reason=reason, message=message, retry_at=due)
+
+
+def _timeout(
+    state: JobState, command: TimeOut, now: float, cause: str, policy: RetryPolicy
+) -> list[JobEvent]:
+    if state.status not in {S.ASSIGNED, S.RUNNING} or state.attempt != command.attempt:
+        return []
+    assert state.spec is not None  # noqa: S101 -- a held job was submitted
+    due = retry_at(FailureReason.TIMEOUT, state.retries, state.spec.max_retries, now, policy)
+    return [
+        JobTimedOut(
+            job=state.job,
+            at=now,
+            cause=cause,
+            agent=state.agent,
+            attempt=state.attempt,
+            kind=command.kind,
+            retry_at=due,
+        )
+    ]
+
+
+def _control_done(state: JobState, command: ControlDone, now: float, cause: str) -> list[JobEvent]:
+    base = {"job": state.job, "at": now, "cause": cause, "agent": command.agent}
+    if state.agent != command.agent:
+        return []
+    match command.action:
+        case ControlAction.PAUSE if state.status is S.RUNNING:
+            return [JobPaused(**base, resume_to=S.RUNNING)]
+        case ControlAction.RESUME if state.status is S.PAUSED and state.resume_to is S.RUNNING:
+            return [JobResumed(**base)]
+        case ControlAction.CANCEL if state.status in {S.RUNNING, S.PAUSED}:
+            return [JobCanceled(**base, reason="canceled by operator")]
+        case _:
+            return []
+
+
+def decide(  # noqa: C901, PLR0911
+    state: JobState,
+    command: JobCommand,
+    now: float,
+    cause: str = "",
+    policy: RetryPolicy = DEFAULT_RETRY,
+) -> list[JobEvent]:
+    """The events a command produces against the job's current state; see the module doc."""
+    base = {"job": state.job, "at": now, "cause": cause}
+    match command:
+        case SubmitJob():
+            return _submit(state, command, now)
+        case CancelJob():
+            return _cancel(state, command, now)
+        case PauseJob():
+            return _pause(state, command, now)
+        case ResumeJob():
+            return _resume(state, command, now)
+        case RespondToJob():
+            return _respond(state, command, now)
+        case Assign() if state.status is S.QUEUED:
+            return [
+                JobAssigned(
+                    **base,
+                    agent=command.agent,
+                    attempt=state.attempt + 1,
+                    budget_s=command.budget_s,
+                )
+            ]
+        case Reject() if state.status is S.QUEUED:
+            return [JobRejected(**base, message=command.message)]
+        case RequeueDue() if state.status is S.RETRYING and (state.retry_at or 0.0) <= now:
+            return [JobQueued(**base, reason="retry due")]
+        case TimeOut():
+            return _timeout(state, command, now, cause, policy)
+        case AgentGone() if state.status in _HOLDING and state.agent == command.agent:
+            return [
+                _failure(
+                    state,
+                    FailureReason.AGENT_LOST,
+                    f"agent {command.agent} was lost",
+                    now,
+                    cause,
+                    policy,
+                )
+            ]
+        case Start() if _holds(state, command.agent, command.attempt, S.ASSIGNED):
+            return [JobStarted(**base, agent=command.agent, attempt=command.attempt)]
+        case Progress() if _holds(state, command.agent, command.attempt, S.RUNNING):
+            return [
+                JobProgressed(
+                    **base, agent=command.agent, attempt=command.attempt, percent=command.percent
+                )
+            ]
+        case Complete() if _holds(state, command.agent, command.attempt, S.RUNNING):
+            return [
+                JobCompleted(
+                    **base, agent=command.agent, attempt=command.attempt, results=command.results
+                )
+            ]
+        case Fail() if _holds(state, command.agent, command.attempt, S.ASSIGNED, S.RUNNING):
+            return [_failure(state, command.reason, command.message, now, cause, policy)]
+        case ControlDone():
+            return _control_done(state, command, now, cause)
+        case (
+            Assign()
+            | Reject()
+            | RequeueDue()
+            | AgentGone()
+            | Start()
+            | Progress()
+            | Complete()
+            | Fail()
+        ):
+            return []  # the job moved past this decision or report: nothing to record
+        case _:
+            assert_never(command)

@@ -1,0 +1,142 @@
+"""Every wire name in one place: subjects, stream names and JetStream headers.
+
+Names carry a prefix so tests and tenants share one server: with prefix ``ffrtmp`` the events
+stream is ``FFRTMP_EVENTS`` and a job's events live on ``ffrtmp.evt.job.<job>.<writer>``, where
+``<writer>`` is ``sched`` or an agent id, so NATS permissions can pin each agent to its own
+subjects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import msgspec
+
+from events.errors import InvalidSpec
+
+DEFAULT_PREFIX: Final = "ffrtmp"
+SCHEDULER_WRITER: Final = "sched"
+
+# Headers JetStream reads on publish. nats-py names only some of them.
+MSG_ID: Final = "Nats-Msg-Id"
+"""Dedup key: a second publish with the same id inside the window is acknowledged, not stored."""
+EXPECTED_LAST_SUBJECT_SEQ: Final = "Nats-Expected-Last-Subject-Sequence"
+"""Optimistic concurrency: refuse unless this is the last sequence on the filter subject."""
+EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: Final = "Nats-Expected-Last-Subject-Sequence-Subject"
+"""The (wildcard) subject the expected sequence is checked against (nats-server 2.11+)."""
+BATCH_ID: Final = "Nats-Batch-Id"
+"""Atomic batch: the id shared by every message of one batch (nats-server 2.12+)."""
+BATCH_SEQUENCE: Final = "Nats-Batch-Sequence"
+"""Atomic batch: 1-based position of the message in its batch."""
+BATCH_COMMIT: Final = "Nats-Batch-Commit"
+"""Atomic batch: ``1`` on the last message commits the batch."""
+
+# JetStream API error codes (err_code) we translate.
+ERR_WRONG_LAST_SEQUENCE: Final = 10071  # JSStreamWrongLastSequenceErrF
+ERR_WRONG_LAST_SEQUENCE_CONSTANT: Final = 10164  # JSStreamWrongLastSequenceConstantErr
+ERR_STREAM_NOT_FOUND: Final = 10059  # JSStreamNotFoundErr
+
+_PREFIX: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_TOKEN: Final = re.compile(r"^[^.*>\s]+$")
+
+
+def _token(value: str, what: str) -> str:
+    if not _TOKEN.match(value):
+        raise InvalidSpec(
+            what, f"{value!r} cannot be a NATS subject token (no '.', '*', '>', spaces)"
+        )
+    return value
+
+
+class Subjects(msgspec.Struct, frozen=True):
+    """Subject and stream names under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        """Refuse a prefix that would make invalid subjects or stream names."""
+        if not _PREFIX.match(self.prefix):
+            raise InvalidSpec("prefix", f"{self.prefix!r}: use 1-32 of a-z, 0-9, '_', '-'")
+
+    # streams
+    @property
+    def events_stream(self) -> str:
+        """The source of truth."""
+        return f"{self._upper}_EVENTS"
+
+    @property
+    def commands_stream(self) -> str:
+        """Operator intents, a work queue."""
+        return f"{self._upper}_CMDS"
+
+    @property
+    def work_stream(self) -> str:
+        """Dispatches and control messages, one subject per agent."""
+        return f"{self._upper}_WORK"
+
+    @property
+    def heartbeat_stream(self) -> str:
+        """Last heartbeat per agent."""
+        return f"{self._upper}_HB"
+
+    @property
+    def _upper(self) -> str:
+        return self.prefix.upper().replace("-", "_")
+
+    # events
+    def job_event(self, job: str, writer: str) -> str:
+        """Where ``writer`` appends events of ``job``."""
+        return f"{self.prefix}.evt.job.{_token(job, 'job id')}.{_token(writer, 'writer')}"
+
+    def job_events(self, job: str) -> str:
+        """All of one job's events, whoever wrote them: the concurrency filter."""
+        return f"{self.prefix}.evt.job.{_token(job, 'job id')}.*"
+
+    def agent_event(self, agent: str) -> str:
+        """Where an agent's lifecycle events go."""
+        return f"{self.prefix}.evt.agent.{_token(agent, 'agent id')}"
+
+    @property
+    def all_events(self) -> str:
+        """Every subject of the events stream."""
+        return f"{self.prefix}.evt.>"
+
+    # commands, work, heartbeats
+    def command(self, verb: str) -> str:
+        """Where an operator command with this verb is sent."""
+        return f"{self.prefix}.cmd.{_token(verb, 'verb')}"
+
+    @property
+    def all_commands(self) -> str:
+        """Every command subject."""
+        return f"{self.prefix}.cmd.>"
+
+    def work(self, agent: str) -> str:
+        """An agent's work subject: dispatches and control messages."""
+        return f"{self.prefix}.work.{_token(agent, 'agent id')}"
+
+    @property
+    def all_work(self) -> str:
+        """Every work subject."""
+        return f"{self.prefix}.work.>"
+
+    def heartbeat(self, agent: str) -> str:
+        """An agent's heartbeat subject."""
+        return f"{self.prefix}.hb.{_token(agent, 'agent id')}"
+
+    @property
+    def all_heartbeats(self) -> str:
+        """Every heartbeat subject."""
+        return f"{self.prefix}.hb.>"
+
+    def dead_letter(self, source: str) -> str:
+        """Where a consumer sets aside a message that keeps failing (plain NATS, counted)."""
+        return f"{self.prefix}.dlq.{_token(source, 'source')}"
+
+    def parse_job_subject(self, subject: str) -> tuple[str, str] | None:
+        """``(job, writer)`` of a job event subject, or None for any other subject."""
+        parts = subject.split(".")
+        if len(parts) == 5 and parts[1] == "evt" and parts[2] == "job":
+            return parts[3], parts[4]
+        return None

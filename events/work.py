@@ -1,0 +1,76 @@
+"""Messages on an agent's work subject and its heartbeat subject.
+
+These are not facts of the log: a dispatch is the scheduler's instruction to run an attempt
+(its ``Nats-Msg-Id`` is job + attempt, so a re-sent dispatch is a no-op), a control message
+asks the agent to act on a running job, and a heartbeat is the agent's latest telemetry.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.base import Message
+from events.enums import ControlAction
+from events.spec import JobSpec
+
+
+class Dispatch(Message, frozen=True, kw_only=True):
+    """Run attempt ``attempt`` of ``job``; ``after_seq`` is the assignment's sequence to check against."""
+
+    job: str
+    attempt: int
+    spec: JobSpec
+    budget_s: float
+    retries: int = 0
+    after_seq: int  # the JobAssigned's stream sequence: JobStarted must follow it directly
+    at: float
+
+
+class Control(Message, frozen=True, kw_only=True):
+    """Pause, resume or cancel the attempt the agent is running."""
+
+    job: str
+    attempt: int
+    action: ControlAction
+    at: float
+
+
+WorkMessage = Dispatch | Control
+
+
+class RunningJob(msgspec.Struct, frozen=True, kw_only=True):
+    """Live progress of one attempt."""
+
+    job: str
+    attempt: int
+    percent: float = 0.0
+    fps: float | None = None
+    speed: float | None = None
+    bitrate_kbps: float | None = None
+    paused: bool = False
+
+
+class GpuTelemetry(msgspec.Struct, frozen=True, kw_only=True):
+    """One GPU's readings at heartbeat time."""
+
+    index: int
+    utilization_percent: float | None = None
+    memory_used_bytes: int | None = None
+    temperature_c: float | None = None
+    power_w: float | None = None
+    encoder_sessions: int | None = None
+
+
+class Heartbeat(Message, frozen=True, kw_only=True):
+    """An agent's latest state: kept one per agent on the heartbeat stream."""
+
+    agent: str
+    at: float
+    slots: int
+    free_slots: int
+    running: tuple[RunningJob, ...] = ()
+    cpu_percent: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    power_w: float | None = None
+    gpus: tuple[GpuTelemetry, ...] = ()
