@@ -10,7 +10,7 @@ that is the only exception a decoder here raises.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast, get_args
 
 import msgspec
 
@@ -28,9 +28,11 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_MESSAGE_BYTES: Final = 1 << 20  # the server's max_payload in nats.conf
 
 _ENCODER: Final = msgspec.json.Encoder()
-_EVENT_DECODER: Final = msgspec.json.Decoder(AnyEvent)
-_COMMAND_DECODER: Final = msgspec.json.Decoder(OperatorCommand)
-_WORK_DECODER: Final = msgspec.json.Decoder(WorkMessage)
+_EVENT_DECODER: Final[msgspec.json.Decoder[AnyEvent]] = msgspec.json.Decoder(AnyEvent)
+_COMMAND_DECODER: Final[msgspec.json.Decoder[OperatorCommand]] = msgspec.json.Decoder(
+    OperatorCommand
+)
+_WORK_DECODER: Final[msgspec.json.Decoder[WorkMessage]] = msgspec.json.Decoder(WorkMessage)
 _HEARTBEAT_DECODER: Final = msgspec.json.Decoder(Heartbeat)
 
 
@@ -46,7 +48,7 @@ _ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
 
 def _current_versions() -> dict[str, int]:
     versions: dict[str, int] = {}
-    for cls in AnyEvent.__args__:  # type: ignore[attr-defined]
+    for cls in get_args(AnyEvent):
         (v_field,) = (f for f in msgspec.structs.fields(cls) if f.name == "v")
         versions[cls.__name__] = int(v_field.default)
     return versions
@@ -111,7 +113,7 @@ def _upcast(raw: dict[str, Any], kind: str, version: int, current: int, data: by
         version += 1
         raw["v"] = version
     try:
-        return msgspec.convert(raw, AnyEvent)  # type: ignore[arg-type]
+        return cast("AnyEvent", msgspec.convert(raw, AnyEvent))
     except msgspec.ValidationError as exc:
         raise MalformedMessage(f"{kind} upcast to v{current} is invalid: {exc}", data) from exc
 

@@ -20,7 +20,7 @@ TIME_CHARS: Final = 8
 ENTROPY_CHARS: Final = 4
 ID_LENGTH: Final = TIME_CHARS + ENTROPY_CHARS
 ENTROPY_BYTES: Final = 3  # 24 bits, of which 20 are used
-# Ids a caller chooses (idempotent submit): a token NATS subjects accept and a shell needs no quotes for.
+# Ids a caller chooses (idempotent submit): a NATS subject token a shell needs no quotes for.
 _CALLER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 

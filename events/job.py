@@ -10,7 +10,7 @@ concurrency) and lets terminal states absorb everything.
 
 from __future__ import annotations
 
-from typing import Final, assert_never
+from typing import Final, TypedDict, assert_never
 
 import msgspec
 
@@ -141,7 +141,7 @@ def _ended(state: JobState, status: JobStatus, at: float, **changes: object) -> 
     return _replace(state, status=status, finished_at=at, requested=None, **changes)
 
 
-def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0911, PLR0912
+def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
     """Fold one event into the state. Terminal states absorb; refusals change nothing."""
     if state.status in TERMINAL_STATUSES:
         return state
@@ -209,6 +209,18 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0911
 _HOLDING: Final = frozenset({S.ASSIGNED, S.RUNNING, S.PAUSED})
 
 
+class _Base(TypedDict):
+    """The fields every job event of one decision shares."""
+
+    job: str
+    at: float
+    cause: str
+
+
+def _base(state: JobState, now: float, cause: str) -> _Base:
+    return {"job": state.job, "at": now, "cause": cause}
+
+
 def _refuse(state: JobState, command: OperatorCommandBase, reason: str, now: float) -> JobEvent:
     return CommandRefused(
         job=state.job,
@@ -237,7 +249,7 @@ def _submit(state: JobState, command: SubmitJob, now: float) -> list[JobEvent]:
 
 
 def _cancel(state: JobState, command: CancelJob, now: float) -> list[JobEvent]:
-    base = {"job": state.job, "at": now, "cause": command.id}
+    base = _base(state, now, command.id)
     if state.status is S.NEW or is_terminal(state):
         return [_refuse(state, command, f"{_where(state)}; there is nothing to cancel", now)]
     if state.status is S.RUNNING or (state.status is S.PAUSED and state.resume_to is S.RUNNING):
@@ -252,7 +264,7 @@ def _cancel(state: JobState, command: CancelJob, now: float) -> list[JobEvent]:
 
 
 def _pause(state: JobState, command: PauseJob, now: float) -> list[JobEvent]:
-    base = {"job": state.job, "at": now, "cause": command.id}
+    base = _base(state, now, command.id)
     match state.status:
         case S.QUEUED | S.ASSIGNED | S.RETRYING:
             return [JobPaused(**base, resume_to=S.QUEUED, by=command.by)]
@@ -275,7 +287,7 @@ def _pause(state: JobState, command: PauseJob, now: float) -> list[JobEvent]:
 
 
 def _resume(state: JobState, command: ResumeJob, now: float) -> list[JobEvent]:
-    base = {"job": state.job, "at": now, "cause": command.id}
+    base = _base(state, now, command.id)
     if state.status is not S.PAUSED:
         return [_refuse(state, command, f"{_where(state)}, not paused; nothing to resume", now)]
     if state.resume_to is not S.RUNNING:
@@ -317,10 +329,13 @@ def _failure(
 ) -> JobEvent:
     assert state.spec is not None  # noqa: S101 -- a held job was submitted
     due = retry_at(reason, state.retries, state.spec.max_retries, now, policy)
-    base = {"job": state.job, "at": now, "cause": cause, "agent": state.agent}
+    base = _base(state, now, cause)
+    agent, attempt = state.agent, state.attempt
     if due is None:
-        return JobFailed(**base, attempt=state.attempt, reason=reason, message=message)
-    return JobRetrying(**base, attempt=state.attempt, reason=reason, message=message, retry_at=due)
+        return JobFailed(**base, agent=agent, attempt=attempt, reason=reason, message=message)
+    return JobRetrying(
+        **base, agent=agent, attempt=attempt, reason=reason, message=message, retry_at=due
+    )
 
 
 def _timeout(
@@ -344,21 +359,25 @@ def _timeout(
 
 
 def _control_done(state: JobState, command: ControlDone, now: float, cause: str) -> list[JobEvent]:
-    base = {"job": state.job, "at": now, "cause": cause, "agent": command.agent}
+    base = _base(state, now, cause)
     if state.agent != command.agent:
         return []
     match command.action:
         case ControlAction.PAUSE if state.status is S.RUNNING:
-            return [JobPaused(**base, resume_to=S.RUNNING)]
+            return [JobPaused(**base, resume_to=S.RUNNING, agent=command.agent)]
         case ControlAction.RESUME if state.status is S.PAUSED and state.resume_to is S.RUNNING:
-            return [JobResumed(**base)]
+            return [JobResumed(**base, agent=command.agent)]
         case ControlAction.CANCEL if state.status in {S.RUNNING, S.PAUSED}:
-            return [JobCanceled(**base, reason="canceled by operator")]
+            return [JobCanceled(**base, agent=command.agent, reason="canceled by operator")]
         case _:
             return []
 
 
-def decide(  # noqa: C901, PLR0911
+SchedulerCommand = Assign | Reject | RequeueDue | TimeOut | AgentGone
+AgentReport = Start | Progress | Complete | Fail | ControlDone
+
+
+def decide(
     state: JobState,
     command: JobCommand,
     now: float,
@@ -366,7 +385,6 @@ def decide(  # noqa: C901, PLR0911
     policy: RetryPolicy = DEFAULT_RETRY,
 ) -> list[JobEvent]:
     """The events a command produces against the job's current state; see the module doc."""
-    base = {"job": state.job, "at": now, "cause": cause}
     match command:
         case SubmitJob():
             return _submit(state, command, now)
@@ -378,14 +396,24 @@ def decide(  # noqa: C901, PLR0911
             return _resume(state, command, now)
         case RespondToJob():
             return _respond(state, command, now)
+        case Assign() | Reject() | RequeueDue() | TimeOut() | AgentGone():
+            return _decide_scheduler(state, command, now, cause, policy)
+        case Start() | Progress() | Complete() | Fail() | ControlDone():
+            return _decide_agent(state, command, now, cause, policy)
+        case _:
+            assert_never(command)
+
+
+def _decide_scheduler(
+    state: JobState, command: SchedulerCommand, now: float, cause: str, policy: RetryPolicy
+) -> list[JobEvent]:
+    """The scheduler's own decisions; one the job has moved past yields nothing."""
+    base = _base(state, now, cause)
+    match command:
         case Assign() if state.status is S.QUEUED:
+            attempt = state.attempt + 1
             return [
-                JobAssigned(
-                    **base,
-                    agent=command.agent,
-                    attempt=state.attempt + 1,
-                    budget_s=command.budget_s,
-                )
+                JobAssigned(**base, agent=command.agent, attempt=attempt, budget_s=command.budget_s)
             ]
         case Reject() if state.status is S.QUEUED:
             return [JobRejected(**base, message=command.message)]
@@ -394,16 +422,20 @@ def decide(  # noqa: C901, PLR0911
         case TimeOut():
             return _timeout(state, command, now, cause, policy)
         case AgentGone() if state.status in _HOLDING and state.agent == command.agent:
-            return [
-                _failure(
-                    state,
-                    FailureReason.AGENT_LOST,
-                    f"agent {command.agent} was lost",
-                    now,
-                    cause,
-                    policy,
-                )
-            ]
+            why = f"agent {command.agent} was lost"
+            return [_failure(state, FailureReason.AGENT_LOST, why, now, cause, policy)]
+        case Assign() | Reject() | RequeueDue() | AgentGone():
+            return []
+        case _:
+            assert_never(command)
+
+
+def _decide_agent(
+    state: JobState, command: AgentReport, now: float, cause: str, policy: RetryPolicy
+) -> list[JobEvent]:
+    """An agent's report on its attempt; a report from anyone but the holder yields nothing."""
+    base = _base(state, now, cause)
+    match command:
         case Start() if _holds(state, command.agent, command.attempt, S.ASSIGNED):
             return [JobStarted(**base, agent=command.agent, attempt=command.attempt)]
         case Progress() if _holds(state, command.agent, command.attempt, S.RUNNING):
@@ -422,16 +454,7 @@ def decide(  # noqa: C901, PLR0911
             return [_failure(state, command.reason, command.message, now, cause, policy)]
         case ControlDone():
             return _control_done(state, command, now, cause)
-        case (
-            Assign()
-            | Reject()
-            | RequeueDue()
-            | AgentGone()
-            | Start()
-            | Progress()
-            | Complete()
-            | Fail()
-        ):
-            return []  # the job moved past this decision or report: nothing to record
+        case Start() | Progress() | Complete() | Fail():
+            return []
         case _:
             assert_never(command)

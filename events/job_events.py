@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from events.base import JobEventBase
 from events.enums import ControlAction, FailureReason, JobStatus, TimeoutKind
 from events.spec import JobSpec
-
-import msgspec
 
 
 class JobResults(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,7 +114,7 @@ class JobCompleted(JobEventBase, frozen=True, kw_only=True):
 
 
 class JobRetrying(JobEventBase, frozen=True, kw_only=True):
-    """The attempt failed for a retryable reason and retries are left: queued again at ``retry_at``."""
+    """The attempt failed, retryably, with retries left: it queues again at ``retry_at``."""
 
     agent: str = ""
     attempt: int

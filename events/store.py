@@ -25,8 +25,8 @@ from typing import Protocol
 
 import msgspec
 
-from events.codec import Decoded, decode_event, encode
 from events.base import Event
+from events.codec import Decoded, decode_event, encode
 from events.errors import BatchFailed, ConcurrencyConflict
 
 
@@ -82,10 +82,10 @@ class EventStore(Protocol):
 def _matches(pattern: str, subject: str) -> bool:
     """NATS subject matching: ``*`` is one token, a final ``>`` is one or more."""
     want, have = pattern.split("."), subject.split(".")
-    for i, token in enumerate(want):
-        if token == ">":
+    for i, part in enumerate(want):
+        if part == ">":
             return len(have) > i
-        if i >= len(have) or (token not in {"*", have[i]}):
+        if i >= len(have) or (part not in {"*", have[i]}):
             return False
     return len(want) == len(have)
 
@@ -166,8 +166,9 @@ class MemoryEventStore:
         """Every event from ``from_seq`` on, waiting for new ones."""
         seq = max(from_seq, 1)
         while True:
+            wanted = seq
             async with self._grew:
-                await self._grew.wait_for(lambda: len(self._log) >= seq)
+                await self._grew.wait_for(lambda: len(self._log) >= wanted)  # noqa: B023
             while seq <= len(self._log):
                 yield seq, decode_event(self._log[seq - 1][1])
                 seq += 1

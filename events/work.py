@@ -15,7 +15,7 @@ from events.spec import JobSpec
 
 
 class Dispatch(Message, frozen=True, kw_only=True):
-    """Run attempt ``attempt`` of ``job``; ``after_seq`` is the assignment's sequence to check against."""
+    """Run attempt ``attempt`` of ``job``; ``after_seq`` is the assignment's stream sequence."""
 
     job: str
     attempt: int
