@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 from events import codec
 from events.agent_events import AgentEvent
 from events.base import Unknown
+from events.commands import OperatorCommand
 from events.errors import MalformedMessage
 from events.job_events import JobEvent, JobQueued, JobSubmitted
 from events.spec import JobSpec
+from events.work import Heartbeat, WorkMessage
 from tests import strategies as s
 
 
@@ -52,20 +54,23 @@ def test_every_event_type_has_a_version() -> None:
 @given(st.binary(max_size=512))
 def test_random_bytes_never_crash_the_event_decoder(data: bytes) -> None:
     """Any bytes decode to an event or Unknown, or raise MalformedMessage; nothing else."""
-    try:
-        codec.decode_event(data)
-    except MalformedMessage:
-        pass
+    _decodes_or_refuses(data)
 
 
 @given(st.binary(max_size=512))
 def test_random_bytes_never_crash_the_other_decoders(data: bytes) -> None:
     """Commands, work messages and heartbeats refuse junk with MalformedMessage only."""
-    for decode in (codec.decode_command, codec.decode_work, codec.decode_heartbeat):
+    decoders = (
+        (codec.decode_command, get_args(OperatorCommand)),
+        (codec.decode_work, get_args(WorkMessage)),
+        (codec.decode_heartbeat, (Heartbeat,)),
+    )
+    for decode, kinds in decoders:
         try:
-            decode(data)
+            decoded = decode(data)
         except MalformedMessage:
-            pass
+            continue
+        assert isinstance(decoded, kinds)
 
 
 @given(
@@ -77,10 +82,21 @@ def test_random_bytes_never_crash_the_other_decoders(data: bytes) -> None:
 )
 def test_random_json_never_crashes_the_event_decoder(value: object) -> None:
     """Well-formed JSON of any shape decodes or raises MalformedMessage."""
+    _decodes_or_refuses(msgspec.json.encode(value))
+
+
+EVENT_TYPES = (*get_args(JobEvent), *get_args(AgentEvent), Unknown)
+
+
+def _decodes_or_refuses(data: bytes) -> None:
     try:
-        codec.decode_event(msgspec.json.encode(value))
-    except MalformedMessage:
-        pass
+        decoded = codec.decode_event(data)
+    except MalformedMessage as exc:
+        refused: MalformedMessage | None = exc
+    else:
+        refused = None
+        assert isinstance(decoded, EVENT_TYPES)
+    assert refused is None or refused.data == data[:256]
 
 
 def test_unknown_type_decodes_to_unknown() -> None:
