@@ -1,0 +1,56 @@
+"""The ``ffrtmp`` command line: one typer app, one module per command group.
+
+Errors ffrtmp raises on purpose (``FfrtmpError``) print as one line on stderr with exit code 1;
+anything else is a bug and keeps its traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from events.errors import FfrtmpError
+from ffrtmp import __version__
+from ffrtmp.cli import bench, server
+
+app = typer.Typer(
+    name="ffrtmp",
+    help="Schedule FFmpeg transcoding and streaming jobs across a farm, on NATS JetStream.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command(name="server")(server.command)
+app.add_typer(bench.app, name="bench")
+
+EXIT_ERROR = 1
+EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception, i.e. a bug in ffrtmp
+
+
+@app.command()
+def version() -> None:
+    """Print ffrtmp's version.
+
+    Example: ffrtmp version
+    """
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Run the CLI; render our errors as one line, hide tracebacks unless ``--debug``."""
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app(standalone_mode=False)
+    except FfrtmpError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        sys.exit(EXIT_ERROR)
+    except (typer.Exit, typer.Abort) as exc:
+        sys.exit(getattr(exc, "exit_code", EXIT_ERROR))
+    except Exception as exc:
+        if debug:
+            raise
+        typer.secho(f"internal error: {exc!r} (rerun with --debug for the traceback)", err=True)
+        sys.exit(EXIT_BUG)
