@@ -95,3 +95,12 @@ class TimeoutKind(StrEnum):
 
     BUDGET = "budget"  # the attempt ran longer than its time budget
     STALLED = "stalled"  # the attempt reported no progress for too long
+
+
+class AgentStatus(StrEnum):
+    """Whether an agent can take work, as its events say."""
+
+    UNKNOWN = "unknown"  # never registered
+    ONLINE = "online"
+    LOST = "lost"  # missed heartbeats past the threshold
+    OFFLINE = "offline"  # deregistered cleanly

@@ -51,6 +51,7 @@ def _built(cls: type[Any]) -> st.SearchStrategy[Any]:
 events: st.SearchStrategy[Any] = st.one_of(
     [_built(cls) for cls in (*get_args(JobEvent), *get_args(AgentEvent))]
 )
+agent_events: st.SearchStrategy[Any] = st.one_of([_built(cls) for cls in get_args(AgentEvent)])
 commands: st.SearchStrategy[Any] = st.one_of([_built(cls) for cls in get_args(OperatorCommand)])
 work_messages: st.SearchStrategy[Any] = st.one_of([_built(cls) for cls in get_args(WorkMessage)])
 heartbeats: st.SearchStrategy[Heartbeat] = _built(Heartbeat)

@@ -23,6 +23,7 @@ PURE = [
     "events/codec.py",
     "events/subjects.py",
     "events/work.py",
+    "events/agent.py",
 ]
 FORBIDDEN = {
     "nats",
