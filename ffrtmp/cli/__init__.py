@@ -43,12 +43,10 @@ def main() -> None:
     if debug:
         sys.argv.remove("--debug")
     try:
-        app(standalone_mode=False)
+        app()  # usage errors, --help and Ctrl-C are handled by typer, which exits itself
     except FfrtmpError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         sys.exit(EXIT_ERROR)
-    except (typer.Exit, typer.Abort) as exc:
-        sys.exit(getattr(exc, "exit_code", EXIT_ERROR))
     except Exception as exc:
         if debug:
             raise
