@@ -12,7 +12,7 @@ import typer
 
 from events.errors import FfrtmpError
 from ffrtmp import __version__
-from ffrtmp.cli import bench, server
+from ffrtmp.cli import bench, scenarios, server
 
 app = typer.Typer(
     name="ffrtmp",
@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command(name="server")(server.command)
+app.command(name="scenarios")(scenarios.command)
 app.add_typer(bench.app, name="bench")
 
 EXIT_ERROR = 1
