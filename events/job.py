@@ -145,7 +145,31 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
     """Fold one event into the state. Terminal states absorb; refusals change nothing."""
     if state.status in TERMINAL_STATUSES:
         return state
+    # Cases in order of frequency in a typical history: replay tests them in turn.
     match event:
+        case JobProgressed():
+            return _replace(state, percent=event.percent, last_progress_at=event.at)
+        case JobStarted():
+            return _replace(state, status=S.RUNNING, started_at=event.at, last_progress_at=event.at)
+        case JobAssigned():
+            return _replace(
+                state,
+                status=S.ASSIGNED,
+                agent=event.agent,
+                attempt=event.attempt,
+                budget_s=event.budget_s,
+                assigned_at=event.at,
+                percent=0.0,
+            )
+        case JobCompleted():  # written out: the commonest ending, kept cheap for replay
+            return _replace(
+                state,
+                status=S.COMPLETED,
+                finished_at=event.at,
+                requested=None,
+                results=event.results,
+                percent=100.0,
+            )
         case JobSubmitted():
             return _submitted(state, event) if state.status is S.NEW else state
         case JobAwaitingInput():
@@ -157,22 +181,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
             return _ended(state, S.CANCELED, event.at, message=message, prompt="")
         case JobQueued():
             return _replace(state, status=S.QUEUED, queued_at=event.at, retry_at=None)
-        case JobAssigned():
-            return _replace(
-                state,
-                status=S.ASSIGNED,
-                agent=event.agent,
-                attempt=event.attempt,
-                budget_s=event.budget_s,
-                assigned_at=event.at,
-                percent=0.0,
-            )
         case JobRejected():
             return _ended(state, S.REJECTED, event.at, reason=event.reason, message=event.message)
-        case JobStarted():
-            return _replace(state, status=S.RUNNING, started_at=event.at, last_progress_at=event.at)
-        case JobProgressed():
-            return _replace(state, percent=event.percent, last_progress_at=event.at)
         case JobControlRequested():
             return _replace(state, requested=event.action)
         case JobPaused():
@@ -185,8 +195,6 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
             return _replace(
                 state, status=back, resume_to=None, requested=None, last_progress_at=event.at
             )
-        case JobCompleted():
-            return _ended(state, S.COMPLETED, event.at, results=event.results, percent=100.0)
         case JobRetrying():
             return _retrying(state, event, event.retry_at)
         case JobTimedOut():
