@@ -138,14 +138,25 @@ class MemoryEventStore:
         return results
 
     async def append_batch(self, items: Sequence[Append]) -> list[int]:
-        """Check every item first, then store them all; any failed check stores none."""
-        staged = list(self._log)
-        seen = dict(self._ids)
+        """Check every item against the log as it was before the batch, then store them all.
+
+        As nats-server does: each expected sequence sees none of the batch's own events, and a
+        ``msg_id`` seen before (or twice in the batch) refuses the whole batch, no dedup.
+        """
+        ids = [item.msg_id for item in items]
+        if len(set(ids)) < len(ids) or any(msg_id in self._ids for msg_id in ids):
+            raise BatchFailed("atomic publish batch contains duplicate message id")
         try:
-            return [await self.append(item) for item in items]
+            for item in items:
+                self._check(item)
         except ConcurrencyConflict as exc:
-            self._log, self._ids = staged, seen
             raise BatchFailed(str(exc)) from exc
+        first = len(self._log) + 1
+        for item in items:
+            self._log.append((item.subject, encode(item.event)))
+            self._ids[item.msg_id] = len(self._log)
+        await self._notify()
+        return list(range(first, len(self._log) + 1))
 
     async def load(self, job: str) -> Loaded:
         """One job's events by scanning the log (fine for tests)."""
