@@ -1,0 +1,401 @@
+"""The event store that ships: the ``EventStore`` contract on a NATS JetStream stream.
+
+This is the I/O edge of ``events``: everything else reads and writes the log through it. It
+publishes with its own reply inbox and collects acknowledgements by position, so ``append_many``
+pipelines thousands of appends per round trip and one refused append never stalls the others
+(nats-py's ``publish_async`` raises inside its reply handler on an API error and leaves that
+future pending forever). NATS errors are translated here, with ``raise ... from``:
+
+    nats / JetStream                         ffrtmp
+    err_code 10071, 10164 (wrong last seq)   ConcurrencyConflict
+    an atomic batch refused                  BatchFailed
+    no connection, no reply, no stream       StoreUnavailable
+    any other refusal                        FfrtmpError
+
+Measured on nats-server 2.15 (file stream, ``sync_interval: always``): an atomic batch commit
+costs about 3 ms against 0.5 ms for one append, and ``load`` of a short history by a direct-get
+batch takes about 1 ms, half an ordered consumer's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import re
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from types import TracebackType
+from typing import Final, Self
+
+import msgspec
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import APIError, NotFoundError
+
+from events import subjects as wire
+from events.codec import Decoded, decode_event, encode
+from events.errors import BatchFailed, ConcurrencyConflict, FfrtmpError, StoreUnavailable
+from events.store import Append, Loaded
+from events.streams import ensure_streams
+from events.subjects import Subjects
+
+_log = logging.getLogger(__name__)
+
+DIRECT_BATCH: Final = 1000
+"""Messages per direct-get request when loading a job; more are fetched in further requests."""
+_STATUS: Final = "Status"
+_NO_RESPONDERS: Final = "503"
+_END_OF_BATCH: Final = "204"
+_NOT_FOUND: Final = "404"
+_NUM_PENDING: Final = "Nats-Num-Pending"
+_SEQUENCE: Final = "Nats-Sequence"
+_CONFLICTS: Final = frozenset({wire.ERR_WRONG_LAST_SEQUENCE, wire.ERR_WRONG_LAST_SEQUENCE_CONSTANT})
+_ACTUAL: Final = re.compile(r"wrong last sequence: (\d+)")
+
+
+class _ApiError(msgspec.Struct):
+    code: int = 0
+    err_code: int = 0
+    description: str = ""
+
+
+class _PubAck(msgspec.Struct):
+    """JetStream's answer to a publish: a sequence, or an error; ``count`` for a batch."""
+
+    seq: int = 0
+    duplicate: bool = False
+    count: int = 0
+    error: _ApiError | None = None
+
+
+_ACK: Final = msgspec.json.Decoder(_PubAck)
+
+
+class _Replies:
+    """Replies to one pipelined publish, kept by position; ``done`` resolves on the last."""
+
+    __slots__ = ("done", "left", "msgs")
+
+    def __init__(self, count: int) -> None:
+        self.msgs: list[Msg | None] = [None] * count
+        self.left = count
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def put(self, index: int, msg: Msg) -> None:
+        if self.msgs[index] is None:
+            self.msgs[index] = msg
+            self.left -= 1
+            if not self.left and not self.done.done():
+                self.done.set_result(None)
+
+
+class JetStreamEventStore:
+    """``EventStore`` on the ``<PREFIX>_EVENTS`` stream of one NATS connection."""
+
+    def __init__(self, nc: NatsClient, subjects: Subjects, *, timeout_s: float = 5.0) -> None:
+        """Wrap a connected client; ``start`` (or ``connect``) opens the reply inbox."""
+        self._nc = nc
+        self._js = nc.jetstream(timeout=timeout_s)
+        self.subjects = subjects
+        self._stream = subjects.events_stream
+        self._timeout = timeout_s
+        self._url = str(nc.connected_url.geturl()) if nc.connected_url else "?"
+        self._inbox = f"{nc.new_inbox()}."
+        self._calls: dict[str, _Replies] = {}
+        self._gets: dict[str, asyncio.Queue[Msg]] = {}
+        self._ids = map(str, itertools.count())
+        self._owns = False
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        subjects: Subjects | None = None,
+        *,
+        timeout_s: float = 5.0,
+        ensure: bool = False,
+    ) -> Self:
+        """Connect and check (``ensure``: create) the streams; unreachable: ``StoreUnavailable``."""
+        subjects = subjects or Subjects()
+        try:
+            # One quick initial attempt (nats-py would retry for two minutes), then
+            # reconnect forever: a restarted server must not take the store down with it.
+            nc = await nats.connect(
+                url, max_reconnect_attempts=1, reconnect_time_wait=0, error_cb=_log_error
+            )
+        except (OSError, NatsError, TimeoutError) as exc:
+            raise StoreUnavailable(url) from exc
+        nc.options["max_reconnect_attempts"] = -1
+        nc.options["reconnect_time_wait"] = 0.5
+        store = cls(nc, subjects, timeout_s=timeout_s)
+        store._url, store._owns = url, True
+        try:
+            await store.start(ensure=ensure)
+        except BaseException:
+            await nc.close()
+            raise
+        return store
+
+    async def start(self, *, ensure: bool = False) -> None:
+        """Open the reply inbox and check that the events stream exists."""
+        with self._boundary():
+            if ensure:
+                await ensure_streams(self._js, self.subjects)
+            await self._js.stream_info(self._stream)
+            await self._nc.subscribe(f"{self._inbox}*", cb=self._on_reply)
+
+    async def close(self) -> None:
+        """Close the connection if this store opened it."""
+        if self._owns and not self._nc.is_closed:
+            await self._nc.close()
+
+    async def __aenter__(self) -> Self:
+        """The store itself; it is already connected."""
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Close it."""
+        await self.close()
+
+    # writing
+
+    async def append(self, item: Append) -> int:
+        """Store one event; return its stream sequence."""
+        result = (await self.append_many([item]))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def append_many(self, items: Sequence[Append]) -> list[int | Exception]:
+        """Publish every item, then gather the acknowledgements; per-item seq or error."""
+        if not items:
+            return []
+        msgs = await self._request_all([(item, None) for item in items], len(items))
+        results = [self._outcome(item, msg) for item, msg in zip(items, msgs, strict=True)]
+        for i, result in enumerate(results):
+            if isinstance(result, ConcurrencyConflict):
+                results[i] = await self._dedup_or(items[i], result)
+        return results
+
+    async def append_batch(self, items: Sequence[Append]) -> list[int]:
+        """Store all of ``items`` as one atomic batch, or none of them (``BatchFailed``).
+
+        The server checks every item's expected sequence against the log as it was before the
+        batch, and refuses a batch holding a ``msg_id`` it has seen (no dedup inside batches).
+        Only the commit asks for a reply: the others would each get an empty one.
+        """
+        if not items:
+            return []
+        batch = uuid.uuid4().hex
+        last = len(items)
+        tagged = [(item, _batch_headers(batch, i, last)) for i, item in enumerate(items, 1)]
+        (msg,) = await self._request_all(tagged, 1)
+        ack = self._decode(msg)
+        if ack.error is not None:
+            raise BatchFailed(f"{ack.error.description} (err_code {ack.error.err_code})")
+        return list(range(ack.seq - ack.count + 1, ack.seq + 1))
+
+    async def _request_all(
+        self, tagged: Sequence[tuple[Append, dict[str, str] | None]], replies: int
+    ) -> list[Msg | None]:
+        """Publish each item, the last ``replies`` asking for an acknowledgement; gather them.
+
+        A reply missing at the deadline stays None: its append may or may not be stored.
+        """
+        call = next(self._ids)
+        pending = self._calls[call] = _Replies(replies)
+        first_reply = len(tagged) - replies
+        try:
+            with self._boundary():
+                for i, (item, extra) in enumerate(tagged):
+                    reply = f"{self._inbox}{call}_{i - first_reply}" if i >= first_reply else ""
+                    await self._publish(item, reply, extra)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pending.done, self._timeout)
+        finally:
+            del self._calls[call]
+        return pending.msgs
+
+    async def _publish(self, item: Append, reply: str, extra: dict[str, str] | None) -> None:
+        headers = {wire.MSG_ID: item.msg_id}
+        if item.expected is not None:
+            headers[wire.EXPECTED_LAST_SUBJECT_SEQ] = str(item.expected)
+            if item.expected_subject is not None:
+                headers[wire.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT] = item.expected_subject
+        if extra:
+            headers.update(extra)
+        await self._nc.publish(item.subject, encode(item.event), reply=reply, headers=headers)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        """Route a reply on our inbox: an acknowledgement by position, or a direct-get message."""
+        call, _, index = msg.subject[len(self._inbox) :].partition("_")
+        if index:
+            replies = self._calls.get(call)
+            if replies is not None:
+                replies.put(int(index), msg)
+        elif (queue := self._gets.get(call)) is not None:
+            queue.put_nowait(msg)
+
+    def _outcome(self, item: Append, msg: Msg | None) -> int | Exception:
+        """The sequence an acknowledgement gives, or the error it means."""
+        try:
+            ack = self._decode(msg)
+        except StoreUnavailable as exc:
+            return exc
+        if ack.error is None:
+            return ack.seq
+        return self._refusal(item, ack.error)
+
+    def _decode(self, msg: Msg | None) -> _PubAck:
+        if msg is None:
+            hint = f"no acknowledgement in {self._timeout} s; retry with the same msg_id"
+            raise StoreUnavailable(self._url, hint)
+        if not msg.data and msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+            raise StoreUnavailable(self._url, f"no stream stores {self.subjects.all_events}")
+        return _ACK.decode(msg.data)
+
+    def _refusal(self, item: Append, error: _ApiError) -> FfrtmpError:
+        if error.err_code in _CONFLICTS:
+            found = _ACTUAL.search(error.description)
+            actual = int(found.group(1)) if found else None
+            pattern = item.expected_subject or item.subject
+            return ConcurrencyConflict(pattern, item.expected or 0, actual)
+        return FfrtmpError(f"append to {item.subject} refused: {error.description}")
+
+    async def _dedup_or(self, item: Append, conflict: ConcurrencyConflict) -> int | Exception:
+        """The sequence ``item.msg_id`` was stored under after ``expected``, else the conflict.
+
+        The server checks the expected sequence before dedup, so a retried append that was
+        stored the first time conflicts with itself; the contract calls that a duplicate.
+        """
+        for msg in await self._direct(conflict.subject, conflict.expected + 1):
+            if msg.headers and msg.headers.get(wire.MSG_ID) == item.msg_id:
+                return _seq(msg)
+        return conflict
+
+    # reading
+
+    async def load(self, job: str) -> Loaded:
+        """One job's events, in order, by direct-get batches on its subjects."""
+        msgs = await self._direct(self.subjects.job_events(job), 1)
+        events = [(_seq(msg), decode_event(msg.data)) for msg in msgs]
+        return Loaded(events=events, last_seq=events[-1][0] if events else 0)
+
+    async def _direct(self, subject: str, start: int) -> list[Msg]:
+        """Every stored message on ``subject`` from ``start``, by direct-get batches."""
+        found: list[Msg] = []
+        while True:
+            msgs, pending = await self._direct_batch(subject, start)
+            found += msgs
+            if not pending or not msgs:
+                return found
+            start = _seq(msgs[-1]) + 1
+
+    async def _direct_batch(self, subject: str, start: int) -> tuple[list[Msg], int]:
+        """One direct-get batch request: its messages, and how many more match after them."""
+        call = f"g{next(self._ids)}"
+        queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self._gets[call] = queue
+        request = {"seq": start, "next_by_subj": subject, "batch": DIRECT_BATCH}
+        msgs: list[Msg] = []
+        try:
+            with self._boundary():
+                api = f"$JS.API.DIRECT.GET.{self._stream}"
+                await self._nc.publish(api, msgspec.json.encode(request), f"{self._inbox}{call}")
+                while True:
+                    msg = await asyncio.wait_for(queue.get(), self._timeout)
+                    status = msg.headers.get(_STATUS) if msg.headers else None
+                    if status is not None:
+                        return msgs, self._end_of_batch(status, msg)
+                    msgs.append(msg)
+        finally:
+            del self._gets[call]
+
+    def _end_of_batch(self, status: str, msg: Msg) -> int:
+        if status == _END_OF_BATCH:
+            return int((msg.headers or {}).get(_NUM_PENDING, "0"))
+        if status == _NOT_FOUND:
+            return 0
+        if status == _NO_RESPONDERS:
+            raise StoreUnavailable(self._url, f"stream {self._stream} does not answer direct gets")
+        raise FfrtmpError(f"direct get on {self._stream} failed: status {status}")
+
+    async def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
+        """Every event from ``from_seq`` up to the stream's last sequence as of the call."""
+        async for seq, data in self._raw_replay(from_seq):
+            yield seq, decode_event(data)
+
+    async def follow(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
+        """Every event from ``from_seq`` on, waiting for new ones."""
+        async for seq, data in self._raw_follow(from_seq):
+            yield seq, decode_event(data)
+
+    async def _raw_replay(self, from_seq: int) -> AsyncIterator[tuple[int, bytes]]:
+        # TODO: events.reader's raw iterator replaces this once it lands.
+        end = await self.last_seq()
+        if end < max(from_seq, 1):
+            return
+        async with contextlib.aclosing(self._raw_follow(from_seq)) as events:
+            async for seq, data in events:
+                yield seq, data
+                if seq >= end:
+                    return
+
+    async def _raw_follow(self, from_seq: int) -> AsyncGenerator[tuple[int, bytes], None]:
+        # TODO: events.reader's raw iterator replaces this once it lands.
+        with self._boundary():
+            start = ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(from_seq, 1)
+            )
+            sub = await self._js.subscribe(
+                self.subjects.all_events, stream=self._stream, ordered_consumer=True, config=start
+            )
+        try:
+            async for msg in sub.messages:
+                yield msg.metadata.sequence.stream, msg.data
+        finally:
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+
+    async def last_seq(self) -> int:
+        """The events stream's last sequence (0 when empty)."""
+        with self._boundary():
+            info = await self._js.stream_info(self._stream)
+        return int(info.state.last_seq)
+
+    @contextlib.contextmanager
+    def _boundary(self) -> Iterator[None]:
+        """Translate NATS failures into ``StoreUnavailable`` / ``FfrtmpError``, once."""
+        try:
+            yield
+        except NotFoundError as exc:
+            hint = f"stream {self._stream} does not exist: `ffrtmp server` creates it"
+            raise StoreUnavailable(self._url, hint) from exc
+        except APIError as exc:
+            raise FfrtmpError(f"JetStream refused: {exc.description}") from exc
+        except (NatsError, TimeoutError, OSError) as exc:
+            raise StoreUnavailable(self._url, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _seq(msg: Msg) -> int:
+    """The stream sequence of a direct-get reply."""
+    return int((msg.headers or {})[_SEQUENCE])
+
+
+def _batch_headers(batch: str, index: int, last: int) -> dict[str, str]:
+    headers = {wire.BATCH_ID: batch, wire.BATCH_SEQUENCE: str(index)}
+    if index == last:
+        headers[wire.BATCH_COMMIT] = "1"
+    return headers
+
+
+async def _log_error(exc: Exception) -> None:
+    """nats-py reports connection trouble here; reconnects handle it, so log and go on."""
+    _log.warning("nats: %s", exc)
