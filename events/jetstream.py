@@ -35,7 +35,7 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from events import subjects as wire
 from events.codec import Decoded, decode_event, encode
@@ -377,6 +377,9 @@ class JetStreamEventStore:
             yield
         except NotFoundError as exc:
             hint = f"stream {self._stream} does not exist: `ffrtmp server` creates it"
+            raise StoreUnavailable(self._url, hint) from exc
+        except ServiceUnavailableError as exc:
+            hint = "the server has no JetStream: run `ffrtmp server` (or nats-server -js)"
             raise StoreUnavailable(self._url, hint) from exc
         except APIError as exc:
             raise FfrtmpError(f"JetStream refused: {exc.description}") from exc

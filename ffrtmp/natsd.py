@@ -165,6 +165,7 @@ class NatsServer:
         deadline = time.monotonic() + self.settings.ready_timeout_s
         while not await jetstream_ready(self.url):
             if not self.running:
+                self.kill()  # reap it and close the log
                 raise FfrtmpError(f"{BINARY} exited at start: {self._log_tail()}")
             if time.monotonic() > deadline:
                 self.kill()

@@ -51,6 +51,15 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 @pytest.fixture
+def private_nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """A server of this test's own, not started, for tests that kill or restart it."""
+    require_nats_server()
+    server = local_server(tmp_path / "nats")
+    yield server
+    server.kill()
+
+
+@pytest.fixture
 def prefix() -> str:
     """A subject prefix of this test's own, so tests share one server without meeting."""
     return f"t{uuid.uuid4().hex[:8]}"
