@@ -156,8 +156,13 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
         self._log = self.log_path.open("ab")
+        # Its own session: a terminal's Ctrl-C reaches us only, and we stop it in order.
         self._proc = subprocess.Popen(  # noqa: S603 -- our own binary, argv we built
-            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     async def wait_ready(self) -> None:
@@ -191,6 +196,11 @@ class NatsServer:
                 proc.kill()
                 proc.wait()
         self._release()
+
+    def wait(self) -> None:
+        """Block until the process exits (it should not, unless stopped or crashed)."""
+        if self._proc is not None:
+            self._proc.wait()
 
     def kill(self) -> None:
         """``kill -9``: no shutdown, no flush; what the server acknowledged must survive."""

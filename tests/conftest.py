@@ -42,6 +42,12 @@ def local_server(store_dir: Path) -> NatsServer:
     return NatsServer(settings)
 
 
+@pytest.fixture
+def nats_binary() -> None:
+    """Skip (fail in CI) a test that runs nats-server itself when the binary is absent."""
+    require_nats_server()
+
+
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     """One real nats-server for the whole session, stopped at the end."""
