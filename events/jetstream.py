@@ -34,6 +34,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
@@ -358,8 +359,9 @@ class JetStreamEventStore:
                 self.subjects.all_events, stream=self._stream, ordered_consumer=True, config=start
             )
         try:
-            async for msg in sub.messages:
-                yield msg.metadata.sequence.stream, msg.data
+            with self._boundary():
+                async for msg in sub.messages:
+                    yield msg.metadata.sequence.stream, msg.data
         finally:
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
@@ -383,7 +385,11 @@ class JetStreamEventStore:
             raise StoreUnavailable(self._url, hint) from exc
         except APIError as exc:
             raise FfrtmpError(f"JetStream refused: {exc.description}") from exc
-        except (NatsError, TimeoutError, OSError) as exc:
+        except MaxPayloadError as exc:
+            raise FfrtmpError("an event is larger than the server's max_payload") from exc
+        except TimeoutError as exc:
+            raise StoreUnavailable(self._url, f"no answer in {self._timeout} s") from exc
+        except (NatsError, OSError) as exc:
             raise StoreUnavailable(self._url, f"{type(exc).__name__}: {exc}") from exc
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from events.errors import StoreUnavailable
+from events.errors import FfrtmpError, StoreUnavailable
 from events.jetstream import JetStreamEventStore
+from events.job_events import JobQueued
+from events.store import Append
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port
 
@@ -63,3 +65,16 @@ async def _wait_listening(url: str) -> None:
         else:
             await stream.aclose()
             return
+
+
+async def test_an_oversized_event_is_refused_not_unavailable(
+    jetstream_store: JetStreamEventStore,
+) -> None:
+    """An event above the server's max_payload is an FfrtmpError, not an outage."""
+    subjects = jetstream_store.subjects
+    huge = JobQueued(job="a", at=0.0, reason="x" * (2 << 20))
+    item = Append(subject=subjects.job_event("a", "sched"), event=huge, msg_id="huge")
+    with pytest.raises(FfrtmpError, match="max_payload") as caught:
+        await jetstream_store.append(item)
+    assert not isinstance(caught.value, StoreUnavailable)
+    assert await jetstream_store.last_seq() == 0
