@@ -39,10 +39,15 @@ def test_a_server_that_cannot_start_reports_its_log(
     assert not server.running
 
 
+def _running(server: NatsServer) -> bool:
+    """Read ``running`` afresh (mypy would otherwise keep its narrowed value across calls)."""
+    return server.running
+
+
 def test_stop_is_clean_and_restart_serves_again(private_nats_server: NatsServer) -> None:
     """Stop shuts the server down gracefully; restart serves on the same port and store."""
     with private_nats_server as server:
         server.restart()
-        assert server.running
-    assert not server.running
+        assert _running(server)
+    assert not _running(server)
     assert "Server Exiting" in server.log_path.read_text()
