@@ -1,0 +1,55 @@
+"""The ready queue: queued jobs in placement order, cheap to add to, remove from and walk.
+
+Because ``events.policy.order_key`` does not change as time passes, a binary heap keeps the
+order; removal (a job canceled or paused while queued) is lazy: the entry is forgotten in the
+index and skipped when it surfaces. Pure data structure, no clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+
+
+class ReadyQueue:
+    """Job ids ordered by key, then by insertion (FIFO among equal keys)."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._heap: list[tuple[float, int, str]] = []
+        self._live: dict[str, tuple[float, int]] = {}
+        self._serial = itertools.count()
+
+    def __len__(self) -> int:
+        """Jobs waiting."""
+        return len(self._live)
+
+    def __contains__(self, job: object) -> bool:
+        """Whether the job is waiting."""
+        return job in self._live
+
+    def push(self, job: str, key: float) -> None:
+        """Add the job, or move it to ``key`` if it is already waiting."""
+        entry = (key, next(self._serial))
+        self._live[job] = entry
+        heapq.heappush(self._heap, (*entry, job))
+
+    def remove(self, job: str) -> None:
+        """Forget the job if it waits; its heap entry is skipped later."""
+        self._live.pop(job, None)
+
+    def _fresh(self, item: tuple[float, int, str]) -> bool:
+        return self._live.get(item[2]) == item[:2]
+
+    def peek(self) -> str | None:
+        """The first job in order, without removing it."""
+        while self._heap and not self._fresh(self._heap[0]):
+            heapq.heappop(self._heap)
+        return self._heap[0][2] if self._heap else None
+
+    def in_order(self) -> Iterator[str]:
+        """Every waiting job, first to last (sorts a snapshot: for walks that may stop early)."""
+        for item in sorted(self._heap):
+            if self._fresh(item):
+                yield item[2]
