@@ -79,6 +79,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on the port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 async def jetstream_ready(url: str, timeout_s: float = 1.0) -> bool:
     """Whether a client can connect to ``url`` and JetStream answers ``$JS.API.INFO``."""
     try:
@@ -153,6 +160,12 @@ class NatsServer:
         """Start the process without waiting for it; ``wait_ready`` says when it serves."""
         if self.running:
             return
+        if port_in_use(self.settings.port):
+            # Else our server would fail to bind while the readiness poll reaches the other one.
+            raise FfrtmpError(
+                f"port {self.settings.port} is already in use (another nats-server?); "
+                "choose another with --port or stop what listens there"
+            )
         self.store_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
         self._log = self.log_path.open("ab")
@@ -168,7 +181,7 @@ class NatsServer:
     async def wait_ready(self) -> None:
         """Poll until JetStream answers; a dead process or the deadline raises ``FfrtmpError``."""
         deadline = time.monotonic() + self.settings.ready_timeout_s
-        while not await jetstream_ready(self.url):
+        while not (await jetstream_ready(self.url) and self.running):
             if not self.running:
                 self.kill()  # reap it and close the log
                 raise FfrtmpError(f"{BINARY} exited at start: {self._log_tail()}")

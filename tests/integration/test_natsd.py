@@ -51,3 +51,11 @@ def test_stop_is_clean_and_restart_serves_again(private_nats_server: NatsServer)
         assert _running(server)
     assert not _running(server)
     assert "Server Exiting" in server.log_path.read_text()
+
+
+def test_a_port_in_use_is_refused_clearly(nats_server: NatsServer, tmp_path: Path) -> None:
+    """Starting on a port another server holds fails at once and says so, not "ready"."""
+    clash = NatsServer(NatsSettings(port=nats_server.settings.port, store_dir=str(tmp_path)))
+    with pytest.raises(FfrtmpError, match="already in use"):
+        clash.start()
+    assert not _running(clash)
