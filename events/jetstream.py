@@ -25,7 +25,7 @@ import itertools
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Self
 
@@ -35,12 +35,12 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import MaxPayloadError
-from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from events import subjects as wire
 from events.codec import Decoded, decode_event, encode
 from events.errors import BatchFailed, ConcurrencyConflict, FfrtmpError, StoreUnavailable
+from events.reader import read_forever, read_to_end
 from events.store import Append, Loaded
 from events.streams import ensure_streams
 from events.subjects import Subjects
@@ -330,41 +330,19 @@ class JetStreamEventStore:
 
     async def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
         """Every event from ``from_seq`` up to the stream's last sequence as of the call."""
-        async for seq, data in self._raw_replay(from_seq):
-            yield seq, decode_event(data)
+        read = read_to_end(self._nc, self._stream, self.subjects.all_events, from_seq)
+        with self._boundary():
+            async with contextlib.aclosing(read) as items:
+                async for seq, data in items:
+                    yield seq, decode_event(data)
 
     async def follow(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
         """Every event from ``from_seq`` on, waiting for new ones."""
-        async for seq, data in self._raw_follow(from_seq):
-            yield seq, decode_event(data)
-
-    async def _raw_replay(self, from_seq: int) -> AsyncIterator[tuple[int, bytes]]:
-        # TODO: events.reader's raw iterator replaces this once it lands.
-        end = await self.last_seq()
-        if end < max(from_seq, 1):
-            return
-        async with contextlib.aclosing(self._raw_follow(from_seq)) as events:
-            async for seq, data in events:
-                yield seq, data
-                if seq >= end:
-                    return
-
-    async def _raw_follow(self, from_seq: int) -> AsyncGenerator[tuple[int, bytes], None]:
-        # TODO: events.reader's raw iterator replaces this once it lands.
+        read = read_forever(self._nc, self._stream, self.subjects.all_events, from_seq)
         with self._boundary():
-            start = ConsumerConfig(
-                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(from_seq, 1)
-            )
-            sub = await self._js.subscribe(
-                self.subjects.all_events, stream=self._stream, ordered_consumer=True, config=start
-            )
-        try:
-            with self._boundary():
-                async for msg in sub.messages:
-                    yield msg.metadata.sequence.stream, msg.data
-        finally:
-            with contextlib.suppress(NatsError):
-                await sub.unsubscribe()
+            async with contextlib.aclosing(read) as items:
+                async for seq, data in items:
+                    yield seq, decode_event(data)
 
     async def last_seq(self) -> int:
         """The events stream's last sequence (0 when empty)."""
