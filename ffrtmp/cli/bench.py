@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ffrtmp.bench.append import AppendSettings, bench_append
+from ffrtmp.bench.fold import bench_fold
 from ffrtmp.bench.replay import ReplaySettings, bench_replay
 from ffrtmp.bench.stats import Comparison
 
@@ -56,6 +57,20 @@ def replay(
     """
     settings = ReplaySettings(messages=messages, rounds=rounds)
     _show(_run(lambda: bench_replay(settings), as_json, "filling and replaying"), as_json)
+
+
+@app.command()
+def fold(
+    jobs: Annotated[
+        int, typer.Option(min=1, help="Jobs (four events each) in the stream.")
+    ] = 75_000,
+    window: Annotated[int, typer.Option(min=1, help="Jobs in flight at once.")] = 1_000,
+) -> None:
+    """What decode_event and evolve cost per event, alone and in a stream (no server); JSON.
+
+    Example: ffrtmp bench fold --jobs 75000 --window 1000
+    """
+    typer.echo(msgspec.json.encode(bench_fold(jobs, window)).decode())
 
 
 def _run(start: Bench, as_json: bool, doing: str) -> Comparison:
