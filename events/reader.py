@@ -16,11 +16,19 @@ requests are answered once the messages before them have been taken, so a slow r
 the server back instead of buffering the stream. Closing the iterator unsubscribes and deletes
 the consumer.
 
-Measured reading 300k stored events of about 460 bytes each (three headers) on a noisy 2-core
-machine, Python 3.11, nats-server 2.15.1, medians of interleaved rounds, in messages/s:
-this path ~290k (pure read, router), a raw socket with its own parser ~300k, nats-py's ordered
-consumer with a callback ~110k, a public ``subscribe`` callback ~110k, pipelined batched direct
-gets ~37k, nats-py pull ``fetch`` ~54k. ``BENCHMARKS.md`` has the figures with decode and fold.
+Measured reading 300k stored events of 115 to 410 bytes of JSON plus the store's three headers
+(``Nats-Msg-Id`` and the expected sequence pair) on a noisy 2-core machine, Python 3.11,
+nats-server 2.15.1; medians of interleaved rounds, ranges over several runs, messages/s:
+
+    this path (router)                             180k - 290k
+    nats-py ordered consumer, callback              66k - 111k   (parses every header)
+    our push consumer via a public callback         86k - 115k   (the fallback here)
+    a second raw TCP connection, own parser        290k - 450k   (needs its own auth, TLS,
+                                                                  reconnects: not taken)
+    batched direct gets, 4 requests in flight       37k -  42k
+    nats-py pull ``fetch``                          25k -  28k
+
+``BENCHMARKS.md`` has the replay figures with decode and fold.
 """
 
 from __future__ import annotations
