@@ -98,7 +98,7 @@ def read_to_end(
     *,
     heartbeat_s: float = IDLE_HEARTBEAT_S,
 ) -> AsyncGenerator[Item, None]:
-    """Messages on ``subject`` from ``from_seq`` up to the stream's last sequence as of the call."""
+    """Messages on ``subject`` from ``from_seq`` up to the stream's last sequence when it starts."""
     return _read(nc, _Request(stream, subject, heartbeat_s), from_seq, to_end=True)
 
 
@@ -127,8 +127,8 @@ async def _read(
 ) -> AsyncGenerator[Item, None]:
     """Read through one consumer after another, each starting where the last one broke.
 
-    One generator frame per message on purpose: every layer of ``async for`` costs about as
-    much as parsing the message did.
+    One generator frame per message on purpose: each layer of ``async for`` adds 100 to 170 ns
+    a message, a third to a half of what parsing its reply subject costs.
     """
     end = await last_sequence(nc, request.stream) if to_end else None
     start = max(from_seq, 1)
@@ -231,6 +231,11 @@ class _Feed:
         else:
             self.on_control(msg.reply.encode(), msg.headers or {})
 
+    def close(self) -> None:
+        """Take nothing more: what is still in flight is dropped."""
+        self.broken = True
+        self._items, self._fc = [], []
+
     def done(self, start: int, end: int | None) -> bool:
         """Whether a read up to ``end`` is complete once ``start`` is the next sequence wanted."""
         if end is None:
@@ -305,8 +310,9 @@ async def _open(nc: NatsClient, request: _Request, start: int) -> AsyncIterator[
         feed.created(pending)
         yield feed
     finally:
-        detach()
-        await _close(nc, sub, request.stream, name)
+        feed.close()
+        # Shielded: a cancelled reader still unsubscribes and deletes its consumer.
+        await asyncio.shield(_close(nc, sub, detach, request.stream, name))
 
 
 async def _attach(
@@ -354,11 +360,17 @@ async def _create(nc: NatsClient, request: _Request, start: int, inbox: str) -> 
     return created.name, created.num_pending
 
 
-async def _close(nc: NatsClient, sub: Subscription, stream: str, name: str) -> None:
-    """Stop listening and delete the consumer; a closed connection has nothing left to clean."""
-    with contextlib.suppress(NatsError, TimeoutError, FfrtmpError):
-        await sub.unsubscribe()
-        if name:
+async def _close(
+    nc: NatsClient, sub: Subscription, detach: Callable[[], None], stream: str, name: str
+) -> None:
+    """Stop listening, then delete the consumer; a closed connection has nothing to clean."""
+    try:
+        with contextlib.suppress(NatsError, TimeoutError):
+            await sub.unsubscribe()
+    finally:
+        detach()  # only now: until the server stops sending, the closed feed drops what comes
+    if name:
+        with contextlib.suppress(FfrtmpError):
             await _api(nc, f"$JS.API.CONSUMER.DELETE.{stream}.{name}", b"")
 
 

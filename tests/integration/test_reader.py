@@ -183,3 +183,38 @@ async def test_a_missing_stream_is_store_unavailable(nc: NatsClient) -> None:
     """Reading a stream that does not exist says so and how to create it."""
     with anyio.fail_after(DEADLINE_S), pytest.raises(StoreUnavailable, match="ffrtmp server"):
         await collect(read_to_end(nc, "NO_SUCH_EVENTS", "nosuch.evt.>"))
+
+
+async def test_readers_on_one_connection_do_not_mix(nc: NatsClient, prefix: str) -> None:
+    """Two reads at once on one connection each get their own messages, all of them."""
+    s = Subjects(prefix)
+    a = await publish(nc, s.job_event("a", "sched"), 40)
+    b = await publish(nc, s.job_event("b", "sched"), 30)
+    got: dict[str, list[int]] = {}
+
+    async def read(job: str) -> None:
+        got[job] = await collect(read_to_end(nc, s.events_stream, s.job_events(job)))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(read, "a")
+        tg.start_soon(read, "b")
+    assert got == {"a": a, "b": b}
+
+
+async def test_a_cancelled_follow_still_deletes_its_consumer(nc: NatsClient, prefix: str) -> None:
+    """A follow cancelled while it waits unsubscribes and deletes its consumer all the same."""
+    s = Subjects(prefix)
+    await publish(nc, s.job_event("a", "sched"), 1)
+    reading = anyio.Event()
+
+    async def follow_until_cancelled() -> None:
+        async for _ in read_forever(nc, s.events_stream, s.all_events):
+            reading.set()
+
+    with anyio.fail_after(DEADLINE_S):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(follow_until_cancelled)
+            await reading.wait()
+            tg.cancel_scope.cancel()
+        while await consumers(nc, s.events_stream):  # noqa: ASYNC110 -- the server's list is the condition
+            await anyio.sleep(0.01)  # poll interval until the deletion lands
