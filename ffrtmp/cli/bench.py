@@ -27,6 +27,10 @@ Messages = Annotated[int, typer.Option("--messages", min=1, help="Messages per m
 Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds; medians win.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")]
 Bench = Callable[[], Coroutine[Any, Any, Comparison]]
+_EXTRA = {
+    "raw_default_sync_msgs_per_s": ("raw, default fsync", "{:,.0f}"),
+    "sync_always_slowdown": ("fsync-always slowdown", "{:.2f}x"),
+}
 _APPEND = AppendSettings()
 _REPLAY = ReplaySettings()
 
@@ -92,7 +96,8 @@ def _show(report: Comparison, as_json: bool) -> None:
     table.add_row("ours", f"{report.ours_msgs_per_s:,.0f}", _rounds(report.ours_rounds))
     table.add_row("raw nats-py", f"{report.raw_msgs_per_s:,.0f}", _rounds(report.raw_rounds))
     for name, value in report.extra.items():
-        table.add_row(name, f"{value:,.2f}", "")
+        label, form = _EXTRA.get(name, (name, "{:,.2f}"))
+        table.add_row(label, form.format(value), "")
     met = "meets" if report.ratio >= report.target else "misses"
     Console().print(table)
     Console().print(f"ratio {report.ratio:.2f} ({met} the target {report.target})")
