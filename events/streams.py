@@ -58,12 +58,12 @@ def events_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
     )
 
 
-def commands_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
-    """Operator intents: durable while no scheduler runs, gone once one acknowledges them."""
+def _work_queue(name: str, description: str, subject: str, replicas: int) -> StreamConfig:
+    """A file-backed work queue: each message kept until one consumer acknowledges it."""
     return StreamConfig(
-        name=subjects.commands_stream,
-        description="ffrtmp operator commands",
-        subjects=[subjects.all_commands],
+        name=name,
+        description=description,
+        subjects=[subject],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         num_replicas=replicas,
@@ -71,16 +71,20 @@ def commands_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
     )
 
 
+def commands_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
+    """Operator intents: durable while no scheduler runs, gone once one acknowledges them."""
+    return _work_queue(
+        subjects.commands_stream, "ffrtmp operator commands", subjects.all_commands, replicas
+    )
+
+
 def work_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
     """Dispatches and control messages, one subject per agent, each read by that agent."""
-    return StreamConfig(
-        name=subjects.work_stream,
-        description="ffrtmp dispatches and control messages",
-        subjects=[subjects.all_work],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        num_replicas=replicas,
-        duplicate_window=DUPLICATE_WINDOW_S,
+    return _work_queue(
+        subjects.work_stream,
+        "ffrtmp dispatches and control messages",
+        subjects.all_work,
+        replicas,
     )
 
 
