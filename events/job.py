@@ -92,6 +92,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     message: str = ""
     results: JobResults | None = None
     finished_at: float = 0.0
+    paused_at: float = 0.0  # when the current pause began: paused time does not count to the budget
 
 
 def initial(job: str) -> JobState:
@@ -193,12 +194,23 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
         case JobPaused():
             holder = state.agent if event.resume_to is S.RUNNING else ""
             return _replace(
-                state, status=S.PAUSED, resume_to=event.resume_to, agent=holder, requested=None
+                state,
+                status=S.PAUSED,
+                resume_to=event.resume_to,
+                agent=holder,
+                requested=None,
+                paused_at=event.at,
             )
         case JobResumed():
             back = state.resume_to or S.QUEUED
+            paused_for = max(0.0, event.at - state.paused_at)
             return _replace(
-                state, status=back, resume_to=None, requested=None, last_progress_at=event.at
+                state,
+                status=back,
+                resume_to=None,
+                requested=None,
+                last_progress_at=event.at,
+                started_at=state.started_at + paused_for if back is S.RUNNING else state.started_at,
             )
         case JobRetrying():
             return _retrying(state, event, event.retry_at)

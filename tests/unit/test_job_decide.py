@@ -257,3 +257,15 @@ def test_impossible_commands_are_refused_with_a_reason(
         type(command).__name__,
     )
     assert run.state == before
+
+
+def test_paused_time_does_not_count_against_the_budget() -> None:
+    """After a pause of a running job, its start moves forward by the time it was paused."""
+    run = Run().submit().running()
+    started = run.state.started_at
+    run.do(PauseJob(id="c2", job="j1", at=0.0))
+    run.do(ControlDone(agent="ag1", action=ControlAction.PAUSE))
+    run.now += 100.0
+    run.do(ResumeJob(id="c3", job="j1", at=0.0))
+    run.do(ControlDone(agent="ag1", action=ControlAction.RESUME))
+    assert run.state.started_at - started == 102.0  # paused at +2 s, resumed 102 s later

@@ -1,0 +1,65 @@
+"""Pure timers: which decisions the clock has made due.
+
+The scheduler owns the clock. Each tick it asks these functions what time has decided — a
+retry's backoff passed, an attempt over its budget or silent too long, an agent that stopped
+heartbeating — and puts the answers to the job decider, which records them as events. Replay
+never calls these: it folds the events they led to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import msgspec
+
+from events.commands import AgentGone, RequeueDue, TimeOut
+from events.enums import JobStatus, TimeoutKind
+from events.job import JobState
+
+S = JobStatus
+
+
+class TimerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How long silence may last before it becomes a decision. Documented defaults."""
+
+    heartbeat_s: float = 5.0  # how often agents heartbeat
+    agent_lost_after_s: float = 15.0  # three missed heartbeats
+    stalled_after_s: float = 60.0  # a running attempt with no progress for this long
+
+
+def job_timers(job: JobState, now: float, settings: TimerSettings) -> RequeueDue | TimeOut | None:
+    """The one timer due on this job now, if any; budgets are checked before stalls."""
+    if job.status is S.RETRYING and job.retry_at is not None and job.retry_at <= now:
+        return RequeueDue()
+    if job.status not in {S.ASSIGNED, S.RUNNING}:
+        return None
+    since = job.started_at if job.status is S.RUNNING else job.assigned_at
+    if now - since > job.budget_s:
+        return TimeOut(attempt=job.attempt, kind=TimeoutKind.BUDGET)
+    if job.status is S.RUNNING and now - job.last_progress_at > settings.stalled_after_s:
+        return TimeOut(attempt=job.attempt, kind=TimeoutKind.STALLED)
+    return None
+
+
+def due_jobs(
+    jobs: Iterable[JobState], now: float, settings: TimerSettings
+) -> Iterator[tuple[str, RequeueDue | TimeOut]]:
+    """Every job with a timer due, with the command that records it."""
+    for job in jobs:
+        command = job_timers(job, now, settings)
+        if command is not None:
+            yield job.job, command
+
+
+def lost_agents(last_heard: Mapping[str, float], now: float, settings: TimerSettings) -> list[str]:
+    """Agents not heard from (heartbeat or event) for longer than the threshold, sorted."""
+    return sorted(
+        agent for agent, heard in last_heard.items() if now - heard > settings.agent_lost_after_s
+    )
+
+
+def orphaned_by(agent: str, jobs: Iterable[JobState]) -> Iterator[tuple[str, AgentGone]]:
+    """The jobs a lost agent held, each with the command that retries or fails it."""
+    for job in jobs:
+        if job.agent == agent and job.status in {S.ASSIGNED, S.RUNNING, S.PAUSED}:
+            yield job.job, AgentGone(agent=agent)
