@@ -49,12 +49,9 @@ _log = logging.getLogger(__name__)
 
 DIRECT_BATCH: Final = 1000
 """Messages per direct-get request when loading a job; more are fetched in further requests."""
-_STATUS: Final = "Status"
 _NO_RESPONDERS: Final = "503"
 _END_OF_BATCH: Final = "204"
 _NOT_FOUND: Final = "404"
-_NUM_PENDING: Final = "Nats-Num-Pending"
-_SEQUENCE: Final = "Nats-Sequence"
 _CONFLICTS: Final = frozenset({wire.ERR_WRONG_LAST_SEQUENCE, wire.ERR_WRONG_LAST_SEQUENCE_CONSTANT})
 _ACTUAL: Final = re.compile(r"wrong last sequence: (\d+)")
 
@@ -258,7 +255,7 @@ class JetStreamEventStore:
         if msg is None:
             hint = f"no acknowledgement in {self._timeout} s; retry with the same msg_id"
             raise StoreUnavailable(self._url, hint)
-        if not msg.data and msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
+        if not msg.data and msg.headers and msg.headers.get(wire.STATUS) == _NO_RESPONDERS:
             raise StoreUnavailable(self._url, f"no stream stores {self.subjects.all_events}")
         return _ACK.decode(msg.data)
 
@@ -312,7 +309,7 @@ class JetStreamEventStore:
                 await self._nc.publish(api, msgspec.json.encode(request), f"{self._inbox}{call}")
                 while True:
                     msg = await asyncio.wait_for(queue.get(), self._timeout)
-                    status = msg.headers.get(_STATUS) if msg.headers else None
+                    status = msg.headers.get(wire.STATUS) if msg.headers else None
                     if status is not None:
                         return msgs, self._end_of_batch(status, msg)
                     msgs.append(msg)
@@ -321,7 +318,7 @@ class JetStreamEventStore:
 
     def _end_of_batch(self, status: str, msg: Msg) -> int:
         if status == _END_OF_BATCH:
-            return int((msg.headers or {}).get(_NUM_PENDING, "0"))
+            return int((msg.headers or {}).get(wire.NUM_PENDING, "0"))
         if status == _NOT_FOUND:
             return 0
         if status == _NO_RESPONDERS:
@@ -373,7 +370,7 @@ class JetStreamEventStore:
 
 def _seq(msg: Msg) -> int:
     """The stream sequence of a direct-get reply."""
-    return int((msg.headers or {})[_SEQUENCE])
+    return int((msg.headers or {})[wire.SEQUENCE])
 
 
 def _batch_headers(batch: str, index: int, last: int) -> dict[str, str]:

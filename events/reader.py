@@ -54,10 +54,7 @@ _MISSED_HEARTBEATS: Final = 3
 _API_TIMEOUT_S: Final = 5.0
 _INACTIVE_S: Final = 60.0  # the server drops a consumer nobody has read for this long
 _ACK_PREFIX: Final = b"$JS.ACK."
-_STATUS: Final = "Status"
 _HEARTBEAT: Final = "100"
-_LAST_CONSUMER: Final = "Nats-Last-Consumer"
-_STALLED: Final = "Nats-Consumer-Stalled"
 _PROCESS_MSG_ARGS: Final = ("sid", "subject", "reply", "data", "headers")
 _NS: Final = 1_000_000_000
 
@@ -211,7 +208,7 @@ class _Feed:
         self.heard = True
         if reply:
             self._fc.append(reply.decode())
-        elif headers.get(_STATUS) != _HEARTBEAT:
+        elif headers.get(wire.STATUS) != _HEARTBEAT:
             self._break()  # e.g. 409 consumer deleted
         else:
             self._heartbeat(headers)
@@ -258,10 +255,10 @@ class _Feed:
         return batch
 
     def _heartbeat(self, headers: Mapping[str, str]) -> None:
-        stalled = headers.get(_STALLED)
+        stalled = headers.get(wire.CONSUMER_STALLED)
         if stalled:
             self._fc.append(stalled)
-        last = headers.get(_LAST_CONSUMER)
+        last = headers.get(wire.LAST_CONSUMER)
         if last is not None and last.isdigit() and int(last) != self._next_dseq - 1:
             self._break()  # the tail went missing
 
@@ -417,7 +414,7 @@ def _parse_headers(raw: bytes | None) -> dict[str, str]:
     if not raw:
         return {}
     first, *lines = raw.decode(errors="replace").split("\r\n")
-    headers = {_STATUS: first[9:12]}
+    headers = {wire.STATUS: first[9:12]}
     for line in lines:
         key, sep, value = line.partition(":")
         if sep:

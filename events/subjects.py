@@ -32,6 +32,18 @@ BATCH_SEQUENCE: Final = "Nats-Batch-Sequence"
 BATCH_COMMIT: Final = "Nats-Batch-Commit"
 """Atomic batch: ``1`` on the last message commits the batch."""
 
+# Headers the server sets on what it delivers.
+STATUS: Final = "Status"
+"""A status message (no payload): 100 heartbeat/flow control, 204 end of batch, 404, 503 …"""
+NUM_PENDING: Final = "Nats-Num-Pending"
+"""On a direct get: how many matching messages remain after this one."""
+SEQUENCE: Final = "Nats-Sequence"
+"""On a direct get: the message's stream sequence."""
+LAST_CONSUMER: Final = "Nats-Last-Consumer"
+"""On an idle heartbeat: the last delivery sequence the server sent."""
+CONSUMER_STALLED: Final = "Nats-Consumer-Stalled"
+"""On an idle heartbeat: a flow-control reply the server still waits for."""
+
 # JetStream API error codes (err_code) we translate.
 ERR_WRONG_LAST_SEQUENCE: Final = 10071  # JSStreamWrongLastSequenceErrF
 ERR_WRONG_LAST_SEQUENCE_CONSTANT: Final = 10164  # JSStreamWrongLastSequenceConstantErr
