@@ -344,6 +344,14 @@ def _holds(state: JobState, agent: str, attempt: int, *statuses: JobStatus) -> b
     return state.status in statuses and state.agent == agent and state.attempt == attempt
 
 
+def _retry_due(
+    state: JobState, reason: FailureReason, now: float, policy: RetryPolicy
+) -> float | None:
+    """When this job's failed attempt retries, by policy and its spec; None: it fails."""
+    assert state.spec is not None  # noqa: S101 -- only a submitted job holds an attempt
+    return retry_at(reason, state.retries, state.spec.max_retries, now, policy)
+
+
 def _failure(
     state: JobState,
     reason: FailureReason,
@@ -352,8 +360,7 @@ def _failure(
     cause: str,
     policy: RetryPolicy,
 ) -> JobEvent:
-    assert state.spec is not None  # noqa: S101 -- a held job was submitted
-    due = retry_at(reason, state.retries, state.spec.max_retries, now, policy)
+    due = _retry_due(state, reason, now, policy)
     base = _base(state, now, cause)
     agent, attempt = state.agent, state.attempt
     if due is None:
@@ -368,8 +375,7 @@ def _timeout(
 ) -> list[JobEvent]:
     if state.status not in {S.ASSIGNED, S.RUNNING} or state.attempt != command.attempt:
         return []
-    assert state.spec is not None  # noqa: S101 -- a held job was submitted
-    due = retry_at(FailureReason.TIMEOUT, state.retries, state.spec.max_retries, now, policy)
+    due = _retry_due(state, FailureReason.TIMEOUT, now, policy)
     return [
         JobTimedOut(
             job=state.job,
