@@ -25,7 +25,7 @@ import itertools
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Final, Self
 
@@ -325,17 +325,22 @@ class JetStreamEventStore:
             raise StoreUnavailable(self._url, f"stream {self._stream} does not answer direct gets")
         raise FfrtmpError(f"direct get on {self._stream} failed: status {status}")
 
-    async def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
+    def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
         """Every event from ``from_seq`` up to the stream's last sequence as of the call."""
-        read = read_to_end(self._nc, self._stream, self.subjects.all_events, from_seq)
-        with self._boundary():
-            async with contextlib.aclosing(read) as items:
-                async for seq, data in items:
-                    yield seq, decode_event(data)
+        return self._decoded(
+            read_to_end(self._nc, self._stream, self.subjects.all_events, from_seq)
+        )
 
-    async def follow(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
+    def follow(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
         """Every event from ``from_seq`` on, waiting for new ones."""
-        read = read_forever(self._nc, self._stream, self.subjects.all_events, from_seq)
+        return self._decoded(
+            read_forever(self._nc, self._stream, self.subjects.all_events, from_seq)
+        )
+
+    async def _decoded(
+        self, read: AsyncGenerator[tuple[int, bytes], None]
+    ) -> AsyncIterator[tuple[int, Decoded]]:
+        """Decode a raw read, with NATS errors translated and the read closed however it ends."""
         with self._boundary():
             async with contextlib.aclosing(read) as items:
                 async for seq, data in items:
