@@ -70,6 +70,7 @@ class Assign(msgspec.Struct, frozen=True, kw_only=True):
 
     agent: str
     budget_s: float
+    gpu: int | None = None
 
 
 class Reject(msgspec.Struct, frozen=True, kw_only=True):

@@ -79,6 +79,7 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     attempt: int = 0  # assignments so far; the current attempt's number
     retries: int = 0  # retries decided so far
     agent: str = ""  # the agent holding the current attempt
+    gpu: int | None = None  # the GPU the current attempt was placed on
     budget_s: float = 0.0
     assigned_at: float = 0.0
     started_at: float = 0.0
@@ -164,6 +165,7 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
                 agent=event.agent,
                 attempt=event.attempt,
                 budget_s=event.budget_s,
+                gpu=event.gpu,
                 assigned_at=event.at,
                 percent=0.0,
             )
@@ -444,7 +446,13 @@ def _decide_scheduler(
         case Assign() if state.status is S.QUEUED:
             attempt = state.attempt + 1
             return [
-                JobAssigned(**base, agent=command.agent, attempt=attempt, budget_s=command.budget_s)
+                JobAssigned(
+                    **base,
+                    agent=command.agent,
+                    attempt=attempt,
+                    budget_s=command.budget_s,
+                    gpu=command.gpu,
+                )
             ]
         case Reject() if state.status is S.QUEUED:
             return [JobRejected(**base, message=command.message)]

@@ -53,11 +53,12 @@ class JobQueued(JobEventBase, frozen=True, kw_only=True):
 
 
 class JobAssigned(JobEventBase, frozen=True, kw_only=True):
-    """The scheduler placed attempt ``attempt`` on ``agent`` with a time budget."""
+    """The scheduler placed attempt ``attempt`` on ``agent`` (and GPU ``gpu``) with a budget."""
 
     agent: str
     attempt: int
     budget_s: float
+    gpu: int | None = None  # the GPU index for NVENC work: placement counts sessions per GPU
 
 
 class JobRejected(JobEventBase, frozen=True, kw_only=True):

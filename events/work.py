@@ -24,6 +24,7 @@ class Dispatch(Message, frozen=True, kw_only=True):
     retries: int = 0
     after_seq: int  # the JobAssigned's stream sequence: JobStarted must follow it directly
     at: float
+    gpu: int | None = None  # which GPU runs NVENC work
 
 
 class Control(Message, frozen=True, kw_only=True):
@@ -33,6 +34,7 @@ class Control(Message, frozen=True, kw_only=True):
     attempt: int
     action: ControlAction
     at: float
+    cause: str = ""  # the operator command that asked: the agent's report names it as its cause
 
 
 WorkMessage = Dispatch | Control
