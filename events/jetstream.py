@@ -139,6 +139,11 @@ class JetStreamEventStore:
             raise
         return store
 
+    @property
+    def nc(self) -> NatsClient:
+        """The connection, for the other subjects a service of the log uses (work, heartbeats)."""
+        return self._nc
+
     async def start(self, *, ensure: bool = False) -> None:
         """Open the reply inbox and check that the events stream exists."""
         with self._boundary():

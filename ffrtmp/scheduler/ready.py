@@ -10,6 +10,10 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Iterator
+from typing import TypeAlias
+
+Entry: TypeAlias = tuple[float, int]
+"""A waiting job's place: its order key, then its arrival serial (FIFO among equal keys)."""
 
 
 class ReadyQueue:
@@ -18,7 +22,7 @@ class ReadyQueue:
     def __init__(self) -> None:
         """Start empty."""
         self._heap: list[tuple[float, int, str]] = []
-        self._live: dict[str, tuple[float, int]] = {}
+        self._live: dict[str, Entry] = {}
         self._serial = itertools.count()
 
     def __len__(self) -> int:
@@ -41,6 +45,25 @@ class ReadyQueue:
 
     def _fresh(self, item: tuple[float, int, str]) -> bool:
         return self._live.get(item[2]) == item[:2]
+
+    def pop(self) -> tuple[str, Entry] | None:
+        """Take the first job in order, with its place (to ``put_back`` if it must wait)."""
+        while self._heap:
+            key, serial, job = heapq.heappop(self._heap)
+            if self._live.get(job) == (key, serial):
+                del self._live[job]
+                return job, (key, serial)
+        return None
+
+    def put_back(self, job: str, entry: Entry) -> None:
+        """Return a popped job to exactly the place it had, ahead of later arrivals."""
+        self._live[job] = entry
+        heapq.heappush(self._heap, (*entry, job))
+
+    def first(self) -> tuple[Entry, str] | None:
+        """The first job's place and id, without removing it."""
+        job = self.peek()
+        return None if job is None else (self._live[job], job)
 
     def peek(self) -> str | None:
         """The first job in order, without removing it."""

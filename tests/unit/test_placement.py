@@ -5,7 +5,15 @@ from __future__ import annotations
 from events.agent_events import Capabilities, GpuInfo
 from events.enums import QualityMetric
 from events.spec import JobSpec
-from ffrtmp.scheduler.placement import AgentRoom, GpuLoad, Placement, choose, needs_of, why_never
+from ffrtmp.scheduler.placement import (
+    AgentRoom,
+    GpuRoom,
+    Placement,
+    Rooms,
+    choose,
+    needs_of,
+    why_never,
+)
 
 GIB = 1024**3
 CPU = Capabilities(
@@ -34,13 +42,13 @@ GPU = Capabilities(
 def _gpu_room(
     agent: str, sessions_free: int, memory_free: int = 8 * GIB, slots: int = 2
 ) -> AgentRoom:
-    load = GpuLoad(
+    load = GpuRoom(
         index=0,
         encoders=("h264_nvenc", "hevc_nvenc"),
         sessions_free=sessions_free,
         memory_free_bytes=memory_free,
     )
-    return AgentRoom(agent=agent, caps=GPU, free_slots=slots, gpus=(load,))
+    return AgentRoom(agent=agent, caps=GPU, slots=slots, gpus=(load,))
 
 
 def test_needs_follow_scenario_metrics_and_urls() -> None:
@@ -85,13 +93,13 @@ def test_missing_filter_is_named() -> None:
 
 def test_cpu_job_prefers_an_agent_without_a_gpu() -> None:
     """While a CPU-only agent has room, CPU work goes there, even if it is busier."""
-    rooms = [_gpu_room("gpu-1", 4), AgentRoom(agent="cpu-1", caps=CPU, free_slots=1, load=0.9)]
+    rooms = [_gpu_room("gpu-1", 4), AgentRoom(agent="cpu-1", caps=CPU, slots=1, load=0.9)]
     assert choose(needs_of(JobSpec(scenario="1080p-h264")), rooms) == Placement(agent="cpu-1")
 
 
 def test_cpu_job_uses_a_gpu_agent_when_cpu_agents_are_full() -> None:
     """With no CPU-only room, CPU work may run on a GPU machine."""
-    rooms = [_gpu_room("gpu-1", 4), AgentRoom(agent="cpu-1", caps=CPU, free_slots=0)]
+    rooms = [_gpu_room("gpu-1", 4), AgentRoom(agent="cpu-1", caps=CPU, slots=1, used=1)]
     assert choose(needs_of(JobSpec(scenario="1080p-h264")), rooms) == Placement(agent="gpu-1")
 
 
@@ -106,7 +114,31 @@ def test_nvenc_sessions_and_memory_are_counted() -> None:
 def test_least_loaded_agent_wins_among_equals() -> None:
     """Between two equally able agents, the less loaded one gets the job."""
     rooms = [
-        AgentRoom(agent="cpu-1", caps=CPU, free_slots=2, load=0.7),
-        AgentRoom(agent="cpu-2", caps=CPU, free_slots=2, load=0.2),
+        AgentRoom(agent="cpu-1", caps=CPU, slots=2, load=0.7),
+        AgentRoom(agent="cpu-2", caps=CPU, slots=2, load=0.2),
     ]
     assert choose(needs_of(JobSpec(scenario="720p-h264")), rooms) == Placement(agent="cpu-2")
+
+
+def test_a_pass_spreads_work_and_counts_every_session() -> None:
+    """Placements fill the emptiest agent first and never exceed slots or NVENC sessions."""
+    rooms = Rooms(
+        [
+            AgentRoom(agent="cpu-1", caps=CPU, slots=2),
+            AgentRoom(agent="cpu-2", caps=CPU, slots=2),
+            _gpu_room("gpu-1", sessions_free=2, slots=3),
+        ]
+    )
+    cpu, nvenc = needs_of(JobSpec(scenario="720p-h264")), needs_of(JobSpec(scenario="4K-nvenc"))
+    placed = [rooms.place(nvenc) for _ in range(3)]
+    assert placed == [Placement(agent="gpu-1", gpu=0)] * 2 + [None]
+    cpu_placed = [rooms.place(cpu) for _ in range(6)]
+    assert [p.agent if p else None for p in cpu_placed] == [
+        "cpu-1",
+        "cpu-2",
+        "cpu-1",
+        "cpu-2",
+        "gpu-1",
+        None,
+    ]
+    assert rooms.free == 0

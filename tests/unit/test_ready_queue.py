@@ -38,3 +38,21 @@ def test_fifo_among_equal_keys() -> None:
     for job in ("x", "y", "z"):
         queue.push(job, 1.0)
     assert list(queue.in_order()) == ["x", "y", "z"]
+
+
+@given(ops, st.integers(0, 6))
+def test_pop_and_put_back_keep_the_order(steps: list[tuple[str, str, int]], taken: int) -> None:
+    """Popping some jobs yields them in order; putting them back restores the same order."""
+    queue = ReadyQueue()
+    for op, job, key in steps:
+        if op == "push":
+            queue.push(job, float(key))
+        else:
+            queue.remove(job)
+    before = list(queue.in_order())
+    popped = [entry for entry in (queue.pop() for _ in range(taken)) if entry is not None]
+    assert [job for job, _ in popped] == before[: len(popped)]
+    assert len(queue) == len(before) - len(popped)
+    for job, entry in reversed(popped):
+        queue.put_back(job, entry)
+    assert list(queue.in_order()) == before

@@ -1,0 +1,588 @@
+"""The scheduler's pure core: the log folded into what it needs to decide, and the decisions.
+
+``SchedulerCore`` holds every live job's state with the stream sequence of its last event (the
+``expected`` of the next append), the agents, the ready queue, which agent holds which attempt
+and the clock-driven indexes. It never reads a clock or a socket: the service feeds it events
+(``apply``), heartbeats (``heard_from``) and the time, and asks it for decisions (``plan``,
+``tick``, ``on_command``), each a list of events to append under optimistic concurrency.
+
+Applying is idempotent per entity: an event whose sequence is not past the entity's last one is
+skipped. That lets the service apply its own appends at once (so its next decision sees them)
+and still feed the same events again when it follows the log, and lets a snapshot cover "all
+events up to ``covered``" even when some later own appends are already in it.
+
+Memory is bounded by live work: terminal jobs are forgotten ``retention_s`` after they end
+(``expire``). A command or event for a forgotten job is decided after loading that job's
+history from the store (``adopt``); the core never guesses.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+from collections.abc import Iterable, Iterator
+from typing import Final, cast
+
+import msgspec
+
+from events.agent import AgentState, evolve_agent, initial_agent
+from events.agent_events import (
+    AgentCleared,
+    AgentDeregistered,
+    AgentEvent,
+    AgentLost,
+    AgentQuarantined,
+    AgentRegistered,
+    AgentReturned,
+)
+from events.base import AgentEventBase, Event, JobEventBase
+from events.commands import (
+    AgentGone,
+    Assign,
+    JobCommand,
+    OperatorCommand,
+    Reject,
+    RequeueDue,
+    TimeOut,
+)
+from events.enums import AgentStatus, FailureReason, JobStatus
+from events.job import JobState, decide, evolve, initial, is_terminal
+from events.job_events import (
+    JobCompleted,
+    JobEvent,
+    JobFailed,
+    JobRetrying,
+    JobSubmitted,
+    JobTimedOut,
+)
+from events.policy import (
+    DEFAULT_BUDGET,
+    DEFAULT_ORDER,
+    DEFAULT_RETRY,
+    BudgetPolicy,
+    OrderPolicy,
+    RetryPolicy,
+    order_key,
+    time_budget_s,
+)
+from events.scenarios import scenario
+from events.work import Heartbeat
+from ffrtmp.scheduler.placement import (
+    NVENC_VRAM_BYTES,
+    AgentRoom,
+    GpuRoom,
+    Needs,
+    Rooms,
+    needs_of,
+    why_never,
+)
+from ffrtmp.scheduler.ready import Entry, ReadyQueue
+from ffrtmp.scheduler.timers import TimerSettings, job_timers, lost_agents
+
+S = JobStatus
+HOLDING: Final = frozenset({S.ASSIGNED, S.RUNNING, S.PAUSED})
+TIMED: Final = frozenset({S.ASSIGNED, S.RUNNING, S.RETRYING})
+# Failures that say something about the agent: a bad input or a lost agent does not.
+AGENT_FAULTS: Final = frozenset({FailureReason.RUNTIME_ERROR, FailureReason.TIMEOUT})
+
+
+class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """What a farm tunes; every default is documented in the README's scheduler section."""
+
+    timers: TimerSettings = TimerSettings()
+    retry: RetryPolicy = DEFAULT_RETRY
+    budget: BudgetPolicy = DEFAULT_BUDGET
+    order: OrderPolicy = DEFAULT_ORDER
+    retention_s: float = 600.0  # how long a finished job stays in memory (for late commands)
+    quarantine_after: int = 3  # failures in a row, while other agents succeed
+    max_scan: int = 5000  # queued jobs one planning pass looks at, at most
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """Events to append to one job or agent, expecting ``expected`` as its last sequence."""
+
+    events: tuple[Event, ...]
+    expected: int
+    msg_ids: tuple[str, ...]
+    job: str = ""
+    agent: str = ""
+
+
+class Streak(msgspec.Struct, kw_only=True, gc=False):
+    """An agent's failures in a row, and the fleet's completions when the run began."""
+
+    failures: int = 0
+    others_done_at_start: int = 0
+
+
+class SchedulerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the core cannot re-derive, as of stream sequence ``covered``."""
+
+    covered: int
+    jobs: list[tuple[int, JobState]]
+    agents: list[tuple[int, AgentState]]
+    streaks: dict[str, tuple[int, int]]
+    completed: int
+
+
+class AgentLoad(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What the last heartbeat said about an agent's load, for tie-breaks and GPU memory."""
+
+    cpu: float = 0.0
+    gpu_memory_used: dict[int, int] = {}
+
+
+def _job_msg_id(state: JobState, event: JobEvent, detail: str = "") -> str:
+    """A dedup id from what the decision is: the same decision twice is one event."""
+    return f"{state.job}:{state.attempt}:{type(event).__name__}:{detail}"
+
+
+class SchedulerCore:
+    """The scheduler's state and decisions; see the module doc."""
+
+    def __init__(self, settings: SchedulerSettings | None = None) -> None:
+        """Start knowing nothing (a snapshot or a replay fills it)."""
+        self.settings = settings or SchedulerSettings()
+        self.jobs: dict[str, JobState] = {}
+        self.seqs: dict[str, int] = {}
+        self.agents: dict[str, AgentState] = {}
+        self.agent_seqs: dict[str, int] = {}
+        self.covered = 0  # every event up to here is applied
+        self.queues: dict[Needs, ReadyQueue] = {}  # queued jobs, one queue per kind of need
+        self.timed: set[str] = set()
+        self.holding: dict[str, dict[str, int | None]] = {}
+        self.heard: dict[str, float] = {}
+        self.loads: dict[str, AgentLoad] = {}
+        self.streaks: dict[str, Streak] = {}
+        self.completed = 0
+        self._ended: collections.deque[tuple[float, str]] = collections.deque()
+        self._needs: dict[str, Needs] = {}  # scenario+spec → needs, shared by equal specs
+        self._never: dict[Needs, str | None] = {}  # cache of why_never, cleared on agent change
+        self._orphans: set[str] = set()  # attempts whose agent restarted or left: retry them
+        self._fresh: list[str] = []  # queued since the last pass: checked for rejection first
+        self.dirty = True  # something changed that a planning pass could act on
+
+    # --- folding ---------------------------------------------------------------------------
+
+    def apply(self, seq: int, event: Event, now: float) -> bool:
+        """Fold one event at its stream sequence; False when it was already applied or moot.
+
+        ``now`` is the scheduler's clock when it learns of the event: an agent that registers
+        or returns counts as heard from then, whatever its own clock said.
+        """
+        if isinstance(event, JobEventBase):
+            return self._apply_job(seq, cast("JobEvent", event))
+        if isinstance(event, AgentEventBase):
+            return self._apply_agent(seq, cast("AgentEvent", event), now)
+        return False
+
+    def advance(self, seq: int) -> None:
+        """Record that every event up to ``seq`` has been applied (the follower's position)."""
+        self.covered = max(self.covered, seq)
+
+    def _apply_job(self, seq: int, event: JobEvent) -> bool:
+        job = event.job
+        old = self.jobs.get(job)
+        if old is None:
+            if not isinstance(event, JobSubmitted):
+                return False  # forgotten or never submitted: adopted from the store on demand
+            old = initial(job)
+        elif seq <= self.seqs[job]:
+            return False
+        new = evolve(old, event)
+        self.jobs[job] = new
+        self.seqs[job] = seq
+        self._index(old, new, event)
+        return True
+
+    def _apply_agent(self, seq: int, event: AgentEvent, now: float) -> bool:
+        agent = event.agent
+        if seq <= self.agent_seqs.get(agent, 0):
+            return False
+        old = self.agents.get(agent) or initial_agent(agent)
+        new = evolve_agent(old, event)
+        self.agents[agent] = new
+        self.agent_seqs[agent] = seq
+        match event:
+            case AgentRegistered():
+                self._never.clear()
+                self.heard[agent] = max(self.heard.get(agent, 0.0), now)
+                self._orphan_held_by(agent, seq)
+            case AgentDeregistered():
+                self._orphan_held_by(agent, seq)
+            case AgentReturned():
+                self.heard[agent] = max(self.heard.get(agent, 0.0), now)
+            case AgentCleared():
+                self.streaks.pop(agent, None)
+            case _:
+                pass
+        self.dirty = True
+        return True
+
+    def _orphan_held_by(self, agent: str, seq: int) -> None:
+        """A registration or a clean exit means the attempts the agent held before are dead."""
+        self._orphans.update(
+            job for job in self.holding.get(agent, {}) if self.seqs.get(job, 0) < seq
+        )
+
+    def _index(self, old: JobState, new: JobState, event: JobEvent | None) -> None:
+        """Keep the derived indexes (ready queue, timers, holdings, streaks) in step."""
+        job = new.job
+        if new.status is S.QUEUED:
+            if old.status is not S.QUEUED or old.queued_at != new.queued_at:
+                spec = new.spec
+                assert spec is not None  # noqa: S101 -- a queued job was submitted
+                key = order_key(spec.queue, spec.priority, new.queued_at, self.settings.order)
+                needs = self.needs(new)
+                queue = self.queues.get(needs)
+                if queue is None:
+                    queue = self.queues[needs] = ReadyQueue()
+                queue.push(job, key)
+                self._fresh.append(job)
+                self.dirty = True
+        elif old.status is S.QUEUED:
+            self._unqueue(old)
+        if new.status in TIMED:
+            self.timed.add(job)
+        else:
+            self.timed.discard(job)
+        self._hold(old, new)
+        if new.status is not old.status and is_terminal(new):
+            self._ended.append((new.finished_at, job))
+            self._orphans.discard(job)
+        if event is not None:
+            self._count(event)
+
+    def _unqueue(self, state: JobState) -> None:
+        queue = self.queues.get(self.needs(state))
+        if queue is not None:
+            queue.remove(state.job)
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for placement."""
+        return sum(len(queue) for queue in self.queues.values())
+
+    def _hold(self, old: JobState, new: JobState) -> None:
+        was = old.agent if old.status in HOLDING else ""
+        now = new.agent if new.status in HOLDING else ""
+        if was and was != now:
+            held = self.holding.get(was)
+            if held is not None:
+                held.pop(new.job, None)
+            self.dirty = True
+        if now:
+            self.holding.setdefault(now, {})[new.job] = new.gpu
+
+    def _count(self, event: JobEvent) -> None:
+        """Failure streaks per agent, for quarantine."""
+        match event:
+            case JobCompleted():
+                self.completed += 1
+                self.streaks.pop(event.agent, None)
+            case JobRetrying() | JobFailed() if event.agent and event.reason in AGENT_FAULTS:
+                self._fault(event.agent)
+            case JobTimedOut() if event.agent:
+                self._fault(event.agent)
+            case _:
+                pass
+
+    def _fault(self, agent: str) -> None:
+        streak = self.streaks.get(agent)
+        if streak is None:
+            streak = self.streaks[agent] = Streak(others_done_at_start=self.completed)
+        streak.failures += 1
+
+    def adopt(self, job: str, seq: int, state: JobState) -> None:
+        """Take a job's state as loaded from the store (a forgotten job, or after a conflict)."""
+        old = self.jobs.get(job)
+        if old is not None and seq <= self.seqs[job]:
+            return
+        self.jobs[job] = state
+        self.seqs[job] = seq
+        self._index(old or initial(job), state, None)
+
+    def heard_from(self, heartbeat: Heartbeat, now: float) -> bool:
+        """Note an agent's heartbeat at ``now`` (the scheduler's clock, not the agent's)."""
+        self.heard[heartbeat.agent] = now
+        memory = {g.index: g.memory_used_bytes for g in heartbeat.gpus if g.memory_used_bytes}
+        load = (heartbeat.cpu_percent or 0.0) / 100.0
+        previous = self.loads.get(heartbeat.agent)
+        if previous is None or previous.cpu != load or previous.gpu_memory_used != memory:
+            self.loads[heartbeat.agent] = AgentLoad(cpu=load, gpu_memory_used=memory)
+        state = self.agents.get(heartbeat.agent)
+        return state is not None and state.status is AgentStatus.LOST
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    def state_of(self, job: str) -> JobState | None:
+        """A job's state, or None when the core does not hold it (load it, then ``adopt``)."""
+        return self.jobs.get(job)
+
+    def on_command(self, command: OperatorCommand, now: float) -> Decision:
+        """Decide an operator's command against a job the core holds (adopt it first)."""
+        state = self.jobs.get(command.job) or initial(command.job)
+        events = decide(state, command, now, command.id, self.settings.retry)
+        return Decision(
+            job=command.job,
+            events=tuple(events),
+            expected=self.seqs.get(command.job, 0),
+            msg_ids=tuple(f"{command.id}:{i}" for i in range(len(events))),
+        )
+
+    def decide_for(self, job: str, command: JobCommand, now: float, detail: str = "") -> Decision:
+        """The scheduler's own command on one job, as a decision (possibly with no events)."""
+        state = self.jobs.get(job) or initial(job)
+        cause = f"sched:{job}:{state.attempt}:{type(command).__name__}"
+        events = decide(state, command, now, cause, self.settings.retry)
+        return Decision(
+            job=job,
+            events=tuple(events),
+            expected=self.seqs.get(job, 0),
+            msg_ids=tuple(_job_msg_id(state, e, detail) for e in events),
+        )
+
+    def needs(self, state: JobState) -> Needs:
+        """What the job needs of an agent (cached per distinct spec shape)."""
+        spec = state.spec
+        assert spec is not None  # noqa: S101 -- only submitted jobs are placed
+        key = f"{spec.scenario}|{spec.engine}|{spec.input}|{spec.output}|{spec.quality_metrics}"
+        needs = self._needs.get(key)
+        if needs is None:
+            if len(self._needs) > 10_000:
+                self._needs.clear()
+            needs = self._needs[key] = needs_of(spec)
+        return needs
+
+    def _why_never(self, needs: Needs) -> str | None:
+        if needs not in self._never:
+            fleet = [a.capabilities for a in self.agents.values() if a.capabilities is not None]
+            self._never[needs] = why_never(needs, fleet)
+        return self._never[needs]
+
+    def rooms(self) -> Rooms:
+        """Each placeable agent's free room, counting attempts held in the log, not promises."""
+        rooms = []
+        for agent, state in self.agents.items():
+            if not state.placeable or state.capabilities is None:
+                continue
+            held = self.holding.get(agent, {})
+            load = self.loads.get(agent) or AgentLoad()
+            gpus = []
+            for gpu in state.capabilities.gpus:
+                on_gpu = sum(1 for g in held.values() if g == gpu.index)
+                reported = load.gpu_memory_used.get(gpu.index, 0)
+                used_memory = max(reported, on_gpu * NVENC_VRAM_BYTES)
+                gpus.append(
+                    GpuRoom(
+                        index=gpu.index,
+                        encoders=gpu.encoders,
+                        sessions_free=gpu.nvenc_sessions - on_gpu,
+                        memory_free_bytes=gpu.memory_bytes - used_memory,
+                    )
+                )
+            room = AgentRoom(
+                agent, state.capabilities, state.slots, len(held), gpus=gpus, load=load.cpu
+            )
+            rooms.append(room)
+        return Rooms(rooms)
+
+    def plan(self, now: float, limit: int | None = None) -> list[Decision]:
+        """Place queued jobs in order onto free room; reject the ones nobody could ever run.
+
+        Decisions are not applied here: the service appends them and applies what landed.
+        A job with no room for its needs now keeps its place in the queue.
+        """
+        self.dirty = False
+        decisions = self._reject_fresh(now)
+        rooms = self.rooms()
+        free = rooms.free
+        cap = self.settings.max_scan if limit is None else limit
+        # A k-way merge of the per-need queues by place: a kind of need with no room left
+        # drops out of this pass, so jobs waiting for scarce room never block the others.
+        heads = []
+        for needs, queue in self.queues.items():
+            head = queue.first()
+            if head is not None:
+                heads.append((head[0], head[1], needs))
+        heapq.heapify(heads)
+        taken: list[tuple[ReadyQueue, str, Entry]] = []
+        placed_count = 0
+        while heads and free > 0 and placed_count < cap:
+            _, job, needs = heads[0]
+            queue = self.queues[needs]
+            popped = queue.pop()
+            assert popped is not None  # noqa: S101 -- heads track each queue's first
+            state = self.jobs[job]
+            never = self._why_never(needs)
+            placed = None if never else rooms.place(needs)
+            if never is not None:  # the fleet changed under it: nobody can run it any more
+                decisions.append(self.decide_for(job, Reject(message=never), now))
+            elif placed is None:  # this kind of need is done for this pass
+                queue.put_back(job, popped[1])
+                heapq.heappop(heads)
+                continue
+            else:
+                free -= 1
+                placed_count += 1
+                command = Assign(agent=placed.agent, budget_s=self._budget(state), gpu=placed.gpu)
+                decisions.append(self.decide_for(job, command, now, placed.agent))
+            taken.append((queue, job, popped[1]))
+            head = queue.first()
+            if head is None:
+                heapq.heappop(heads)
+            else:
+                heapq.heapreplace(heads, (head[0], head[1], needs))
+        for queue, job, place in taken:  # applying the assignment takes them out for good
+            queue.put_back(job, place)
+        if placed_count >= cap and free > 0:
+            self.dirty = True  # stopped at the limit, not for want of room: go on next pass
+        return decisions
+
+    def _reject_fresh(self, now: float) -> list[Decision]:
+        """Newly queued jobs that no registered agent could ever run are rejected at once."""
+        decisions = []
+        for job in self._fresh:
+            state = self.jobs.get(job)
+            if state is None or state.status is not S.QUEUED:
+                continue
+            never = self._why_never(self.needs(state))
+            if never is not None:
+                decisions.append(self.decide_for(job, Reject(message=never), now))
+        self._fresh.clear()
+        return decisions
+
+    def _budget(self, state: JobState) -> float:
+        spec = state.spec
+        assert spec is not None  # noqa: S101 -- only submitted jobs are placed
+        chosen = scenario(spec.scenario)
+        return time_budget_s(
+            chosen, spec.duration_s, spec.engine, spec.timeout_s, self.settings.budget
+        )
+
+    def tick(self, now: float) -> list[Decision]:
+        """What the clock decided: retries due, attempts over budget or stalled, agents lost."""
+        decisions = [self.decide_for(job, cmd, now) for job, cmd in self._due(now)]
+        decisions += self._lost(now)
+        decisions += self._quarantines(now)
+        for job in sorted(self._orphans):
+            state = self.jobs.get(job)
+            if state is not None and state.status in HOLDING:
+                decisions.append(self.decide_for(job, AgentGone(agent=state.agent), now))
+        self._orphans.clear()
+        return [d for d in decisions if d.events]
+
+    def _due(self, now: float) -> Iterator[tuple[str, RequeueDue | TimeOut]]:
+        timers = self.settings.timers
+        for job in list(self.timed):
+            command = job_timers(self.jobs[job], now, timers)
+            if command is not None:
+                yield job, command
+
+    def _lost(self, now: float) -> list[Decision]:
+        online = {
+            agent: self.heard.setdefault(agent, now)  # never heard: the window starts now
+            for agent, state in self.agents.items()
+            if state.status is AgentStatus.ONLINE
+        }
+        decisions = []
+        for agent in lost_agents(online, now, self.settings.timers):
+            held = tuple(sorted(self.holding.get(agent, {})))
+            lost = AgentLost(agent=agent, at=now, cause="sched:heartbeat", last_seen=online[agent])
+            decisions.append(self.agent_decision(agent, lost, f"{agent}:lost:{online[agent]}"))
+            decisions += [self.decide_for(job, AgentGone(agent=agent), now) for job in held]
+        return decisions
+
+    def returned(self, agent: str, now: float) -> Decision:
+        """A lost agent was heard from again: record it (its old attempts stay failed)."""
+        event = AgentReturned(agent=agent, at=now, cause="sched:heartbeat")
+        return self.agent_decision(agent, event, f"{agent}:returned:{self.agent_seqs.get(agent)}")
+
+    def _quarantines(self, now: float) -> list[Decision]:
+        decisions = []
+        for agent, streak in sorted(self.streaks.items()):
+            state = self.agents.get(agent)
+            if (
+                state is None
+                or state.quarantined
+                or streak.failures < self.settings.quarantine_after
+                or self.completed <= streak.others_done_at_start
+            ):
+                continue
+            why = (
+                f"{streak.failures} jobs failed in a row on this agent while "
+                f"{self.completed - streak.others_done_at_start} completed elsewhere"
+            )
+            event = AgentQuarantined(agent=agent, at=now, cause="sched:streak", reason=why)
+            msg_id = f"{agent}:quarantined:{self.agent_seqs.get(agent)}"
+            decisions.append(self.agent_decision(agent, event, msg_id))
+        return decisions
+
+    def agent_decision(self, agent: str, event: AgentEvent, msg_id: str) -> Decision:
+        """One event about an agent, expecting the agent's last sequence."""
+        return Decision(
+            agent=agent,
+            events=(event,),
+            expected=self.agent_seqs.get(agent, 0),
+            msg_ids=(msg_id,),
+        )
+
+    def expire(self, now: float) -> int:
+        """Forget jobs that ended more than ``retention_s`` ago; returns how many."""
+        cutoff = now - self.settings.retention_s
+        forgotten = 0
+        while self._ended and self._ended[0][0] < cutoff:
+            _, job = self._ended.popleft()
+            state = self.jobs.get(job)
+            if state is not None and is_terminal(state):
+                del self.jobs[job]
+                del self.seqs[job]
+                forgotten += 1
+        return forgotten
+
+    def assigned_not_started(self) -> Iterable[JobState]:
+        """Attempts the log says were assigned but not started: their dispatches go out again."""
+        return (state for job, state in self.jobs.items() if state.status is S.ASSIGNED)
+
+    def control_outstanding(self) -> Iterable[JobState]:
+        """Jobs with a control request the agent has not acted on: re-sent on takeover."""
+        return (state for state in self.jobs.values() if state.requested is not None)
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def snapshot(self) -> SchedulerSnapshot:
+        """The core as of ``covered`` (own appends past it are included; replay skips them)."""
+        return SchedulerSnapshot(
+            covered=self.covered,
+            jobs=[(self.seqs[job], state) for job, state in self.jobs.items()],
+            agents=[(self.agent_seqs.get(a, 0), state) for a, state in self.agents.items()],
+            streaks={a: (s.failures, s.others_done_at_start) for a, s in self.streaks.items()},
+            completed=self.completed,
+        )
+
+    @classmethod
+    def restore(
+        cls, snapshot: SchedulerSnapshot, now: float, settings: SchedulerSettings | None = None
+    ) -> SchedulerCore:
+        """A core from a snapshot; every known agent gets a full heartbeat window from ``now``."""
+        core = cls(settings)
+        core.covered = snapshot.covered
+        core.completed = snapshot.completed
+        for seq, agent in snapshot.agents:
+            core.agents[agent.agent] = agent
+            core.agent_seqs[agent.agent] = seq
+            core.heard[agent.agent] = now
+        for seq, state in snapshot.jobs:
+            core.adopt(state.job, seq, state)
+        core.streaks = {
+            agent: Streak(failures=failures, others_done_at_start=others)
+            for agent, (failures, others) in snapshot.streaks.items()
+        }
+        core._orphans.clear()
+        core._fresh[:] = [job for job, state in core.jobs.items() if state.status is S.QUEUED]
+        return core
+
+    def grace(self, now: float) -> None:
+        """Give every agent a full heartbeat window from ``now`` (a fresh start or a takeover)."""
+        for agent in self.agents:
+            self.heard[agent] = max(self.heard.get(agent, 0.0), now)
