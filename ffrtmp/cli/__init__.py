@@ -12,7 +12,7 @@ import typer
 
 from events.errors import FfrtmpError
 from ffrtmp import __version__
-from ffrtmp.cli import bench, scenarios, server
+from ffrtmp.cli import bench, scenarios, scheduler, server
 
 app = typer.Typer(
     name="ffrtmp",
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.command(name="server")(server.command)
 app.command(name="scenarios")(scenarios.command)
 app.add_typer(bench.app, name="bench")
+app.add_typer(scheduler.app, name="scheduler")
 
 EXIT_ERROR = 1
 EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception, i.e. a bug in ffrtmp

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Final, cast
 
@@ -132,6 +133,17 @@ class AgentLoad(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     gpu_memory_used: dict[int, int] = {}
 
 
+_NO_LABELS: Final[dict[str, str]] = {}
+
+
+def _compact(event: JobSubmitted) -> JobSubmitted:
+    """The same submission sharing what many jobs share: memory per queued job stays small."""
+    spec = event.spec
+    labels = spec.labels or _NO_LABELS  # one empty dict for all, never mutated
+    spec = msgspec.structs.replace(spec, scenario=sys.intern(spec.scenario), labels=labels)
+    return msgspec.structs.replace(event, spec=spec)
+
+
 def _job_msg_id(state: JobState, event: JobEvent, detail: str = "") -> str:
     """A dedup id from what the decision is: the same decision twice is one event."""
     return f"{state.job}:{state.attempt}:{type(event).__name__}:{detail}"
@@ -187,6 +199,7 @@ class SchedulerCore:
             if not isinstance(event, JobSubmitted):
                 return False  # forgotten or never submitted: adopted from the store on demand
             old = initial(job)
+            event = _compact(event)
         elif seq <= self.seqs[job]:
             return False
         new = evolve(old, event)

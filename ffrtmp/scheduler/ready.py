@@ -22,7 +22,7 @@ class ReadyQueue:
     def __init__(self) -> None:
         """Start empty."""
         self._heap: list[tuple[float, int, str]] = []
-        self._live: dict[str, Entry] = {}
+        self._live: dict[str, int] = {}  # job → serial of its current heap entry (compact)
         self._serial = itertools.count()
 
     def __len__(self) -> int:
@@ -35,35 +35,35 @@ class ReadyQueue:
 
     def push(self, job: str, key: float) -> None:
         """Add the job, or move it to ``key`` if it is already waiting."""
-        entry = (key, next(self._serial))
-        self._live[job] = entry
-        heapq.heappush(self._heap, (*entry, job))
+        serial = next(self._serial)
+        self._live[job] = serial
+        heapq.heappush(self._heap, (key, serial, job))
 
     def remove(self, job: str) -> None:
         """Forget the job if it waits; its heap entry is skipped later."""
         self._live.pop(job, None)
 
     def _fresh(self, item: tuple[float, int, str]) -> bool:
-        return self._live.get(item[2]) == item[:2]
+        return self._live.get(item[2]) == item[1]
 
     def pop(self) -> tuple[str, Entry] | None:
         """Take the first job in order, with its place (to ``put_back`` if it must wait)."""
         while self._heap:
             key, serial, job = heapq.heappop(self._heap)
-            if self._live.get(job) == (key, serial):
+            if self._live.get(job) == serial:
                 del self._live[job]
                 return job, (key, serial)
         return None
 
     def put_back(self, job: str, entry: Entry) -> None:
         """Return a popped job to exactly the place it had, ahead of later arrivals."""
-        self._live[job] = entry
+        self._live[job] = entry[1]
         heapq.heappush(self._heap, (*entry, job))
 
     def first(self) -> tuple[Entry, str] | None:
         """The first job's place and id, without removing it."""
         job = self.peek()
-        return None if job is None else (self._live[job], job)
+        return None if job is None else ((self._heap[0][0], self._heap[0][1]), job)
 
     def peek(self) -> str | None:
         """The first job in order, without removing it."""

@@ -1,0 +1,581 @@
+"""The scheduler service: the pure core wired to the log, the commands, the heartbeats, the clock.
+
+One asyncio task decides (the *decider*); the others feed it. The follower applies every event
+of the log to the core (its own appends included: the core skips what it has applied), the
+heartbeat subscription notes who is alive, and the intake pulls operator commands from the
+durable ``scheduler`` consumer. The decider turns commands, the clock and free room into
+decisions, appends them under per-job optimistic concurrency, applies what landed, and only
+then acknowledges commands and publishes dispatches and control messages.
+
+Start: the newest snapshot, then the log's tail, then (as leader) the dispatches and control
+messages the log says are outstanding go out again; the work stream's dedup (``Nats-Msg-Id``
+job:attempt) and the agents' own concurrency check make that safe. There is no other recovery
+path. Leadership is a KV lease: a standby keeps its core warm from the log and starts deciding
+when it takes the lease. A stale leader cannot do harm: its appends fail the concurrency check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import msgspec
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import FetchTimeoutError
+
+from events.base import AgentEventBase, Event, JobEventBase
+from events.codec import decode_command, decode_heartbeat, encode
+from events.commands import OperatorCommand
+from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
+from events.jetstream import JetStreamEventStore
+from events.job import fold
+from events.job_events import (
+    CommandRefused,
+    JobAssigned,
+    JobControlRequested,
+    JobRejected,
+)
+from events.store import Append
+from events.subjects import MSG_ID, SCHEDULER_WRITER, Subjects
+from events.work import Control, Dispatch
+from ffrtmp.scheduler.core import Decision, SchedulerCore, SchedulerSettings, SchedulerSnapshot
+from ffrtmp.scheduler.lease import Lease
+from ffrtmp.scheduler.snapshots import Snapshot, SnapshotStore
+
+log = logging.getLogger(__name__)
+
+CONSUMER: Final = "scheduler"
+MAX_DELIVER: Final = 5
+CONFLICT_RETRIES: Final = 5
+
+
+class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How the service runs around the core; defaults documented in the README."""
+
+    core: SchedulerSettings = SchedulerSettings()
+    tick_s: float = 0.25  # how often the clock is consulted
+    lease_ttl_s: float = 5.0  # a dead leader's lease expires after this; standby takes over
+    lead: bool = True  # False: never lead (a pure follower, for tests and tools)
+    use_lease: bool = True  # False: lead without a lease (forcing two leaders in a test)
+    snapshot_every_s: float = 30.0
+    snapshot_min_events: int = 1000  # fewer new events than this: no new snapshot
+    fetch_batch: int = 256
+    ack_wait_s: float = 10.0  # an unacknowledged command returns to the next leader after this
+    plan_batch: int = 2000  # placements per append round
+
+
+class Stats(msgspec.Struct, kw_only=True):
+    """Counters of what the service did, for logs, tests and the benchmark."""
+
+    commands: int = 0
+    refused: int = 0
+    malformed: int = 0
+    appended: int = 0
+    conflicts: int = 0
+    placements: int = 0
+    rejections: int = 0
+    dispatches: int = 0
+    controls: int = 0
+    replayed: int = 0
+    snapshots: int = 0
+    takeovers: int = 0
+
+
+class _Peek(msgspec.Struct):
+    """What can be read of a command that does not decode, to record its refusal."""
+
+    id: str = ""
+    job: str = ""
+    type: str = ""
+
+
+class Scheduler:
+    """One scheduler process: leader or warm standby; see the module doc."""
+
+    def __init__(
+        self,
+        store: JetStreamEventStore,
+        settings: ServiceSettings | None = None,
+        *,
+        name: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Decide over ``store``'s log; ``name`` identifies this process in the lease."""
+        self.store = store
+        self.subjects: Subjects = store.subjects
+        self.settings = settings or ServiceSettings()
+        self.name = name or f"sched-{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.core = SchedulerCore(self.settings.core)
+        self.stats = Stats()
+        self.leading = asyncio.Event()
+        self.ready = asyncio.Event()  # the core has caught up with the log once
+        self._nc = store.nc
+        self._js = store.nc.jetstream()
+        self._wake = asyncio.Event()
+        self._inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * self.settings.fetch_batch)
+        self._snapshots = SnapshotStore(self._js, self.subjects)
+        self._lease = Lease(self._js, self.subjects, self.name, ttl_s=self.settings.lease_ttl_s)
+        self._snapshot_seq = 0
+        self._snapshot_at = 0.0
+        self._saving: asyncio.Task[None] | None = None
+        self._returned: set[str] = set()  # lost agents heard from again
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Recover, then follow and (when leading) decide until cancelled."""
+        await self.recover()
+        heartbeats = await self._nc.subscribe(self.subjects.all_heartbeats, cb=self._on_heartbeat)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._follow(), name="follow")
+                if self.settings.lead:
+                    tasks.create_task(self._lead(), name="lead")
+        finally:
+            with contextlib.suppress(Exception):
+                await heartbeats.unsubscribe()
+            if self._saving is not None:
+                with contextlib.suppress(Exception):
+                    await self._saving
+            if self._lease.held:
+                with contextlib.suppress(Exception):
+                    await self._lease.release()
+
+    async def recover(self) -> float:
+        """Load the newest snapshot, replay the tail; seconds it took."""
+        started = time.perf_counter()
+        now = self.clock()
+        await self._snapshots.open()
+        snapshot = await self._snapshots.load()
+        if snapshot is not None:
+            try:
+                state = msgspec.msgpack.decode(snapshot.payload, type=SchedulerSnapshot)
+            except msgspec.DecodeError as exc:
+                log.warning("snapshot unreadable (%s); replaying the whole log", exc)
+            else:
+                self.core = SchedulerCore.restore(state, now, self.settings.core)
+                self._snapshot_seq = state.covered
+        async for seq, event in self.store.replay(self.core.covered + 1):
+            if isinstance(event, JobEventBase | AgentEventBase):
+                self.core.apply(seq, event, now)
+            self.core.advance(seq)
+            self.stats.replayed += 1
+        self.core.expire(now)
+        self.core.grace(now)
+        self.ready.set()
+        return time.perf_counter() - started
+
+    async def _follow(self) -> None:
+        """Apply every new event; wake the decider when there is something to act on."""
+        async for seq, event in self.store.follow(self.core.covered + 1):
+            if isinstance(event, JobEventBase | AgentEventBase):
+                self.core.apply(seq, event, self.clock())
+            self.core.advance(seq)
+            if self.core.dirty:
+                self._wake.set()
+
+    async def _on_heartbeat(self, msg: Msg) -> None:
+        try:
+            heartbeat = decode_heartbeat(msg.data)
+        except MalformedMessage as exc:
+            self.stats.malformed += 1
+            log.warning("heartbeat on %s set aside: %s", msg.subject, exc)
+            return
+        if self.core.heard_from(heartbeat, self.clock()):
+            self._returned.add(heartbeat.agent)
+            self._wake.set()
+
+    async def _lead(self) -> None:
+        """Hold the lease (or wait for it) and decide while holding it."""
+        while True:
+            if self.settings.use_lease:
+                await self._acquire()
+            self.stats.takeovers += 1
+            self.leading.set()
+            log.info("%s leads", self.name)
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self._intake(), name="intake")
+                    decider = tasks.create_task(self._decide(), name="decide")
+                    if self.settings.use_lease:
+                        await self._keep_lease()
+                        decider.cancel()
+                        _lost_lease()
+            except* _LostLease:
+                log.warning("%s lost the lease; following as standby", self.name)
+            finally:
+                self.leading.clear()
+
+    async def _acquire(self) -> None:
+        """Wait until this process holds the lease, trying every third of its time to live."""
+        await self._lease.open()
+        while True:
+            if await self._lease.try_acquire():
+                return
+            await asyncio.sleep(self._lease.ttl_s / 3)
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease.ttl_s / 3)
+            if not await self._lease.renew():
+                return
+
+    # --- intake -----------------------------------------------------------------------------
+
+    async def _intake(self) -> None:
+        """Pull commands from the durable consumer into the decider's inbox."""
+        config = ConsumerConfig(
+            durable_name=CONSUMER,
+            ack_policy=AckPolicy.EXPLICIT,
+            max_deliver=MAX_DELIVER,
+            ack_wait=self.settings.ack_wait_s,
+            filter_subject=self.subjects.all_commands,
+            max_ack_pending=-1,
+        )
+        sub = await self._js.pull_subscribe(
+            self.subjects.all_commands,
+            durable=CONSUMER,
+            stream=self.subjects.commands_stream,
+            config=config,
+        )
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(self.settings.fetch_batch, timeout=1.0)
+                except (FetchTimeoutError, TimeoutError):
+                    continue
+                for msg in msgs:
+                    await self._inbox.put(msg)
+                self._wake.set()
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    async def _decide(self) -> None:
+        """The decider: take over, then commands, clock and placement, forever."""
+        await self._take_over()
+        next_tick = 0.0
+        while True:
+            timeout = max(0.0, next_tick - self.clock())
+            if self._inbox.empty() and not self.core.dirty:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._commands()
+            now = self.clock()
+            if now >= next_tick:
+                next_tick = now + self.settings.tick_s
+                await self._tick(now)
+            while self.core.dirty:
+                await self._place(self.clock())
+            await self._maybe_snapshot(now)
+
+    async def _take_over(self) -> None:
+        """Re-send what the log says is outstanding; dedup and concurrency make it safe."""
+        now = self.clock()
+        self.core.grace(now)
+        dispatches = [
+            self._dispatch(state.job, self.core.seqs[state.job], now)
+            for state in list(self.core.assigned_not_started())
+        ]
+        controls = [
+            self._control(state.job, "", now)
+            for state in list(self.core.control_outstanding())
+            if state.requested is not None
+        ]
+        await self._send([d for d in dispatches + controls if d is not None])
+
+    async def _commands(self) -> None:
+        """Decide every waiting command; one round per job, appends pipelined per round."""
+        msgs: list[Msg] = []
+        while not self._inbox.empty() and len(msgs) < self.settings.fetch_batch:
+            msgs.append(self._inbox.get_nowait())
+        while msgs:
+            seen: set[str] = set()
+            later: list[Msg] = []
+            round_: list[tuple[Msg, OperatorCommand]] = []
+            for msg in msgs:
+                command = await self._decode(msg)
+                if command is None:
+                    continue
+                if command.job in seen:
+                    later.append(msg)
+                    continue
+                seen.add(command.job)
+                round_.append((msg, command))
+            await self._decide_commands(round_)
+            msgs = later
+
+    async def _decode(self, msg: Msg) -> OperatorCommand | None:
+        try:
+            return decode_command(msg.data)
+        except MalformedMessage as exc:
+            await self._set_aside(msg, exc)
+            return None
+
+    async def _set_aside(self, msg: Msg, exc: MalformedMessage) -> None:
+        """Record a malformed command's refusal where it names a job, dead-letter it, drop it."""
+        self.stats.malformed += 1
+        log.warning("command on %s set aside: %s", msg.subject, exc)
+        with contextlib.suppress(msgspec.DecodeError, FfrtmpError):
+            peek = msgspec.json.decode(msg.data, type=_Peek)
+            if peek.job and peek.id:
+                refusal = CommandRefused(
+                    job=peek.job,
+                    at=self.clock(),
+                    cause=peek.id,
+                    command_id=peek.id,
+                    command=peek.type or "?",
+                    reason=f"malformed command: {exc.reason}",
+                )
+                item = Append(
+                    subject=self.subjects.job_event(peek.job, SCHEDULER_WRITER),
+                    event=refusal,
+                    msg_id=f"{peek.id}:malformed",
+                )
+                await self.store.append(item)
+        headers = {"Ffrtmp-Error": exc.reason[:200], "Ffrtmp-Subject": msg.subject}
+        await self._nc.publish(self.subjects.dead_letter("cmd"), msg.data, headers=headers)
+        await msg.term()
+
+    async def _decide_commands(self, round_: Sequence[tuple[Msg, OperatorCommand]]) -> None:
+        pending = list(round_)
+        for _ in range(CONFLICT_RETRIES):
+            if not pending:
+                return
+            # A job the core does not hold is decided as new, expecting sequence 0: if the log
+            # knows it after all (forgotten, or only refusals so far), the append conflicts and
+            # the job is read from the store for the next try. No read on the hot path.
+            now = self.clock()
+            decisions = [self.core.on_command(command, now) for _, command in pending]
+            outcomes = await self._commit(decisions, now)
+            retry = []
+            for (msg, command), decision, ok in zip(pending, decisions, outcomes, strict=True):
+                if ok:
+                    self.stats.commands += 1
+                    refused = any(isinstance(e, CommandRefused) for e in decision.events)
+                    self.stats.refused += refused
+                    await msg.ack()
+                else:
+                    retry.append((msg, command))
+            pending = retry
+        for msg, command in pending:
+            log.warning("command %s kept conflicting; it will be redelivered", command.id)
+            await msg.nak(delay=1.0)
+
+    async def _tick(self, now: float) -> None:
+        returned = [self.core.returned(agent, now) for agent in sorted(self._returned)]
+        self._returned.clear()
+        await self._commit(returned + self.core.tick(now), now)
+        self.core.expire(now)
+
+    async def _place(self, now: float) -> None:
+        decisions = self.core.plan(now, self.settings.plan_batch)
+        if not decisions:
+            return
+        await self._commit(decisions, now)
+
+    # --- appending --------------------------------------------------------------------------
+
+    async def _commit(self, decisions: Sequence[Decision], now: float) -> list[bool]:
+        """Append decisions (pipelined), apply what landed, send what follows from it.
+
+        A decision whose append conflicts is dropped after its job is re-read: the next pass
+        decides again from what the log now says. Returns, per decision, whether it landed.
+        """
+        singles = [d for d in decisions if len(d.events) <= 1]
+        items = [self._append_item(d, 0, d.expected) for d in singles if d.events]
+        results = iter(await self.store.append_many(items)) if items else iter(())
+        landed: dict[int, bool] = {}
+        sends: list[tuple[str, bytes, str]] = []
+        for decision in singles:
+            if not decision.events:
+                landed[id(decision)] = True
+                continue
+            result = next(results)
+            landed[id(decision)] = await self._landed(decision, [result], now, sends)
+        for decision in decisions:
+            if len(decision.events) > 1:
+                landed[id(decision)] = await self._commit_chain(decision, now, sends)
+        await self._send(sends)
+        return [landed[id(d)] for d in decisions]
+
+    async def _commit_chain(
+        self, decision: Decision, now: float, sends: list[tuple[str, bytes, str]]
+    ) -> bool:
+        """A decision of several events: appended one after another, each expecting the last."""
+        results: list[int | Exception] = []
+        expected = decision.expected
+        for index in range(len(decision.events)):
+            try:
+                seq = await self.store.append(self._append_item(decision, index, expected))
+            except (ConcurrencyConflict, StoreUnavailable) as exc:
+                results.append(exc)
+                break
+            results.append(seq)
+            expected = seq
+        return await self._landed(decision, results, now, sends)
+
+    def _append_item(self, decision: Decision, index: int, expected: int) -> Append:
+        if decision.job:
+            subject = self.subjects.job_event(decision.job, SCHEDULER_WRITER)
+            over = self.subjects.job_events(decision.job)
+        else:
+            subject = over = self.subjects.agent_event(decision.agent)
+        return Append(
+            subject=subject,
+            event=decision.events[index],
+            msg_id=decision.msg_ids[index],
+            expected=expected,
+            expected_subject=over,
+        )
+
+    async def _landed(
+        self,
+        decision: Decision,
+        results: Sequence[int | Exception],
+        now: float,
+        sends: list[tuple[str, bytes, str]],
+    ) -> bool:
+        """Apply the events that landed; re-read the job on a conflict; queue what to send."""
+        for event, result in zip(decision.events, results, strict=False):
+            if isinstance(result, Exception):
+                await self._refused(decision, result)
+                return False
+            self.stats.appended += 1
+            self.core.apply(result, event, now)
+            self._follow_up(decision, event, result, now, sends)
+        return len(results) == len(decision.events)
+
+    async def _refused(self, decision: Decision, error: Exception) -> None:
+        if isinstance(error, ConcurrencyConflict):
+            self.stats.conflicts += 1
+            if decision.job:
+                await self._learn(decision.job)
+            return
+        log.warning("append for %s failed: %s", decision.job or decision.agent, error)
+
+    def _follow_up(
+        self,
+        decision: Decision,
+        event: Event,
+        seq: int,
+        now: float,
+        sends: list[tuple[str, bytes, str]],
+    ) -> None:
+        match event:
+            case JobAssigned():
+                self.stats.placements += 1
+                send = self._dispatch(decision.job, seq, now)
+                if send is not None:
+                    sends.append(send)
+            case JobControlRequested():
+                send = self._control(decision.job, event.cause, now)
+                if send is not None:
+                    sends.append(send)
+            case JobRejected():
+                self.stats.rejections += 1
+            case _:
+                pass
+
+    async def _learn(self, job: str) -> None:
+        """Read one job's history from the store into the core."""
+        loaded = await self.store.load(job)
+        events = [(s, e) for s, e in loaded.events if isinstance(e, JobEventBase)]
+        if self.core.state_of(job) is not None:
+            for seq, event in events:
+                self.core.apply(seq, event, self.clock())
+            return
+        state = fold(job, [e for _, e in events])
+        self.core.adopt(job, loaded.last_seq, state)
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def _dispatch(self, job: str, seq: int, now: float) -> tuple[str, bytes, str] | None:
+        state = self.core.state_of(job)
+        if state is None or state.spec is None:
+            return None
+        dispatch = Dispatch(
+            job=job,
+            attempt=state.attempt,
+            spec=state.spec,
+            budget_s=state.budget_s,
+            retries=state.retries,
+            after_seq=seq,
+            at=now,
+            gpu=state.gpu,
+        )
+        self.stats.dispatches += 1
+        return self.subjects.work(state.agent), encode(dispatch), f"{job}:{state.attempt}"
+
+    def _control(self, job: str, cause: str, now: float) -> tuple[str, bytes, str] | None:
+        state = self.core.state_of(job)
+        if state is None or not state.agent or state.requested is None:
+            return None
+        control = Control(
+            job=job, attempt=state.attempt, action=state.requested, at=now, cause=cause
+        )
+        self.stats.controls += 1
+        msg_id = f"{job}:{state.attempt}:{state.requested}:{cause or self.core.seqs[job]}"
+        return self.subjects.work(state.agent), encode(control), msg_id
+
+    async def _send(self, sends: Sequence[tuple[str, bytes, str]]) -> None:
+        """Publish work messages, pipelined; a lost one is re-sent by the next leader's takeover."""
+        if not sends:
+            return
+        acks = [
+            await self._js.publish_async(subject, data, headers={MSG_ID: msg_id})
+            for subject, data, msg_id in sends
+        ]
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        for (subject, _, _), result in zip(sends, results, strict=True):
+            if isinstance(result, BaseException):
+                log.warning("work message to %s not acknowledged: %s", subject, result)
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    async def _maybe_snapshot(self, now: float) -> None:
+        if now - self._snapshot_at < self.settings.snapshot_every_s:
+            return
+        if self.core.covered - self._snapshot_seq < self.settings.snapshot_min_events:
+            return
+        if self._saving is not None and not self._saving.done():
+            return
+        await self.snapshot(now, wait=False)
+
+    async def snapshot(self, now: float | None = None, *, wait: bool = True) -> int:
+        """Save the core's state; the save runs in the background unless ``wait``."""
+        now = self.clock() if now is None else now
+        state = self.core.snapshot()
+        payload = msgspec.msgpack.encode(state)
+        self._snapshot_at, self._snapshot_seq = now, state.covered
+        snapshot = Snapshot(covered_seq=state.covered, taken_at=now, payload=payload)
+        self._saving = asyncio.create_task(self._save(snapshot))
+        if wait:
+            await self._saving
+        return state.covered
+
+    async def _save(self, snapshot: Snapshot) -> None:
+        try:
+            await self._snapshots.save(snapshot)
+        except (FfrtmpError, OSError, TimeoutError) as exc:
+            log.warning("snapshot at %d not saved: %s", snapshot.covered_seq, exc)
+            return
+        self.stats.snapshots += 1
+
+
+class _LostLease(Exception):
+    """Internal: the lease was lost while leading."""
+
+
+def _lost_lease() -> None:
+    raise _LostLease
