@@ -32,6 +32,7 @@ from nats.js.errors import FetchTimeoutError
 from events.base import AgentEventBase, Event, JobEventBase
 from events.codec import decode_command, decode_heartbeat, encode
 from events.commands import OperatorCommand
+from events.enums import ControlAction
 from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
 from events.jetstream import JetStreamEventStore
 from events.job import fold
@@ -40,6 +41,7 @@ from events.job_events import (
     JobAssigned,
     JobControlRequested,
     JobRejected,
+    JobTimedOut,
 )
 from events.store import Append
 from events.subjects import MSG_ID, SCHEDULER_WRITER, Subjects
@@ -484,6 +486,8 @@ class Scheduler:
                     sends.append(send)
             case JobRejected():
                 self.stats.rejections += 1
+            case JobTimedOut():
+                sends.append(self._stop_attempt(event, now))
             case _:
                 pass
 
@@ -527,6 +531,19 @@ class Scheduler:
         self.stats.controls += 1
         msg_id = f"{job}:{state.attempt}:{state.requested}:{cause or self.core.seqs[job]}"
         return self.subjects.work(state.agent), encode(control), msg_id
+
+    def _stop_attempt(self, event: JobTimedOut, now: float) -> tuple[str, bytes, str]:
+        """Tell the agent to stop an attempt that ran out of time, so its slot frees up."""
+        control = Control(
+            job=event.job,
+            attempt=event.attempt,
+            action=ControlAction.CANCEL,
+            at=now,
+            cause=event.cause,
+        )
+        self.stats.controls += 1
+        msg_id = f"{event.job}:{event.attempt}:cancel:timed-out"
+        return self.subjects.work(event.agent), encode(control), msg_id
 
     async def _send(self, sends: Sequence[tuple[str, bytes, str]]) -> None:
         """Publish work messages, pipelined; a lost one is re-sent by the next leader's takeover."""
