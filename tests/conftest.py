@@ -18,6 +18,7 @@ from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer, NatsSettings, find_binary, free_port
+from tests.farm import Farm
 
 
 @pytest.fixture
@@ -79,3 +80,11 @@ async def jetstream_store(
     store = await JetStreamEventStore.connect(nats_server.url, Subjects(prefix), ensure=True)
     async with store:
         yield store
+
+
+@pytest.fixture
+async def farm(jetstream_store: JetStreamEventStore) -> AsyncIterator[Farm]:
+    """A farm on this test's prefix (commands, histories, simulated agents); agents stop after."""
+    farm = Farm(jetstream_store)
+    yield farm
+    await farm.close()

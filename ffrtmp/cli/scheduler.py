@@ -51,6 +51,9 @@ def run(
         float, typer.Option(help="Lease time: a standby takes over this long after a crash.")
     ] = 5.0,
     snapshot_every_s: Annotated[float, typer.Option(help="Seconds between snapshots.")] = 30.0,
+    ack_wait_s: Annotated[
+        float, typer.Option(help="A command a dead leader took returns after this long.")
+    ] = 5.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")] = False,
 ) -> None:
     """Run the scheduler (leader or standby) until Ctrl-C.
@@ -69,6 +72,7 @@ def run(
         ),
         lease_ttl_s=lease_ttl_s,
         snapshot_every_s=snapshot_every_s,
+        ack_wait_s=ack_wait_s,
     )
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

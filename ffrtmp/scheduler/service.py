@@ -68,7 +68,7 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_every_s: float = 30.0
     snapshot_min_events: int = 1000  # fewer new events than this: no new snapshot
     fetch_batch: int = 256
-    ack_wait_s: float = 10.0  # an unacknowledged command returns to the next leader after this
+    ack_wait_s: float = 5.0  # an unacknowledged command returns to the next leader after this
     plan_batch: int = 2000  # placements per append round
 
 

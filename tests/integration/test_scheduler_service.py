@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from agent.report import JobWriter
 from events.commands import CancelJob, Complete, PauseJob, RespondToJob, ResumeJob, SubmitJob
 from events.enums import FailureReason, JobStatus, Priority, Queue
-from events.jetstream import JetStreamEventStore
 from events.job_events import CommandRefused, JobAssigned, JobResults, JobRetrying, JobStarted
 from events.spec import JobSpec
 from events.work import Dispatch
@@ -19,14 +17,6 @@ from tests.farm import GPU, Farm, scheduler, wait_until
 
 pytestmark = pytest.mark.anyio
 S = JobStatus
-
-
-@pytest.fixture
-async def farm(jetstream_store: JetStreamEventStore) -> AsyncIterator[Farm]:
-    """A farm on this test's prefix; its agents stop at the end."""
-    farm = Farm(jetstream_store)
-    yield farm
-    await farm.close()
 
 
 async def test_jobs_are_placed_by_queue_then_priority(farm: Farm) -> None:
