@@ -133,6 +133,7 @@ class ControlDone(msgspec.Struct, frozen=True, kw_only=True):
 
     agent: str
     action: ControlAction
+    attempt: int | None = None  # the attempt it acted on; None from agents that predate it
 
 
 InternalCommand = (

@@ -139,6 +139,7 @@ def _retrying(state: JobState, event: JobRetrying | JobTimedOut, at: float) -> J
         retry_at=at,
         agent="",
         requested=None,
+        resume_to=None,
         reason=reason,
         message=message,
     )
@@ -395,6 +396,8 @@ def _control_done(state: JobState, command: ControlDone, now: float, cause: str)
     base = _base(state, now, cause)
     if state.agent != command.agent:
         return []
+    if command.attempt is not None and command.attempt != state.attempt:
+        return []  # an answer about an older attempt on the same agent
     match command.action:
         case ControlAction.PAUSE if state.status is S.RUNNING:
             return [JobPaused(**base, resume_to=S.RUNNING, agent=command.agent)]
@@ -483,13 +486,13 @@ def _decide_agent(
                     **base, agent=command.agent, attempt=command.attempt, percent=command.percent
                 )
             ]
-        case Complete() if _holds(state, command.agent, command.attempt, S.RUNNING):
+        case Complete() if _holds(state, command.agent, command.attempt, S.RUNNING, S.PAUSED):
             return [
                 JobCompleted(
                     **base, agent=command.agent, attempt=command.attempt, results=command.results
                 )
             ]
-        case Fail() if _holds(state, command.agent, command.attempt, S.ASSIGNED, S.RUNNING):
+        case Fail() if _holds(state, command.agent, command.attempt, *_HOLDING):
             return [_failure(state, command.reason, command.message, now, cause, policy)]
         case ControlDone():
             return _control_done(state, command, now, cause)

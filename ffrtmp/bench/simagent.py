@@ -380,7 +380,7 @@ class SimAgent:
     async def _obey(self, attempt: _Attempt, control: Control) -> bool:
         """Act on a control and report what happened; False: the attempt ended."""
         action, paused = control.action, attempt.clock.stopped
-        done = ControlDone(agent=self.agent, action=action)
+        done = ControlDone(agent=self.agent, action=action, attempt=attempt.dispatch.attempt)
         if action is ControlAction.CANCEL:
             await self._report(attempt, done, control.cause)
             return False

@@ -269,3 +269,34 @@ def test_paused_time_does_not_count_against_the_budget() -> None:
     run.do(ResumeJob(id="c3", job="j1", at=0.0))
     run.do(ControlDone(agent="ag1", action=ControlAction.RESUME))
     assert run.state.started_at - started == 102.0  # paused at +2 s, resumed 102 s later
+
+
+def test_an_attempt_that_ends_while_suspended_is_recorded() -> None:
+    """FFmpeg can finish or die just as the agent suspends it: the holder may still report."""
+    done = Run().submit().running()
+    done.do(PauseJob(id="p", job="j1", at=done.now))
+    done.do(ControlDone(agent="ag1", action=ControlAction.PAUSE, attempt=1))
+    assert done.status() is S.PAUSED
+    assert done.do(Complete(agent="ag2", attempt=1, results=RESULTS)) == []
+    done.do(Complete(agent="ag1", attempt=1, results=RESULTS))
+    assert done.status() is S.COMPLETED
+    crashed = Run().submit().running()
+    crashed.do(PauseJob(id="p", job="j1", at=crashed.now))
+    crashed.do(ControlDone(agent="ag1", action=ControlAction.PAUSE))
+    crashed.do(Fail(agent="ag1", attempt=1, reason=FailureReason.RUNTIME_ERROR))
+    assert crashed.status() is S.RETRYING
+    assert crashed.state.resume_to is None
+
+
+def test_a_control_answer_about_an_older_attempt_is_ignored() -> None:
+    """The same agent answering for attempt 1 cannot pause attempt 2."""
+    run = Run().submit().running()
+    run.do(Fail(agent="ag1", attempt=1, reason=FailureReason.RUNTIME_ERROR))
+    run.now = run.state.retry_at or run.now
+    run.do(RequeueDue())
+    run.running("ag1")
+    run.do(PauseJob(id="p", job="j1", at=run.now))
+    assert run.do(ControlDone(agent="ag1", action=ControlAction.PAUSE, attempt=1)) == []
+    assert run.status() is S.RUNNING
+    run.do(ControlDone(agent="ag1", action=ControlAction.PAUSE, attempt=2))
+    assert run.status() is S.PAUSED

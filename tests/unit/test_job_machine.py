@@ -91,6 +91,7 @@ ALLOWED: dict[tuple[JobStatus, type[Any]], set[JobStatus]] = {
     (S.PAUSED, JobCanceled): {S.CANCELED},
     (S.PAUSED, JobRetrying): {S.RETRYING},
     (S.PAUSED, JobFailed): {S.FAILED},
+    (S.PAUSED, JobCompleted): {S.COMPLETED},  # FFmpeg ended just as it was suspended
     (S.RETRYING, JobQueued): {S.QUEUED},
     (S.RETRYING, JobPaused): {S.PAUSED},
     (S.RETRYING, JobCanceled): {S.CANCELED},
