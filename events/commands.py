@@ -53,15 +53,40 @@ class RespondToJob(OperatorCommandBase, frozen=True, kw_only=True):
     approve: bool
 
 
-OperatorCommand = SubmitJob | CancelJob | PauseJob | ResumeJob | RespondToJob
+JobOperatorCommand = SubmitJob | CancelJob | PauseJob | ResumeJob | RespondToJob
+
+
+class AgentCommandBase(Message, frozen=True, kw_only=True):
+    """An operator's request about an agent, durable on the commands stream."""
+
+    id: str
+    agent: str
+    at: float
+    by: str = ""
+
+
+class QuarantineAgent(AgentCommandBase, frozen=True, kw_only=True):
+    """No new placements on the agent until it is cleared."""
+
+    reason: str = ""
+
+
+class ClearAgent(AgentCommandBase, frozen=True, kw_only=True):
+    """Lift a quarantine (and forget the agent's failure streak)."""
+
+
+AgentOperatorCommand = QuarantineAgent | ClearAgent
+OperatorCommand = JobOperatorCommand | AgentOperatorCommand
 
 # Verbs name the command subjects: <prefix>.cmd.<verb>.
-VERBS: dict[type[OperatorCommandBase], str] = {
+VERBS: dict[type[OperatorCommandBase | AgentCommandBase], str] = {
     SubmitJob: "submit",
     CancelJob: "cancel",
     PauseJob: "pause",
     ResumeJob: "resume",
     RespondToJob: "respond",
+    QuarantineAgent: "quarantine",
+    ClearAgent: "clear",
 }
 
 
@@ -148,4 +173,4 @@ InternalCommand = (
     | Fail
     | ControlDone
 )
-JobCommand = OperatorCommand | InternalCommand
+JobCommand = JobOperatorCommand | InternalCommand

@@ -40,8 +40,10 @@ from events.base import AgentEventBase, Event, JobEventBase
 from events.commands import (
     AgentGone,
     Assign,
+    ClearAgent,
     JobCommand,
     OperatorCommand,
+    QuarantineAgent,
     Reject,
     RequeueDue,
     TimeOut,
@@ -333,7 +335,9 @@ class SchedulerCore:
         return self.jobs.get(job)
 
     def on_command(self, command: OperatorCommand, now: float) -> Decision:
-        """Decide an operator's command against a job the core holds (adopt it first)."""
+        """Decide an operator's command against the job or agent it names, as the core knows it."""
+        if isinstance(command, QuarantineAgent | ClearAgent):
+            return self._on_agent_command(command, now)
         state = self.jobs.get(command.job) or initial(command.job)
         events = decide(state, command, now, command.id, self.settings.retry)
         return Decision(
@@ -341,6 +345,27 @@ class SchedulerCore:
             events=tuple(events),
             expected=self.seqs.get(command.job, 0),
             msg_ids=tuple(f"{command.id}:{i}" for i in range(len(events))),
+        )
+
+    def _on_agent_command(self, command: QuarantineAgent | ClearAgent, now: float) -> Decision:
+        """Quarantine or clear; already so (or an agent never seen): nothing to record."""
+        agent = self.agents.get(command.agent)
+        events: tuple[AgentEvent, ...] = ()
+        if agent is not None:
+            name, cause, by = command.agent, command.id, command.by
+            if isinstance(command, QuarantineAgent) and not agent.quarantined:
+                reason = command.reason or "quarantined by an operator"
+                quarantined = AgentQuarantined(
+                    agent=name, at=now, cause=cause, by=by, reason=reason
+                )
+                events = (quarantined,)
+            elif isinstance(command, ClearAgent) and agent.quarantined:
+                events = (AgentCleared(agent=name, at=now, cause=cause, by=by),)
+        return Decision(
+            agent=command.agent,
+            events=events,
+            expected=self.agent_seqs.get(command.agent, 0),
+            msg_ids=(f"{command.id}:0",) * len(events),
         )
 
     def decide_for(self, job: str, command: JobCommand, now: float, detail: str = "") -> Decision:

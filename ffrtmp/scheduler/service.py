@@ -31,7 +31,7 @@ from nats.js.errors import FetchTimeoutError
 
 from events.base import AgentEventBase, Event, JobEventBase
 from events.codec import decode_command, decode_heartbeat, encode
-from events.commands import OperatorCommand
+from events.commands import ClearAgent, OperatorCommand, QuarantineAgent
 from events.enums import ControlAction
 from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
 from events.jetstream import JetStreamEventStore
@@ -309,10 +309,11 @@ class Scheduler:
                 command = await self._decode(msg)
                 if command is None:
                     continue
-                if command.job in seen:
+                key = command_key(command)
+                if key in seen:
                     later.append(msg)
                     continue
-                seen.add(command.job)
+                seen.add(key)
                 round_.append((msg, command))
             await self._decide_commands(round_)
             msgs = later
@@ -588,6 +589,13 @@ class Scheduler:
             log.warning("snapshot at %d not saved: %s", snapshot.covered_seq, exc)
             return
         self.stats.snapshots += 1
+
+
+def command_key(command: OperatorCommand) -> str:
+    """What a command is about: commands about the same thing are decided one after another."""
+    if isinstance(command, QuarantineAgent | ClearAgent):
+        return f"agent:{command.agent}"
+    return f"job:{command.job}"
 
 
 class _LostLease(Exception):

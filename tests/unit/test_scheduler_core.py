@@ -13,14 +13,22 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from events.agent_events import AgentRegistered, Capabilities, GpuInfo
+from events.agent_events import (
+    AgentCleared,
+    AgentQuarantined,
+    AgentRegistered,
+    Capabilities,
+    GpuInfo,
+)
 from events.base import AgentEventBase, Event
 from events.commands import (
     CancelJob,
+    ClearAgent,
     Complete,
     Fail,
     PauseJob,
     Progress,
+    QuarantineAgent,
     RespondToJob,
     ResumeJob,
     Start,
@@ -438,3 +446,19 @@ def test_live_state_equals_the_replayed_log(steps: list[tuple[str, str, Any]]) -
     # No attempt of any job was ever assigned twice.
     attempts = [(e.job, e.attempt) for e in farm.log if isinstance(e, JobAssigned)]
     assert len(attempts) == len(set(attempts))
+
+
+def test_an_operator_quarantines_and_clears_an_agent() -> None:
+    """Quarantine stops placements on the agent; clearing lets work go there again."""
+    farm = Farm()
+    farm.register("a1")
+    (event,) = farm.operator(QuarantineAgent(id="q1", agent="a1", at=farm.now, reason="bad RAM"))
+    assert isinstance(event, AgentQuarantined)
+    assert farm.core.agents["a1"].quarantine_reason == "bad RAM"
+    assert farm.operator(QuarantineAgent(id="q2", agent="a1", at=farm.now)) == []  # already
+    farm.submit("j")
+    assert farm.plan() == []
+    (cleared,) = farm.operator(ClearAgent(id="c1", agent="a1", at=farm.now))
+    assert isinstance(cleared, AgentCleared)
+    assert farm.assigned(farm.plan()) == [("j", "a1")]
+    assert farm.operator(ClearAgent(id="c2", agent="nobody", at=farm.now)) == []
