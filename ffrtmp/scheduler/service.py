@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 CONSUMER: Final = "scheduler"
 MAX_DELIVER: Final = 5
 CONFLICT_RETRIES: Final = 5
+EXPIRE_EVERY: Final = 65_536  # events replayed between sweeps of finished jobs
 
 
 class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,6 +170,8 @@ class Scheduler:
                 self.core.apply(seq, event, now)
             self.core.advance(seq)
             self.stats.replayed += 1
+            if self.stats.replayed % EXPIRE_EVERY == 0:
+                self.core.expire(now)  # a long history never holds all its jobs at once
         self.core.expire(now)
         self.core.grace(now)
         self.ready.set()
