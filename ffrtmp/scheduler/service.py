@@ -26,6 +26,7 @@ from typing import Final
 
 import msgspec
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import FetchTimeoutError
 
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 CONSUMER: Final = "scheduler"
 MAX_DELIVER: Final = 5
 CONFLICT_RETRIES: Final = 5
+OUTAGE_PAUSE_S: Final = 0.5
 EXPIRE_EVERY: Final = 65_536  # events replayed between sweeps of finished jobs
 
 
@@ -88,6 +90,7 @@ class Stats(msgspec.Struct, kw_only=True):
     replayed: int = 0
     snapshots: int = 0
     takeovers: int = 0
+    outages: int = 0
 
 
 class _Peek(msgspec.Struct):
@@ -222,15 +225,24 @@ class Scheduler:
         """Wait until this process holds the lease, trying every third of its time to live."""
         await self._lease.open()
         while True:
-            if await self._lease.try_acquire():
-                return
+            try:
+                if await self._lease.try_acquire():
+                    return
+            except (FfrtmpError, NatsError) as exc:
+                log.warning("lease unreachable: %s", exc)
             await asyncio.sleep(self._lease.ttl_s / 3)
 
     async def _keep_lease(self) -> None:
+        """Renew every third of the lease time; return when the lease is lost or lapses."""
         while True:
             await asyncio.sleep(self._lease.ttl_s / 3)
-            if not await self._lease.renew():
-                return
+            try:
+                if not await self._lease.renew():
+                    return
+            except (FfrtmpError, NatsError) as exc:
+                log.warning("lease renewal failed: %s", exc)
+                if not self._lease.held:  # lapsed by our own clock: a standby may lead now
+                    return
 
     # --- intake -----------------------------------------------------------------------------
 
@@ -256,6 +268,10 @@ class Scheduler:
                     msgs = await sub.fetch(self.settings.fetch_batch, timeout=1.0)
                 except (FetchTimeoutError, TimeoutError):
                     continue
+                except NatsError as exc:  # reconnecting: the durable consumer keeps our place
+                    log.warning("command intake paused: %s", exc)
+                    await asyncio.sleep(OUTAGE_PAUSE_S)
+                    continue
                 for msg in msgs:
                     await self._inbox.put(msg)
                 self._wake.set()
@@ -275,14 +291,26 @@ class Scheduler:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
-            await self._commands()
-            now = self.clock()
-            if now >= next_tick:
-                next_tick = now + self.settings.tick_s
-                await self._tick(now)
-            while self.core.dirty:
-                await self._place(self.clock())
-            await self._maybe_snapshot(now)
+            try:
+                next_tick = await self._step(next_tick)
+            except (FfrtmpError, NatsError, TimeoutError) as exc:
+                # The server restarting or unreachable: nothing was decided that did not land,
+                # so wait a moment and go on from what the log says.
+                self.stats.outages += 1
+                log.warning("decider paused: %s", exc)
+                await asyncio.sleep(OUTAGE_PAUSE_S)
+
+    async def _step(self, next_tick: float) -> float:
+        """One round: waiting commands, the clock when due, placement while there is room."""
+        await self._commands()
+        now = self.clock()
+        if now >= next_tick:
+            next_tick = now + self.settings.tick_s
+            await self._tick(now)
+        while self.core.dirty:
+            await self._place(self.clock())
+        await self._maybe_snapshot(now)
+        return next_tick
 
     async def _take_over(self) -> None:
         """Re-send what the log says is outstanding; dedup and concurrency make it safe."""
@@ -375,6 +403,9 @@ class Scheduler:
                     retry.append((msg, command))
             pending = retry
         for msg, command in pending:
+            if msg.metadata.num_delivered >= MAX_DELIVER:
+                await self._set_aside(msg, MalformedMessage(f"kept conflicting: {command.id}"))
+                continue
             log.warning("command %s kept conflicting; it will be redelivered", command.id)
             await msg.nak(delay=1.0)
 

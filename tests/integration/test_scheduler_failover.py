@@ -9,15 +9,17 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from events.enums import FailureReason, JobStatus
+from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobAssigned, JobCompleted, JobRetrying
+from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer
 from ffrtmp.scheduler.lease import Lease
 from tests.farm import FAST, Farm, scheduler, wait_until
@@ -183,3 +185,36 @@ async def test_two_leaders_at_once_never_assign_a_job_twice(
         history = await farm.history(job)
         reasons = {e.reason for e in history if isinstance(e, JobRetrying)}
         assert reasons <= {FailureReason.RESOURCE_ERROR}, (job, reasons)
+
+
+async def test_the_farm_resumes_after_the_nats_server_is_killed(
+    private_nats_server: NatsServer, prefix: str
+) -> None:
+    """SIGKILL nats-server under a running farm; after its restart, work goes on unaided."""
+    async with private_nats_server as server:
+        store = await JetStreamEventStore.connect(server.url, Subjects(prefix), ensure=True)
+        farm = Farm(store)
+        try:
+            await farm.agent("a1", slots=2)
+            async with store, scheduler(store) as sched:
+                await farm.submit("before")
+                await farm.wait_status("before", S.COMPLETED)
+                server.kill()
+                await server.arestart()
+                await wait_until(_reachable(farm), "the store to reconnect")
+                await farm.submit("after")
+                await farm.wait_status("after", S.COMPLETED)
+                assert sched.leading.is_set()
+        finally:
+            await farm.close()
+
+
+def _reachable(farm: Farm) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            await farm.store.last_seq()
+        except FfrtmpError:
+            return False
+        return True
+
+    return check
