@@ -1,15 +1,16 @@
-"""``ffrtmp bench``: ffrtmp's event store against raw nats-py, measured on an embedded server.
+"""``ffrtmp bench``: ffrtmp's event store and scheduler, measured on an embedded server.
 
 Each command starts the shipped nats-server (fsync on every write) in a temporary directory,
 runs ours and raw in interleaved rounds and prints the medians and their ratio: a table, or one
-JSON object with ``--json``. ``BENCHMARKS.md`` records the figures and how they were taken.
+JSON object with ``--json``. ``schedule`` measures the scheduler against the issue's targets,
+with raw nats-py beside it. ``BENCHMARKS.md`` records the figures and how they were taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import typer
@@ -19,6 +20,7 @@ from rich.table import Table
 from ffrtmp.bench.append import AppendSettings, bench_append
 from ffrtmp.bench.fold import bench_fold
 from ffrtmp.bench.replay import ReplaySettings, bench_replay
+from ffrtmp.bench.schedule import TARGETS, ScheduleReport, ScheduleSettings, bench_schedule
 from ffrtmp.bench.stats import Comparison
 
 app = typer.Typer(help="Measure ffrtmp against raw baselines; prints JSON.", no_args_is_help=True)
@@ -26,13 +28,14 @@ app = typer.Typer(help="Measure ffrtmp against raw baselines; prints JSON.", no_
 Messages = Annotated[int, typer.Option("--messages", min=1, help="Messages per measurement.")]
 Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds; medians win.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")]
-Bench = Callable[[], Coroutine[Any, Any, Comparison]]
+R = TypeVar("R")
 _EXTRA = {
     "raw_default_sync_msgs_per_s": ("raw, default fsync", "{:,.0f}"),
     "sync_always_slowdown": ("fsync-always slowdown", "{:.2f}x"),
 }
 _APPEND = AppendSettings()
 _REPLAY = ReplaySettings()
+_SCHEDULE = ScheduleSettings()
 
 
 @app.command()
@@ -77,7 +80,35 @@ def fold(
     typer.echo(msgspec.json.encode(bench_fold(jobs, window)).decode())
 
 
-def _run(start: Bench, as_json: bool, doing: str) -> Comparison:
+@app.command()
+def schedule(
+    jobs: Annotated[int, typer.Option(min=1, help="Queued jobs to place.")] = _SCHEDULE.jobs,
+    agents: Annotated[int, typer.Option(min=1, help="Simulated agents.")] = _SCHEDULE.agents,
+    rate: Annotated[float, typer.Option(min=1, help="Submissions per second.")] = _SCHEDULE.rate,
+    seconds: Annotated[
+        float, typer.Option(min=0.1, help="Seconds of steady submissions per round.")
+    ] = _SCHEDULE.seconds,
+    history: Annotated[
+        int, typer.Option(min=100, help="Events in the log a restart starts from.")
+    ] = _SCHEDULE.history,
+    rounds: Rounds = _SCHEDULE.rounds,
+    as_json: AsJson = False,
+) -> None:
+    """Placements/s, submit-to-dispatch latency, restart time and memory per queued job.
+
+    Example: ffrtmp bench schedule --jobs 100000 --agents 1000 --history 1000000 --json
+    """
+    settings = ScheduleSettings(
+        jobs=jobs, agents=agents, rate=rate, seconds=seconds, history=history, rounds=rounds
+    )
+    report = _run(lambda: bench_schedule(settings), as_json, "scheduling")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+    else:
+        _show_schedule(report)
+
+
+def _run(start: Callable[[], Coroutine[Any, Any, R]], as_json: bool, doing: str) -> R:
     """Run a benchmark coroutine, with a spinner unless the output is JSON."""
     if as_json:
         return asyncio.run(start())
@@ -105,3 +136,28 @@ def _show(report: Comparison, as_json: bool) -> None:
 
 def _rounds(rates: list[float]) -> str:
     return " ".join(f"{r / 1000:.0f}k" for r in rates)
+
+
+_SCHEDULE_ROWS = (
+    ("placements_per_s", "placements/s", "{:,.0f}"),
+    ("raw_placements_per_s", "raw publish_async pairs/s", "{:,.0f}"),
+    ("placements_vs_raw_ratio", "ratio to raw", "{:.2f}"),
+    ("pure_placements_per_s", "pure plan + apply/s", "{:,.0f}"),
+    ("p50_submit_to_dispatch_ms", "p50 submit → dispatch ms", "{:.1f}"),
+    ("p99_submit_to_dispatch_ms", "p99 submit → dispatch ms", "{:.1f}"),
+    ("restart_s", "restart s (snapshot + tail)", "{:.3f}"),
+    ("restart_s_small_history", "restart s, a tenth of the history", "{:.3f}"),
+    ("full_replay_s", "full replay s", "{:.2f}"),
+    ("bytes_per_queued_job", "bytes per queued job", "{:,.0f}"),
+)
+
+
+def _show_schedule(report: ScheduleReport) -> None:
+    figures = msgspec.structs.asdict(report)
+    table = Table(title=f"ffrtmp bench schedule: {report.settings.jobs:,} jobs")
+    for column in ("", "measured", "target"):
+        table.add_column(column, justify="right" if column else "left")
+    for name, label, form in _SCHEDULE_ROWS:
+        target = TARGETS.get(name)
+        table.add_row(label, form.format(figures[name]), "" if target is None else f"{target:,g}")
+    Console().print(table)
