@@ -76,6 +76,7 @@ from ffrtmp.scheduler.placement import (
     GpuRoom,
     Needs,
     Rooms,
+    lacks,
     needs_of,
     why_never,
 )
@@ -146,6 +147,11 @@ def _compact(event: JobSubmitted) -> JobSubmitted:
     return msgspec.structs.replace(event, spec=spec)
 
 
+def _scheme(location: str) -> str:
+    """``rtmp`` of ``rtmp://host/app``; empty for a path or a pattern."""
+    return location.split("://", 1)[0].lower() if "://" in location else ""
+
+
 def _job_msg_id(state: JobState, event: JobEvent, detail: str = "") -> str:
     """A dedup id from what the decision is: the same decision twice is one event."""
     return f"{state.job}:{state.attempt}:{type(event).__name__}:{detail}"
@@ -172,6 +178,7 @@ class SchedulerCore:
         self._ended: collections.deque[tuple[float, str]] = collections.deque()
         self._needs: dict[str, Needs] = {}  # scenario+spec → needs, shared by equal specs
         self._never: dict[Needs, str | None] = {}  # cache of why_never, cleared on agent change
+        self._capable: dict[Needs, frozenset[str]] = {}  # agents able to serve a need, likewise
         self._orphans: set[str] = set()  # attempts whose agent restarted or left: retry them
         self._fresh: list[str] = []  # queued since the last pass: checked for rejection first
         self.dirty = True  # something changed that a planning pass could act on
@@ -221,6 +228,7 @@ class SchedulerCore:
         match event:
             case AgentRegistered():
                 self._never.clear()
+                self._capable.clear()
                 self.heard[agent] = max(self.heard.get(agent, 0.0), now)
                 self._orphan_held_by(agent, seq)
             case AgentDeregistered():
@@ -384,7 +392,9 @@ class SchedulerCore:
         """What the job needs of an agent (cached per distinct spec shape)."""
         spec = state.spec
         assert spec is not None  # noqa: S101 -- only submitted jobs are placed
-        key = f"{spec.scenario}|{spec.engine}|{spec.input}|{spec.output}|{spec.quality_metrics}"
+        # Only a URL's scheme matters to needs, not the path: the key stays small and shared.
+        source, sink = _scheme(spec.input), _scheme(spec.output)
+        key = f"{spec.scenario}|{spec.engine}|{source}|{sink}|{spec.quality_metrics}"
         needs = self._needs.get(key)
         if needs is None:
             if len(self._needs) > 10_000:
@@ -423,7 +433,18 @@ class SchedulerCore:
                 agent, state.capabilities, state.slots, len(held), gpus=gpus, load=load.cpu
             )
             rooms.append(room)
-        return Rooms(rooms)
+        return Rooms(rooms, self._able)
+
+    def _able(self, needs: Needs, room: AgentRoom) -> bool:
+        """Whether the agent could run such a job, from a cache cleared when agents change."""
+        able = self._capable.get(needs)
+        if able is None:
+            able = self._capable[needs] = frozenset(
+                agent
+                for agent, state in self.agents.items()
+                if state.capabilities is not None and not lacks(needs, state.capabilities)
+            )
+        return room.agent in able
 
     def plan(self, now: float, limit: int | None = None) -> list[Decision]:
         """Place queued jobs in order onto free room; reject the ones nobody could ever run.

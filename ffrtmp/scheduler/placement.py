@@ -11,7 +11,7 @@ stay free for the work only they can do.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import msgspec
@@ -157,10 +157,15 @@ class Rooms:
     shrinks during a pass, so an agent found full for a need is dropped from that heap.
     """
 
-    def __init__(self, rooms: Iterable[AgentRoom]) -> None:
-        """Start from each placeable agent's room."""
+    def __init__(
+        self,
+        rooms: Iterable[AgentRoom],
+        able: Callable[[Needs, AgentRoom], bool] | None = None,
+    ) -> None:
+        """Start from each placeable agent's room; ``able`` may answer ``lacks`` from a cache."""
         self._rooms = [room for room in rooms if room.free > 0]
         self._heaps: dict[Needs, list[tuple[tuple[int, float, float, str], AgentRoom]]] = {}
+        self._able = able or (lambda needs, room: not lacks(needs, room.caps))
 
     @property
     def free(self) -> int:
@@ -174,7 +179,7 @@ class Rooms:
             heap = [
                 (room.rank(cpu_work), room)
                 for room in self._rooms
-                if room.free > 0 and not lacks(needs, room.caps)
+                if room.free > 0 and self._able(needs, room)
             ]
             heapq.heapify(heap)
             self._heaps[needs] = heap

@@ -72,7 +72,7 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
     snapshot_min_events: int = 1000  # fewer new events than this: no new snapshot
     fetch_batch: int = 256
     ack_wait_s: float = 5.0  # an unacknowledged command returns to the next leader after this
-    plan_batch: int = 2000  # placements per append round
+    plan_batch: int = 500  # placements per round, between which commands and ticks run
 
 
 class Stats(msgspec.Struct, kw_only=True):
@@ -307,7 +307,7 @@ class Scheduler:
         if now >= next_tick:
             next_tick = now + self.settings.tick_s
             await self._tick(now)
-        while self.core.dirty:
+        if self.core.dirty:  # one pass per round: a long backlog never holds commands back
             await self._place(self.clock())
         await self._maybe_snapshot(now)
         return next_tick
