@@ -27,25 +27,23 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
 from typing import Final
 
 import msgspec
-from nats.errors import Error as NatsError
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import (
     APIError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    ServiceUnavailableError,
 )
 from nats.js.kv import KeyValue
 
 from events import subjects as wire
-from events.errors import FfrtmpError, InvalidSpec, MalformedMessage, StoreUnavailable
+from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
 from events.streams import ERR_STREAM_NAME_IN_USE
 from events.subjects import Subjects
+from ffrtmp.scheduler.natsboundary import jetstream_boundary
 
 _log = logging.getLogger(__name__)
 
@@ -226,23 +224,6 @@ class Lease:
             )
             self._ttl = ttl
 
-    @contextlib.contextmanager
-    def _boundary(self, action: str) -> Iterator[None]:
+    def _boundary(self, action: str) -> contextlib.AbstractContextManager[None]:
         """Translate NATS failures into ``StoreUnavailable`` / ``FfrtmpError``."""
-        try:
-            yield
-        except ServiceUnavailableError as exc:
-            hint = "the server has no JetStream: run `ffrtmp server` (or nats-server -js)"
-            raise StoreUnavailable(self._url, hint) from exc
-        except APIError as exc:
-            raise FfrtmpError(f"lease {self._bucket}: {action} refused: {exc.description}") from exc
-        except TimeoutError as exc:
-            raise StoreUnavailable(self._url, f"no answer to lease {action}") from exc
-        except (NatsError, OSError) as exc:
-            raise StoreUnavailable(self._url, f"lease {action}: {type(exc).__name__}") from exc
-
-    @property
-    def _url(self) -> str:
-        # nats-py keeps a JetStreamContext's client private; its URL names what failed.
-        url = self._js._nc.connected_url  # noqa: SLF001
-        return str(url.geturl()) if url else "?"
+        return jetstream_boundary(self._js, "lease", f"lease {self._bucket}", action)

@@ -36,15 +36,15 @@ from collections.abc import Iterator
 from typing import Final, Literal
 
 import msgspec
-from nats.errors import Error as NatsError
 from nats.js.api import ObjectInfo, ObjectMeta, ObjectMetaOptions, StorageType
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, BadObjectMetaError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, BadObjectMetaError, NotFoundError
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_STREAM_TEMPLATE, ObjectStore
 
-from events.errors import FfrtmpError, StoreUnavailable
+from events.errors import FfrtmpError
 from events.streams import ERR_STREAM_NAME_IN_USE
 from events.subjects import Subjects
+from ffrtmp.scheduler.natsboundary import jetstream_boundary
 
 _log = logging.getLogger(__name__)
 
@@ -187,29 +187,12 @@ class SnapshotStore:
     @contextlib.contextmanager
     def _boundary(self, action: str) -> Iterator[None]:
         """Translate NATS failures into ``StoreUnavailable`` / ``FfrtmpError``."""
-        try:
-            yield
-        except ServiceUnavailableError as exc:
-            hint = "the server has no JetStream: run `ffrtmp server` (or nats-server -js)"
-            raise StoreUnavailable(self._url, hint) from exc
-        except APIError as exc:
-            raise FfrtmpError(
-                f"snapshot {self._bucket}/{self._name}: {action} refused: {exc.description}"
-            ) from exc
-        except BadObjectMetaError as exc:
-            raise FfrtmpError(
-                f"snapshot {self._bucket}/{self._name}: {action}: its meta is not JSON"
-            ) from exc
-        except TimeoutError as exc:
-            raise StoreUnavailable(self._url, f"no answer to snapshot {action}") from exc
-        except (NatsError, OSError) as exc:
-            raise StoreUnavailable(self._url, f"snapshot {action}: {type(exc).__name__}") from exc
-
-    @property
-    def _url(self) -> str:
-        # nats-py keeps a JetStreamContext's client private; its URL names what failed.
-        url = self._js._nc.connected_url  # noqa: SLF001
-        return str(url.geturl()) if url else "?"
+        what = f"snapshot {self._bucket}/{self._name}"
+        with jetstream_boundary(self._js, "snapshot", what, action):
+            try:
+                yield
+            except BadObjectMetaError as exc:
+                raise FfrtmpError(f"{what}: {action}: its meta is not JSON") from exc
 
 
 def _encode(snapshot: Snapshot) -> bytes:

@@ -18,7 +18,6 @@ from events.agent_events import (
     AgentQuarantined,
     AgentRegistered,
     Capabilities,
-    GpuInfo,
 )
 from events.base import AgentEventBase, Event
 from events.commands import (
@@ -48,23 +47,9 @@ from events.spec import JobSpec
 from events.work import Heartbeat
 from ffrtmp.scheduler.core import Decision, SchedulerCore, SchedulerSettings
 from ffrtmp.scheduler.timers import TimerSettings
+from tests.farm import CPU, GPU
 
 S = JobStatus
-GIB = 1024**3
-CPU = Capabilities(hostname="cpu", encoders=("libx264", "libx265", "libsvtav1"))
-GPU = Capabilities(
-    hostname="gpu",
-    encoders=("libx264", "h264_nvenc", "hevc_nvenc"),
-    gpus=(
-        GpuInfo(
-            index=0,
-            name="RTX A2000",
-            memory_bytes=6 * GIB,
-            nvenc_sessions=2,
-            encoders=("h264_nvenc", "hevc_nvenc"),
-        ),
-    ),
-)
 
 
 class Farm:
