@@ -23,6 +23,10 @@ class JobResults(msgspec.Struct, frozen=True, kw_only=True):
     psnr: float | None = None
     ssim: float | None = None
     vmaf: float | None = None
+    stalls: int | None = None  # times a live output fell behind real time (speed < 1)
+    frames_per_joule: float | None = None  # efficiency, where energy was measured
+    frames_per_cpu_s: float | None = None  # efficiency on any machine
+    qoe: float | None = None  # 0..100 from VMAF and stalls; formula in agent/scores.py
 
 
 class JobSubmitted(JobEventBase, frozen=True, kw_only=True):
