@@ -12,7 +12,7 @@ import typer
 
 from events.errors import FfrtmpError
 from ffrtmp import __version__
-from ffrtmp.cli import bench, scenarios, scheduler, server
+from ffrtmp.cli import bench, check, scenarios, scheduler, server
 
 app = typer.Typer(
     name="ffrtmp",
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 app.command(name="server")(server.command)
 app.command(name="scenarios")(scenarios.command)
+app.command(name="check")(check.command)
 app.add_typer(bench.app, name="bench")
 app.add_typer(scheduler.app, name="scheduler")
 

@@ -1,0 +1,78 @@
+"""``ffrtmp check``: read the whole log and name every broken invariant, one line each.
+
+Exit status: 0 when the log keeps every promise, 3 when it shows a violation (1 stays for "could
+not check": an unreachable server, a missing stream), so a script can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from enum import StrEnum
+from typing import Annotated, Final
+
+import msgspec
+import typer
+
+from events.jetstream import JetStreamEventStore
+from events.subjects import DEFAULT_PREFIX, Subjects
+from ffrtmp.check.invariants import DEFAULT_GRACE_S, CheckSettings, Report
+from ffrtmp.check.read import check_store
+
+EXIT_VIOLATIONS: Final = 3
+NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
+
+
+class Output(StrEnum):
+    """How the report is printed."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+def command(
+    nats_url: Annotated[
+        str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
+    ] = NATS_URL,
+    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    output: Annotated[Output, typer.Option(help="text: one line per violation; json.")] = (
+        Output.TEXT
+    ),
+    quiescent: Annotated[
+        bool, typer.Option("--quiescent", help="Nothing runs any more: every job must be done.")
+    ] = False,
+    grace_s: Annotated[
+        float, typer.Option(help="How long a due retry or a lost holder may wait.")
+    ] = DEFAULT_GRACE_S,
+) -> None:
+    """Check the log's invariants: no job lost, run twice, stuck, or moved illegally.
+
+    Example: ffrtmp check --nats nats://127.0.0.1:4222 --output json
+    """
+    logging.basicConfig(level=logging.ERROR)  # nats-py's reconnect chatter is not the answer
+    subjects = Subjects(prefix)
+    settings = CheckSettings(grace_s=grace_s, quiescent=quiescent)
+    report = asyncio.run(_check(nats_url, subjects, settings))
+    if output is Output.JSON:
+        typer.echo(msgspec.json.encode(report).decode())
+    else:
+        _print(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_VIOLATIONS)
+
+
+async def _check(url: str, subjects: Subjects, settings: CheckSettings) -> Report:
+    async with await JetStreamEventStore.connect(url, subjects) as store:
+        return await check_store(store, settings)
+
+
+def _print(report: Report) -> None:
+    for violation in report.violations:
+        typer.echo(violation.line())
+    states = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items())) or "none"
+    typer.echo(
+        f"{report.events} events, {report.jobs} jobs ({states}), {report.agents} agents, "
+        f"{report.unknown} unknown: {len(report.violations)} violations",
+        err=True,
+    )
