@@ -1,0 +1,180 @@
+"""The exporter service: its projection follows the log, its board follows heartbeats, it serves.
+
+Three tasks on one event loop: the log view applies every event of the log to the exporter's
+own projection, the heartbeat follower keeps the latest telemetry per agent, and the HTTP
+endpoint answers scrapes. A scrape first reads the log's last sequence and the scheduler lease
+(so the lag and the scheduler's uptime are as of the scrape), then renders the collector on a
+private registry. Everything runs in the loop's thread, so a scrape never reads the projection
+half-way through a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import msgspec
+from nats.errors import Error as NatsError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from prometheus_client import CollectorRegistry, generate_latest
+
+from events.errors import FfrtmpError
+from events.jetstream import JetStreamEventStore
+from events.streams import HEARTBEAT_MAX_AGE_S
+from ffrtmp.exporter.collector import FfrtmpCollector
+from ffrtmp.exporter.figures import Health, LogFigures
+from ffrtmp.exporter.http import bound_port, serve
+from ffrtmp.exporter.tally import Tally
+from ffrtmp.exporter.workers import Worker, WorkerBoard, follow_heartbeats
+from ffrtmp.scheduler.lease import LEADER_KEY, Claim, lease_bucket
+
+_log = logging.getLogger(__name__)
+
+
+class ExporterSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """Where the exporter listens and keeps its projection; defaults in the README."""
+
+    host: str = "0.0.0.0"  # noqa: S104 -- Prometheus scrapes from another container
+    port: int = 9090
+    data_dir: str | None = None  # None: the projection lives in memory, rebuilt on start
+    worker_max_age_s: float = HEARTBEAT_MAX_AGE_S  # a silent agent's gauges go after this
+
+
+class LogView(Protocol):
+    """The exporter's projection of the log: it follows the store and answers with figures."""
+
+    @property
+    def position(self) -> int:
+        """The last stream sequence applied."""
+        ...
+
+    def figures(self) -> LogFigures:
+        """The figures as of ``position``."""
+        ...
+
+    async def follow(self, store: JetStreamEventStore) -> None:
+        """Apply the log from ``position + 1`` on; never returns."""
+        ...
+
+
+class TallyView:
+    """The log folded in memory by ``Tally``: rebuilt from the whole log on every start."""
+
+    def __init__(self) -> None:
+        """Nothing applied yet."""
+        self.tally = Tally()
+
+    @property
+    def position(self) -> int:
+        """The last stream sequence applied."""
+        return self.tally.position
+
+    def figures(self) -> LogFigures:
+        """The figures as of ``position``."""
+        return self.tally.figures()
+
+    async def follow(self, store: JetStreamEventStore) -> None:
+        """Apply the log from the start on; never returns."""
+        async for seq, event in store.follow(self.tally.position + 1):
+            self.tally.apply(seq, event)
+
+
+class Exporter:
+    """One exporter process; ``run`` until cancelled, ``scrape`` for the exposition text."""
+
+    def __init__(
+        self,
+        store: JetStreamEventStore,
+        settings: ExporterSettings | None = None,
+        *,
+        view: LogView | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Export ``store``'s log through ``view`` (default: in memory)."""
+        self.store = store
+        self.settings = settings or ExporterSettings()
+        self.view: LogView = view or TallyView()
+        self.board = WorkerBoard(self.settings.worker_max_age_s)
+        self.clock = clock
+        self.listening = asyncio.Event()
+        self.port = 0
+        self._started = time.monotonic()
+        self._last_seq = 0
+        self._behind_since: float | None = None
+        self._scheduler_uptime: float | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(FfrtmpCollector(self.view.figures, self._workers, self._health))
+
+    async def run(self) -> None:
+        """Follow the log and the heartbeats and serve scrapes until cancelled."""
+        host, port = self.settings.host, self.settings.port
+        try:
+            server = await serve(self.scrape, host, port)
+        except OSError as exc:
+            raise FfrtmpError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"
+            ) from exc
+        self.port = bound_port(server)
+        self.listening.set()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self.view.follow(self.store), name="log")
+                tasks.create_task(
+                    follow_heartbeats(self.store.nc, self.store.subjects, self.board),
+                    name="heartbeats",
+                )
+        finally:
+            server.close()
+
+    async def scrape(self) -> bytes:
+        """The exposition text as of now."""
+        await self.refresh()
+        return generate_latest(self.registry)
+
+    async def refresh(self) -> None:
+        """Read what the scrape reports as of now: the log's end and the scheduler's lease."""
+        with contextlib.suppress(FfrtmpError):
+            self._last_seq = await self.store.last_seq()
+        self._scheduler_uptime = await self._leader_uptime()
+        lag = self.lag_events
+        now = time.monotonic()
+        if lag <= 0:
+            self._behind_since = None
+        elif self._behind_since is None:
+            self._behind_since = now
+
+    @property
+    def lag_events(self) -> int:
+        """Events on the log (as of the last refresh) not applied yet."""
+        return max(0, self._last_seq - self.view.position)
+
+    def _health(self) -> Health:
+        since = self._behind_since
+        return Health(
+            lag_events=self.lag_events,
+            lag_s=0.0 if since is None else time.monotonic() - since,
+            uptime_s=time.monotonic() - self._started,
+            malformed_heartbeats=self.board.malformed,
+            scheduler_uptime_s=self._scheduler_uptime,
+        )
+
+    def _workers(self) -> list[Worker]:
+        return self.board.workers(self.clock())
+
+    async def _leader_uptime(self) -> float | None:
+        """How long the current leader has held the lease; None when nobody holds it."""
+        js = self.store.nc.jetstream()
+        try:
+            kv = await js.key_value(lease_bucket(self.store.subjects))
+            entry = await kv.get(LEADER_KEY)
+            claim = msgspec.json.decode(entry.value or b"", type=Claim)
+        except (BucketNotFoundError, KeyNotFoundError, NotFoundError):
+            return None
+        except (NatsError, TimeoutError, msgspec.DecodeError) as exc:
+            _log.debug("scheduler lease unreadable: %s", exc)
+            return None
+        return max(0.0, self.clock() - claim.acquired_at)
