@@ -12,7 +12,7 @@ import typer
 
 from events.errors import FfrtmpError
 from ffrtmp import __version__
-from ffrtmp.cli import bench, check, scenarios, scheduler, server
+from ffrtmp.cli import bench, check, exporter, scenarios, scheduler, server
 
 app = typer.Typer(
     name="ffrtmp",
@@ -26,6 +26,7 @@ app.command(name="scenarios")(scenarios.command)
 app.command(name="check")(check.command)
 app.add_typer(bench.app, name="bench")
 app.add_typer(scheduler.app, name="scheduler")
+app.add_typer(exporter.app, name="exporter")
 
 EXIT_ERROR = 1
 EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception, i.e. a bug in ffrtmp
