@@ -1,0 +1,249 @@
+"""One attempt on an agent, from its ``Start`` on the log to its last report.
+
+The attempt writes every report through its ``JobWriter`` (fenced by the per-job concurrency
+check), starts the engine only once ``Start`` is stored, and then follows the execution: it reads
+progress every ``poll_s`` (the one reader: heartbeats show what it read), reports coarse
+milestones, acts on controls in the order they came, and cancels the execution itself when the
+job moved on, when the agent drains, or when its budget of unpaused work ran out by more than
+``budget_grace_s``: the scheduler times attempts out first and tells the agent; the agent's own
+watchdog is the backstop that frees the slot while no scheduler runs. What a ``Stopped``
+ending reports depends on why it stopped: the ``Halt`` set before the cancel says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Final
+
+import msgspec
+from nats.js.object_store import ObjectStore
+
+from agent.clock import WorkClock
+from agent.engine import Done, Ending, Engine, Execution, Failed, LiveProgress, Stopped
+from agent.logs import store_log
+from agent.report import JobWriter
+from agent.tally import AgentStats, AttemptKey, Journal
+from events.commands import Complete, ControlDone, Fail, Progress, Start
+from events.enums import ControlAction, FailureReason
+from events.errors import FfrtmpError
+from events.job import AgentReport
+from events.work import Control, Dispatch, RunningJob
+
+_log = logging.getLogger(__name__)
+
+MILESTONES: Final = (25.0, 50.0, 75.0)
+
+
+class AttemptSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How an attempt is followed."""
+
+    poll_s: float = 0.5  # how often progress, the budget and pending controls are looked at
+    milestones: tuple[float, ...] = MILESTONES  # percents reported to the log on the way
+    budget_grace_s: float = 10.0  # past its budget by this much, the agent cancels an attempt
+
+
+class Halt(msgspec.Struct, frozen=True, kw_only=True):
+    """Why the agent canceled an execution: what its ``Stopped`` ending reports, if anything."""
+
+    report: Fail | ControlDone | None  # None: the job moved on, nothing applies any more
+    cause: str = ""  # a cancel's control cause
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every attempt of one agent shares."""
+
+    agent: str
+    engine: Engine
+    settings: AttemptSettings
+    stats: AgentStats
+    journal: Journal | None = None
+    logs: ObjectStore | None = None
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One attempt this agent holds a slot for."""
+
+    ctx: Context
+    dispatch: Dispatch
+    writer: JobWriter
+    controls: asyncio.Queue[Control] = field(default_factory=asyncio.Queue)
+    execution: Execution | None = None
+    clock: WorkClock | None = None  # unpaused work, from the engine's start
+    live: LiveProgress = field(default_factory=LiveProgress)
+    reported: float = 0.0  # the highest milestone reported
+    halted: Halt | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def key(self) -> AttemptKey:
+        """``(job, attempt)``."""
+        return self.dispatch.job, self.dispatch.attempt
+
+    def running(self) -> RunningJob:
+        """Its live progress as last read, for the heartbeat."""
+        live, paused = self.live, self.clock is not None and self.clock.stopped
+        job, attempt = self.key
+        return RunningJob(
+            job=job,
+            attempt=attempt,
+            percent=live.percent,
+            fps=live.fps,
+            speed=live.speed,
+            bitrate_kbps=live.bitrate_kbps,
+            paused=paused,
+        )
+
+    async def halt(self, halt: Halt) -> None:
+        """Cancel the execution (once it exists) and report ``halt`` as its end."""
+        if self.halted is None:
+            self.halted = halt
+        if self.execution is not None:
+            await self.execution.cancel()
+
+    # the attempt's life
+
+    async def run(self) -> None:
+        """Start, follow, report the end; a crash (task cancel) takes the execution with it."""
+        try:
+            await self._run()
+        except FfrtmpError as exc:
+            self.ctx.stats.errors += 1
+            _log.warning("%s: attempt %s abandoned: %s", self.ctx.agent, self.key, exc)
+        except asyncio.CancelledError:
+            if self.execution is not None:
+                with contextlib.suppress(Exception):
+                    await self.execution.cancel()
+            raise
+
+    async def _run(self) -> None:
+        number = self.dispatch.attempt
+        if not await self._report(Start(agent=self.ctx.agent, attempt=number)):
+            return
+        self.ctx.stats.executions += 1
+        if self.ctx.journal is not None:
+            self.ctx.journal.executions.append(self.key)
+        started = await self.ctx.engine.start(self.dispatch)
+        if isinstance(started, Failed):
+            await self._end(started)
+            return
+        self.execution, self.clock = started, WorkClock()
+        if self.halted is not None:  # drained while the engine started
+            await started.cancel()
+        ending = await self._follow(started)
+        await self._keep_log(started)
+        await self._end(ending)
+
+    async def _follow(self, execution: Execution) -> Ending:
+        """Watch the execution until it ends, obeying controls as they come."""
+        ending = asyncio.ensure_future(execution.wait())
+        try:
+            while not ending.done():
+                control = asyncio.ensure_future(self.controls.get())
+                await asyncio.wait(
+                    {ending, control},
+                    timeout=self.ctx.settings.poll_s,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if control.done():
+                    await self._obey(execution, control.result())
+                else:
+                    control.cancel()
+                await self._watch(execution)
+            return ending.result()
+        finally:
+            ending.cancel()
+
+    async def _watch(self, execution: Execution) -> None:
+        """Read progress; report a milestone passed; enforce the budget."""
+        self.live = execution.progress()
+        budget, grace = self.dispatch.budget_s, self.ctx.settings.budget_grace_s
+        if self.clock is not None and 0 < budget < self.clock.elapsed() - grace and not self.halted:
+            message = f"over its budget of {budget:g} s of work; canceled by the agent"
+            fail = self._fail(FailureReason.TIMEOUT, message)
+            await self.halt(Halt(report=fail))
+            return
+        passed = [m for m in self.ctx.settings.milestones if self.reported < m <= self.live.percent]
+        if passed and not self.halted:
+            self.reported = max(passed)
+            milestone = Progress(agent=self.ctx.agent, attempt=self.key[1], percent=self.reported)
+            await self._report(milestone)
+
+    async def _obey(self, execution: Execution, control: Control) -> None:
+        """Act on a control and report what actually happened."""
+        action, clock = control.action, self.clock
+        done = ControlDone(agent=self.ctx.agent, action=action, attempt=self.key[1])
+        if action is ControlAction.CANCEL:
+            await self.halt(Halt(report=done, cause=control.cause))
+            return
+        pausing = action is ControlAction.PAUSE
+        if not (execution.pause() if pausing else execution.resume()):
+            return  # already as asked: a repeated pause, or a resume while running
+        if clock is not None:
+            clock.stop() if pausing else clock.go()
+        if not await self._report(done, control.cause) and self.writer.holds:
+            # The log cannot say so (the job was not in a state to pause or resume): undo it.
+            undone = execution.resume() if pausing else execution.pause()
+            if undone and clock is not None:
+                clock.go() if pausing else clock.stop()
+
+    async def _end(self, ending: Ending) -> None:
+        """Report how the attempt ended."""
+        stats = self.ctx.stats
+        match ending:
+            case Done(results=results):
+                number = self.key[1]
+                complete = Complete(agent=self.ctx.agent, attempt=number, results=results)
+                if await self._report(complete):
+                    stats.completed += 1
+            case Failed(reason=reason, message=message):
+                if await self._report(self._fail(reason, message)):
+                    stats.failed += 1
+            case Stopped():
+                await self._end_stopped()
+
+    async def _end_stopped(self) -> None:
+        halt = self.halted or Halt(
+            report=self._fail(FailureReason.RUNTIME_ERROR, "the engine stopped by itself")
+        )
+        if halt.report is None:
+            return
+        if await self._report(halt.report, halt.cause):
+            if isinstance(halt.report, ControlDone):
+                self.ctx.stats.canceled += 1
+            else:
+                self.ctx.stats.failed += 1
+
+    async def _keep_log(self, execution: Execution) -> None:
+        """Store the log tail, if any, before the last report, so it is there once that is."""
+        tail = execution.log_tail()
+        if self.ctx.logs is None or not tail:
+            return
+        try:
+            await store_log(self.ctx.logs, *self.key, tail)
+        except FfrtmpError as exc:
+            _log.warning("%s: log of %s not kept: %s", self.ctx.agent, self.key, exc)
+
+    def _fail(self, reason: FailureReason, message: str) -> Fail:
+        return Fail(agent=self.ctx.agent, attempt=self.key[1], reason=reason, message=message)
+
+    async def _report(self, command: AgentReport, cause: str = "") -> bool:
+        """Write a report; False when it does not apply. A job that moved on is given up."""
+        if await self.writer.report(command, time.time(), cause):
+            return True
+        if not self.writer.holds:
+            await self._drop(command)
+        return False
+
+    async def _drop(self, command: AgentReport) -> None:
+        """The job moved on: stop the execution, report nothing more."""
+        self.ctx.stats.dropped += 1
+        if self.ctx.journal is not None:
+            self.ctx.journal.dropped.append(self.key)
+        _log.info("%s: %s refused for %s: the job moved on", self.ctx.agent, command, self.key)
+        await self.halt(Halt(report=None))

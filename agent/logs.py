@@ -1,0 +1,95 @@
+"""Each attempt's log tail (the end of FFmpeg's stderr) in a JetStream object store.
+
+The log is not an event: it is diagnostic text, kept per attempt under ``<job>/<attempt>`` in the
+bucket ``<PREFIX>_LOGS`` (file storage, a week by default) so that ``ffrtmp jobs logs`` can show
+why an attempt failed on a machine nobody can log into. The agent writes it once the attempt
+has ended; ``read_log`` is the reader the CLI uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Final
+
+from nats.errors import Error as NatsError
+from nats.js.api import StorageType
+from nats.js.client import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+from nats.js.object_store import ObjectStore
+
+from events.errors import FfrtmpError
+from events.streams import ERR_STREAM_NAME_IN_USE
+from events.subjects import Subjects
+
+LOG_TTL_S: Final = 7 * 86_400.0
+"""How long attempt logs are kept."""
+MAX_LOG_BYTES: Final = 64 * 1024
+"""The most of one attempt's log tail that is kept (its end)."""
+
+
+class LogNotFound(FfrtmpError):
+    """No log is stored for this attempt."""
+
+    def __init__(self, job: str, attempt: int) -> None:
+        """Name the attempt."""
+        super().__init__(
+            f"no log stored for job {job} attempt {attempt}: it has not ended yet, "
+            "left no output, or its log expired"
+        )
+        self.job = job
+        self.attempt = attempt
+
+
+def log_bucket(subjects: Subjects) -> str:
+    """``<PREFIX>_LOGS``: the object store bucket of attempt logs, one per prefix."""
+    return f"{subjects.prefix.upper().replace('-', '_')}_LOGS"
+
+
+def log_key(job: str, attempt: int) -> str:
+    """The object name of one attempt's log."""
+    return f"{job}/{attempt}"
+
+
+@contextlib.contextmanager
+def _boundary(action: str) -> Iterator[None]:
+    """NATS failures of ``action`` as one ffrtmp error naming what failed."""
+    try:
+        yield
+    except (NatsError, TimeoutError, OSError) as exc:
+        raise FfrtmpError(f"attempt logs: {action} failed: {type(exc).__name__} {exc}") from exc
+
+
+async def open_logs(js: JetStreamContext, subjects: Subjects) -> ObjectStore:
+    """Create the bucket (file storage, ``LOG_TTL_S``), or bind it if it exists."""
+    bucket = log_bucket(subjects)
+    with _boundary(f"opening {bucket}"):
+        try:
+            return await js.create_object_store(
+                bucket,
+                description="ffrtmp attempt logs (FFmpeg stderr tails)",
+                storage=StorageType.FILE,
+                ttl=LOG_TTL_S,
+            )
+        except APIError as exc:
+            if exc.err_code != ERR_STREAM_NAME_IN_USE:
+                raise
+            return await js.object_store(bucket)
+
+
+async def store_log(logs: ObjectStore, job: str, attempt: int, tail: bytes) -> None:
+    """Keep the last ``MAX_LOG_BYTES`` of ``tail`` as the attempt's log."""
+    with _boundary(f"storing {log_key(job, attempt)}"):
+        await logs.put(log_key(job, attempt), tail[-MAX_LOG_BYTES:])
+
+
+async def read_log(js: JetStreamContext, subjects: Subjects, job: str, attempt: int) -> bytes:
+    """The stored log tail of ``job``'s attempt ``attempt``; ``LogNotFound`` if there is none."""
+    bucket = log_bucket(subjects)
+    with _boundary(f"reading {log_key(job, attempt)}"):
+        try:
+            logs = await js.object_store(bucket)
+            result = await logs.get(log_key(job, attempt))
+        except NotFoundError as exc:
+            raise LogNotFound(job, attempt) from exc
+    return result.data or b""

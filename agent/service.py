@@ -1,0 +1,362 @@
+"""The agent service: register, pull work, run attempts in slots, heartbeat, drain on the way out.
+
+One loop for every agent a farm runs, whatever does the work (``agent.engine``): FFmpeg on a
+real machine, a scripted stand-in in ``SimAgent`` and ``ffrtmp bench e2e``. The service:
+
+- registers (``AgentRegistered`` with capabilities and slots) and deregisters on a clean stop;
+- pulls dispatches and controls from its durable consumer ``agent-<id>`` on its work subject,
+  at least one message at a time even when every slot is taken, so controls keep flowing;
+- refuses a dispatch beyond its free slots on the log (``Fail`` with ``resource_error``, which
+  retries elsewhere) and sets aside a message that does not decode (dead-letter subject);
+- runs each attempt (``agent.attempt``) fenced by ``agent.report.JobWriter``;
+- heartbeats every ``heartbeat_s`` with its running attempts, free slots and hardware readings;
+- on ``stop`` drains: stops pulling, lets attempts finish within ``drain_grace_s``, fails the
+  rest with a retryable reason so the scheduler retries them elsewhere, then deregisters.
+  ``stop(deregister=False)`` is a crash instead: everything stops, nothing more is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Final
+
+import msgspec
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
+from nats.errors import Error as NatsError
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.client import JetStreamContext
+
+from agent.attempt import Attempt, AttemptSettings, Context, Halt
+from agent.engine import Engine
+from agent.logs import open_logs
+from agent.report import JobWriter
+from agent.tally import AgentStats, AttemptKey, Journal
+from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities
+from events.base import Event
+from events.codec import decode_work, encode
+from events.commands import Fail
+from events.enums import FailureReason
+from events.errors import FfrtmpError, MalformedMessage
+from events.store import Append, EventStore
+from events.subjects import Subjects
+from events.work import Control, Dispatch, GpuTelemetry, Heartbeat
+
+_log = logging.getLogger(__name__)
+
+CPU_CORES_PER_SLOT: Final = 4
+"""A software encode of 1080p keeps about four cores busy; a smaller machine still gets a slot."""
+GPU_SLOTS_MAX: Final = 3
+"""Slots a GPU adds at most (its NVENC sessions, capped: consumer cards allow few)."""
+
+
+def default_slots(capabilities: Capabilities) -> int:
+    """Slots for a machine: one per ``CPU_CORES_PER_SLOT`` cores, plus each GPU's sessions."""
+    cpu = max(1, capabilities.cpu_cores // CPU_CORES_PER_SLOT)
+    gpu = sum(min(g.nvenc_sessions, GPU_SLOTS_MAX) for g in capabilities.gpus)
+    return cpu + gpu
+
+
+class Hardware(msgspec.Struct, frozen=True, kw_only=True):
+    """A heartbeat's hardware readings; a figure the machine cannot read is None."""
+
+    cpu_percent: float | None = None
+    memory_used_bytes: int | None = None
+    memory_total_bytes: int | None = None
+    power_w: float | None = None
+    gpus: tuple[GpuTelemetry, ...] = ()
+
+
+Telemetry = Callable[[], Hardware]
+"""Reads the machine at heartbeat time."""
+
+
+class AgentSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How an agent runs; the defaults are those of ``ffrtmp agent run``."""
+
+    slots: int = 1
+    heartbeat_s: float = 5.0
+    drain_grace_s: float = 30.0  # how long running attempts may finish on a clean stop
+    cancel_wait_s: float = 30.0  # how long canceled attempts may take to report, after that
+    attempt: AttemptSettings = AttemptSettings()
+    fetch_s: float = 1.0  # one pull's wait; a pull left behind by a crash expires with it
+    ack_wait_s: float = 10.0
+    max_deliver: int = 5
+    keep_logs: bool = True  # store each attempt's log tail in the <PREFIX>_LOGS bucket
+
+
+class AgentService:
+    """One agent on the wire: ``start``, then ``stop`` (a drain) or ``stop(deregister=False)``."""
+
+    def __init__(
+        self,
+        nc: NatsClient,
+        store: EventStore,
+        subjects: Subjects,
+        agent: str,
+        capabilities: Capabilities,
+        engine: Engine,
+        settings: AgentSettings | None = None,
+        *,
+        telemetry: Telemetry | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        """Describe the agent; nothing happens on the wire until ``start``."""
+        self.agent = agent
+        self.capabilities = capabilities
+        self.settings = settings or AgentSettings()
+        self.slots = self.settings.slots
+        self.engine = engine
+        self.stats = AgentStats()
+        self.journal = journal
+        self._nc, self._store, self._subjects = nc, store, subjects
+        self._js: JetStreamContext = nc.jetstream()
+        self._telemetry = telemetry
+        self._attempts: dict[AttemptKey, Attempt] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._puller: asyncio.Task[None] | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._ctx: Context | None = None
+        self._registration = ""
+
+    @property
+    def durable(self) -> str:
+        """The agent's durable consumer on the work stream."""
+        return f"agent-{self.agent}"
+
+    @property
+    def free_slots(self) -> int:
+        """Slots not held by an attempt."""
+        return max(0, self.slots - len(self._attempts))
+
+    @property
+    def running(self) -> list[AttemptKey]:
+        """The attempts holding slots now."""
+        return list(self._attempts)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the NATS connection is up."""
+        return bool(self._nc.is_connected)
+
+    async def start(self) -> None:
+        """Open the log bucket, register, bind the consumer, start heartbeats and pulling."""
+        logs = await open_logs(self._js, self._subjects) if self.settings.keep_logs else None
+        settings = self.settings.attempt
+        self._ctx = Context(self.agent, self.engine, settings, self.stats, self.journal, logs)
+        self._registration = uuid.uuid4().hex[:12]
+        registered = AgentRegistered(
+            agent=self.agent,
+            at=time.time(),
+            cause=f"registration:{self._registration}",
+            capabilities=self.capabilities,
+            slots=self.slots,
+        )
+        await self._append_agent_event(registered)
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.settings.ack_wait_s,
+            max_deliver=self.settings.max_deliver,
+        )
+        self._sub = await self._js.pull_subscribe(
+            self._subjects.work(self.agent),
+            durable=self.durable,
+            stream=self._subjects.work_stream,
+            config=config,
+        )
+        self._puller = asyncio.create_task(self._pull(self._sub), name=f"{self.agent}-pull")
+        self._tasks = [asyncio.create_task(self._beat(), name=f"{self.agent}-heartbeat")]
+
+    async def stop(self, *, deregister: bool = True) -> None:
+        """Drain and deregister; ``deregister=False`` is a crash: stop, write nothing more."""
+        await self._stop_pulling()
+        if deregister:
+            await self._drain()
+        tasks = [*self._tasks, *(a.task for a in self._attempts.values() if a.task)]
+        self._tasks = []
+        for task in tasks:
+            task.cancel()
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                _log.error("%s: a task had failed", self.agent, exc_info=result)
+        if deregister and self._registration:
+            gone = AgentDeregistered(
+                agent=self.agent,
+                at=time.time(),
+                cause=f"registration:{self._registration}",
+                reason="stopped",
+            )
+            await self._append_agent_event(gone)
+        self._registration = ""
+
+    async def _stop_pulling(self) -> None:
+        puller, self._puller = self._puller, None
+        if puller is not None:
+            puller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await puller
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
+            with contextlib.suppress(NatsError):
+                await sub.unsubscribe()
+                await self._nc.flush()
+
+    async def _drain(self) -> None:
+        """Let attempts finish within the grace period; fail the rest so they retry elsewhere."""
+        await self._settle(self.settings.drain_grace_s)
+        why = f"agent {self.agent} shut down before the attempt finished; retried elsewhere"
+        for attempt in list(self._attempts.values()):
+            fail = Fail(
+                agent=self.agent,
+                attempt=attempt.key[1],
+                reason=FailureReason.RESOURCE_ERROR,
+                message=why,
+            )
+            await attempt.halt(Halt(report=fail))
+        await self._settle(self.settings.cancel_wait_s)
+
+    async def _settle(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` for the attempts running now to end."""
+        tasks = [a.task for a in self._attempts.values() if a.task]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout_s)
+
+    async def _append_agent_event(self, event: Event) -> None:
+        await self._store.append(
+            Append(
+                subject=self._subjects.agent_event(self.agent),
+                event=event,
+                msg_id=f"{self.agent}:{type(event).__name__}:{self._registration}",
+            )
+        )
+
+    # heartbeats
+
+    async def _beat(self) -> None:
+        while True:
+            await self.heartbeat()
+            await asyncio.sleep(self.settings.heartbeat_s)
+
+    async def heartbeat(self) -> None:
+        """Publish the agent's state now (core NATS: the heartbeat stream keeps the last)."""
+        hardware = self._read_hardware()
+        beat = Heartbeat(
+            agent=self.agent,
+            at=time.time(),
+            slots=self.slots,
+            free_slots=self.free_slots,
+            running=tuple(attempt.running() for attempt in self._attempts.values()),
+            **msgspec.structs.asdict(hardware),
+        )
+        try:
+            await self._nc.publish(self._subjects.heartbeat(self.agent), encode(beat))
+        except NatsError as exc:
+            _log.warning("%s: heartbeat not sent: %s", self.agent, exc)
+        else:
+            self.stats.heartbeats += 1
+
+    def _read_hardware(self) -> Hardware:
+        if self._telemetry is None:
+            return Hardware()
+        try:
+            return self._telemetry()
+        except Exception:  # noqa: BLE001 -- a reading must never stop the heartbeat
+            _log.exception("%s: hardware readings failed", self.agent)
+            return Hardware()
+
+    # the work subject
+
+    async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
+        while True:
+            try:
+                msgs = await sub.fetch(max(1, self.free_slots), timeout=self.settings.fetch_s)
+            except TimeoutError:
+                continue
+            except ConnectionClosedError:
+                return
+            except NatsError as exc:
+                _log.warning("%s: pull failed: %s", self.agent, exc)
+                await asyncio.sleep(self.settings.fetch_s)  # reconnecting: poll gently
+                continue
+            for msg in msgs:
+                try:
+                    await self._handle(msg)
+                except NatsError as exc:  # an ack lost: the message comes back, and is fenced
+                    _log.warning("%s: %s", self.agent, exc)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            work = decode_work(msg.data)
+        except MalformedMessage as exc:
+            await self._set_aside(msg, exc)
+            return
+        await msg.ack()
+        try:
+            if isinstance(work, Dispatch):
+                await self._on_dispatch(work)
+            else:
+                self._on_control(work)
+        except FfrtmpError as exc:
+            self.stats.errors += 1
+            _log.warning("%s: %s", self.agent, exc)
+
+    async def _set_aside(self, msg: Msg, exc: MalformedMessage) -> None:
+        """Count it, copy it to the dead-letter subject, and never see it again."""
+        self.stats.malformed += 1
+        _log.warning("%s: %s; set aside", self.agent, exc.reason)
+        await self._nc.publish(self._subjects.dead_letter(self.durable), msg.data)
+        await msg.term()
+
+    def wants(self, dispatch: Dispatch) -> bool:  # noqa: ARG002 -- a hook for SimAgent
+        """Whether to act on a dispatch at all (a simulated agent may play a lost one)."""
+        return True
+
+    async def _on_dispatch(self, dispatch: Dispatch) -> None:
+        key = (dispatch.job, dispatch.attempt)
+        self.stats.dispatches += 1
+        if self.journal is not None:
+            self.journal.dispatches_seen.append(key)
+        if key in self._attempts or not self.wants(dispatch):
+            return
+        writer = JobWriter(self._store, self._subjects, self.agent, dispatch)
+        if not self.free_slots:
+            await self._refuse(dispatch, writer)
+            return
+        assert self._ctx is not None  # noqa: S101 -- pulling starts after the context exists
+        attempt = self._attempts[key] = Attempt(self._ctx, dispatch, writer)
+        attempt.task = asyncio.create_task(self._run(attempt), name=f"{self.agent}-{key}")
+
+    async def _refuse(self, dispatch: Dispatch, writer: JobWriter) -> None:
+        """Fail a dispatch beyond the free slots as a resource error: it retries elsewhere."""
+        key = (dispatch.job, dispatch.attempt)
+        self.stats.refused += 1
+        if self.journal is not None:
+            self.journal.refused.append(key)
+        why = f"no free slot on {self.agent} ({self.slots} slots)"
+        refusal = Fail(
+            agent=self.agent,
+            attempt=dispatch.attempt,
+            reason=FailureReason.RESOURCE_ERROR,
+            message=why,
+        )
+        await writer.report(refusal, time.time())
+
+    async def _run(self, attempt: Attempt) -> None:
+        try:
+            await attempt.run()
+        finally:
+            self._attempts.pop(attempt.key, None)
+
+    def _on_control(self, control: Control) -> None:
+        self.stats.controls += 1
+        if self.journal is not None:
+            self.journal.controls_seen.append((control.job, control.attempt, control.action))
+        attempt = self._attempts.get((control.job, control.attempt))
+        if attempt is not None:
+            attempt.controls.put_nowait(control)
