@@ -54,7 +54,10 @@ from events.job_events import (
     JobCompleted,
     JobEvent,
     JobFailed,
+    JobProgressed,
+    JobResumed,
     JobRetrying,
+    JobStarted,
     JobSubmitted,
     JobTimedOut,
 )
@@ -181,6 +184,9 @@ class SchedulerCore:
         self._capable: dict[Needs, frozenset[str]] = {}  # agents able to serve a need, likewise
         self._orphans: set[str] = set()  # attempts whose agent restarted or left: retry them
         self._fresh: list[str] = []  # queued since the last pass: checked for rejection first
+        # When this scheduler saw a running attempt start and last show progress, by its own
+        # clock: an agent's clock may be off, and its stamps must not time an attempt out.
+        self._seen: dict[str, tuple[float, float]] = {}
         self.dirty = True  # something changed that a planning pass could act on
 
     # --- folding ---------------------------------------------------------------------------
@@ -192,7 +198,7 @@ class SchedulerCore:
         or returns counts as heard from then, whatever its own clock said.
         """
         if isinstance(event, JobEventBase):
-            return self._apply_job(seq, cast("JobEvent", event))
+            return self._apply_job(seq, cast("JobEvent", event), now)
         if isinstance(event, AgentEventBase):
             return self._apply_agent(seq, cast("AgentEvent", event), now)
         return False
@@ -201,7 +207,7 @@ class SchedulerCore:
         """Record that every event up to ``seq`` has been applied (the follower's position)."""
         self.covered = max(self.covered, seq)
 
-    def _apply_job(self, seq: int, event: JobEvent) -> bool:
+    def _apply_job(self, seq: int, event: JobEvent, now: float) -> bool:
         job = event.job
         old = self.jobs.get(job)
         if old is None:
@@ -215,7 +221,32 @@ class SchedulerCore:
         self.jobs[job] = new
         self.seqs[job] = seq
         self._index(old, new, event)
+        self._observe(old, new, event, now)
         return True
+
+    def _observe(self, old: JobState, new: JobState, event: JobEvent, now: float) -> None:
+        """Note by this scheduler's clock when a running attempt started or showed progress."""
+        if new.status is not S.RUNNING:
+            self._seen.pop(new.job, None)
+            return
+        started, progressed = self._seen.get(new.job, (now, now))
+        match event:
+            case JobStarted():
+                started = progressed = now
+            case JobProgressed():
+                progressed = now
+            case JobResumed():  # paused time does not count: shift the start as the fold does
+                started, progressed = started + (new.started_at - old.started_at), now
+            case _:
+                return
+        self._seen[new.job] = (started, progressed)
+
+    def _timed_by_us(self, state: JobState) -> JobState:
+        """A running attempt with its start and progress as this scheduler observed them."""
+        seen = self._seen.get(state.job)
+        if seen is None or state.status is not S.RUNNING:
+            return state
+        return msgspec.structs.replace(state, started_at=seen[0], last_progress_at=seen[1])
 
     def _apply_agent(self, seq: int, event: AgentEvent, now: float) -> bool:
         agent = event.agent
@@ -323,6 +354,7 @@ class SchedulerCore:
             return
         self.jobs[job] = state
         self.seqs[job] = seq
+        self._seen.pop(job, None)  # timed by its own stamps until it shows life again
         self._index(old or initial(job), state, None)
 
     def heard_from(self, heartbeat: Heartbeat, now: float) -> bool:
@@ -534,7 +566,7 @@ class SchedulerCore:
     def _due(self, now: float) -> Iterator[tuple[str, RequeueDue | TimeOut]]:
         timers = self.settings.timers
         for job in list(self.timed):
-            command = job_timers(self.jobs[job], now, timers)
+            command = job_timers(self._timed_by_us(self.jobs[job]), now, timers)
             if command is not None:
                 yield job, command
 
