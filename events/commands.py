@@ -53,7 +53,13 @@ class RespondToJob(OperatorCommandBase, frozen=True, kw_only=True):
     approve: bool
 
 
-JobOperatorCommand = SubmitJob | CancelJob | PauseJob | ResumeJob | RespondToJob
+class RetryJob(OperatorCommandBase, frozen=True, kw_only=True):
+    """Run a failed or canceled job again: a new attempt with a fresh retry budget."""
+
+    reason: str = ""
+
+
+JobOperatorCommand = SubmitJob | CancelJob | PauseJob | ResumeJob | RespondToJob | RetryJob
 
 
 class AgentCommandBase(Message, frozen=True, kw_only=True):
@@ -75,7 +81,13 @@ class ClearAgent(AgentCommandBase, frozen=True, kw_only=True):
     """Lift a quarantine (and forget the agent's failure streak)."""
 
 
-AgentOperatorCommand = QuarantineAgent | ClearAgent
+class RemoveAgent(AgentCommandBase, frozen=True, kw_only=True):
+    """Take the agent out of the fleet (recorded as its deregistration) until it registers again."""
+
+    reason: str = ""
+
+
+AgentOperatorCommand = QuarantineAgent | ClearAgent | RemoveAgent
 OperatorCommand = JobOperatorCommand | AgentOperatorCommand
 
 # Verbs name the command subjects: <prefix>.cmd.<verb>.
@@ -85,8 +97,10 @@ VERBS: dict[type[OperatorCommandBase | AgentCommandBase], str] = {
     PauseJob: "pause",
     ResumeJob: "resume",
     RespondToJob: "respond",
+    RetryJob: "retry",
     QuarantineAgent: "quarantine",
     ClearAgent: "clear",
+    RemoveAgent: "remove",
 }
 
 

@@ -29,6 +29,7 @@ from events.commands import (
     RequeueDue,
     RespondToJob,
     ResumeJob,
+    RetryJob,
     Start,
     SubmitJob,
     TimeOut,
@@ -61,6 +62,8 @@ from events.spec import JobSpec, validate
 
 S = JobStatus
 DEFAULT_PROMPT: Final = "approve this job?"
+RERUNNABLE: Final = frozenset({S.FAILED, S.CANCELED})
+"""Ends an operator may undo with ``RetryJob``; a completed or rejected job stays as it is."""
 
 
 class JobState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -149,9 +152,23 @@ def _ended(state: JobState, status: JobStatus, at: float, **changes: object) -> 
     return _replace(state, status=status, finished_at=at, requested=None, **changes)
 
 
+def _rerun(state: JobState, event: JobQueued) -> JobState:
+    """A failed or canceled job queued again: a new run with a fresh retry budget."""
+    return _replace(
+        initial(state.job),
+        spec=state.spec,
+        submitted_at=state.submitted_at,
+        attempt=state.attempt,  # attempts keep counting: each one's dispatch id stays unique
+        status=S.QUEUED,
+        queued_at=event.at,
+    )
+
+
 def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
-    """Fold one event into the state. Terminal states absorb; refusals change nothing."""
+    """Fold one event into the state. Terminal states absorb all but a retry; refusals nothing."""
     if state.status in TERMINAL_STATUSES:
+        if isinstance(event, JobQueued) and state.status in RERUNNABLE:
+            return _rerun(state, event)
         return state
     # Cases in order of frequency in a typical history: replay tests them in turn.
     match event:
@@ -343,6 +360,14 @@ def _respond(state: JobState, command: RespondToJob, now: float) -> list[JobEven
     ]
 
 
+def _retry(state: JobState, command: RetryJob, now: float) -> list[JobEvent]:
+    if state.status not in RERUNNABLE:
+        why = f"{_where(state)}; only failed or canceled jobs can be retried"
+        return [_refuse(state, command, why, now)]
+    reason = command.reason or f"retried by {command.by or 'an operator'} after it {state.status}"
+    return [JobQueued(**_base(state, now, command.id), reason=reason, by=command.by or "operator")]
+
+
 def _holds(state: JobState, agent: str, attempt: int, *statuses: JobStatus) -> bool:
     return state.status in statuses and state.agent == agent and state.attempt == attempt
 
@@ -432,6 +457,8 @@ def decide(
             return _resume(state, command, now)
         case RespondToJob():
             return _respond(state, command, now)
+        case RetryJob():
+            return _retry(state, command, now)
         case Assign() | Reject() | RequeueDue() | TimeOut() | AgentGone():
             return _decide_scheduler(state, command, now, cause, policy)
         case Start() | Progress() | Complete() | Fail() | ControlDone():

@@ -51,9 +51,13 @@ class JobInputReceived(JobEventBase, frozen=True, kw_only=True):
 
 
 class JobQueued(JobEventBase, frozen=True, kw_only=True):
-    """The job waits for placement again (its retry backoff came due)."""
+    """The job waits for placement again: its retry backoff came due, or an operator retried it.
+
+    ``by`` is set on an operator's retry of a failed or canceled job (``RetryJob``).
+    """
 
     reason: str = ""
+    by: str = ""
 
 
 class JobAssigned(JobEventBase, frozen=True, kw_only=True):

@@ -45,6 +45,7 @@ from events.commands import (
     OperatorCommand,
     QuarantineAgent,
     Reject,
+    RemoveAgent,
     RequeueDue,
     TimeOut,
 )
@@ -376,7 +377,7 @@ class SchedulerCore:
 
     def on_command(self, command: OperatorCommand, now: float) -> Decision:
         """Decide an operator's command against the job or agent it names, as the core knows it."""
-        if isinstance(command, QuarantineAgent | ClearAgent):
+        if isinstance(command, QuarantineAgent | ClearAgent | RemoveAgent):
             return self._on_agent_command(command, now)
         state = self.jobs.get(command.job) or initial(command.job)
         events = decide(state, command, now, command.id, self.settings.retry)
@@ -387,8 +388,10 @@ class SchedulerCore:
             msg_ids=tuple(f"{command.id}:{i}" for i in range(len(events))),
         )
 
-    def _on_agent_command(self, command: QuarantineAgent | ClearAgent, now: float) -> Decision:
-        """Quarantine or clear; already so (or an agent never seen): nothing to record."""
+    def _on_agent_command(
+        self, command: QuarantineAgent | ClearAgent | RemoveAgent, now: float
+    ) -> Decision:
+        """Quarantine, clear or remove; already so (or an agent never seen): nothing to record."""
         agent = self.agents.get(command.agent)
         events: tuple[AgentEvent, ...] = ()
         if agent is not None:
@@ -401,6 +404,9 @@ class SchedulerCore:
                 events = (quarantined,)
             elif isinstance(command, ClearAgent) and agent.quarantined:
                 events = (AgentCleared(agent=name, at=now, cause=cause, by=by),)
+            elif isinstance(command, RemoveAgent) and agent.status is not AgentStatus.OFFLINE:
+                reason = command.reason or f"removed by {by or 'an operator'}"
+                events = (AgentDeregistered(agent=name, at=now, cause=cause, reason=reason),)
         return Decision(
             agent=command.agent,
             events=events,

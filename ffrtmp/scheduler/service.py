@@ -32,7 +32,7 @@ from nats.js.errors import FetchTimeoutError
 
 from events.base import AgentEventBase, Event, JobEventBase
 from events.codec import decode_command, decode_heartbeat, encode
-from events.commands import ClearAgent, OperatorCommand, QuarantineAgent
+from events.commands import AgentCommandBase, OperatorCommand
 from events.enums import ControlAction
 from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
 from events.jetstream import JetStreamEventStore
@@ -627,7 +627,7 @@ class Scheduler:
 
 def command_key(command: OperatorCommand) -> str:
     """What a command is about: commands about the same thing are decided one after another."""
-    if isinstance(command, QuarantineAgent | ClearAgent):
+    if isinstance(command, AgentCommandBase):
         return f"agent:{command.agent}"
     return f"job:{command.job}"
 

@@ -20,12 +20,20 @@ from events.commands import (
     RequeueDue,
     RespondToJob,
     ResumeJob,
+    RetryJob,
     Start,
     SubmitJob,
     TimeOut,
 )
 from events.enums import ControlAction, FailureReason, JobStatus, TimeoutKind
-from events.job_events import CommandRefused, JobControlRequested, JobEvent, JobResults, JobRetrying
+from events.job_events import (
+    CommandRefused,
+    JobControlRequested,
+    JobEvent,
+    JobQueued,
+    JobResults,
+    JobRetrying,
+)
 from events.spec import JobSpec
 
 S = JobStatus
@@ -300,3 +308,58 @@ def test_a_control_answer_about_an_older_attempt_is_ignored() -> None:
     assert run.status() is S.RUNNING
     run.do(ControlDone(agent="ag1", action=ControlAction.PAUSE, attempt=2))
     assert run.status() is S.PAUSED
+
+
+def test_a_failed_job_is_retried_as_a_new_attempt_with_a_fresh_budget() -> None:
+    """RetryJob queues a failed job again: attempts keep counting, retries start over."""
+    run = Run(JobSpec(scenario="1080p-h264", max_retries=0)).submit().running()
+    run.do(Fail(agent="ag1", attempt=1, reason=FailureReason.RUNTIME_ERROR, message="boom"))
+    assert run.status() is S.FAILED
+    (queued,) = run.do(RetryJob(id="r1", job="j1", at=run.now, by="ops"))
+    assert isinstance(queued, JobQueued)
+    assert (queued.by, queued.cause) == ("ops", "r1")
+    assert "retried by ops after it failed" in queued.reason
+    state = run.state
+    assert (state.status, state.attempt, state.retries) == (S.QUEUED, 1, 0)
+    assert (state.reason, state.message, state.agent, state.finished_at) == (None, "", "", 0.0)
+    run.running()
+    assert run.state.attempt == 2
+    run.do(Complete(agent="ag1", attempt=2, results=RESULTS))
+    assert run.status() is S.COMPLETED
+
+
+def test_a_canceled_job_can_be_retried() -> None:
+    """A job canceled while queued runs again after RetryJob."""
+    run = Run().submit()
+    run.do(CancelJob(id="c", job="j1", at=run.now))
+    assert run.status() is S.CANCELED
+    run.do(RetryJob(id="r", job="j1", at=run.now))
+    assert run.status() is S.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("setup", "says"),
+    [
+        (Run, "does not exist"),
+        (lambda: Run().submit(), "is queued; only failed or canceled"),
+        (lambda: Run().submit().running(), "is running; only failed or canceled"),
+    ],
+)
+def test_retry_of_a_live_or_unknown_job_is_refused(setup: Callable[[], Run], says: str) -> None:
+    """Only failed or canceled jobs can be retried; anything else is a readable refusal."""
+    run = setup()
+    before = run.state
+    (refusal,) = run.do(RetryJob(id="r", job="j1", at=run.now))
+    assert isinstance(refusal, CommandRefused)
+    assert says in refusal.reason
+    assert run.state == before
+
+
+def test_a_completed_job_stays_completed() -> None:
+    """A completed job cannot be retried, and a stray JobQueued folds to nothing."""
+    run = Run().submit().running()
+    run.do(Complete(agent="ag1", attempt=1, results=RESULTS))
+    (refusal,) = run.do(RetryJob(id="r", job="j1", at=run.now))
+    assert isinstance(refusal, CommandRefused)
+    done = run.state
+    assert machine.evolve(done, JobQueued(job="j1", at=run.now, by="x")) == done

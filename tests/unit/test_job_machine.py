@@ -29,6 +29,7 @@ from events.commands import (
     RequeueDue,
     RespondToJob,
     ResumeJob,
+    RetryJob,
     Start,
     SubmitJob,
     TimeOut,
@@ -95,6 +96,8 @@ ALLOWED: dict[tuple[JobStatus, type[Any]], set[JobStatus]] = {
     (S.RETRYING, JobQueued): {S.QUEUED},
     (S.RETRYING, JobPaused): {S.PAUSED},
     (S.RETRYING, JobCanceled): {S.CANCELED},
+    (S.FAILED, JobQueued): {S.QUEUED},  # an operator's RetryJob
+    (S.CANCELED, JobQueued): {S.QUEUED},
 }
 TERMINAL_EVENTS = (JobCompleted, JobFailed, JobCanceled, JobRejected)
 
@@ -129,7 +132,7 @@ class JobLifecycle(RuleBasedStateMachine):
             state = after
         self.states[job] = state
         self.logs[job].extend(produced)
-        if before.status in TERMINAL_STATUSES:
+        if before.status in TERMINAL_STATUSES and not isinstance(command, RetryJob):
             assert state == before
             assert all(isinstance(e, CommandRefused) for e in produced)
         return produced
@@ -179,6 +182,19 @@ class JobLifecycle(RuleBasedStateMachine):
         self._apply(job, RespondToJob(id=self._cmd_id(), job=job, at=self.now, approve=approve))
         if was_pending:
             assert self.states[job].status is (S.QUEUED if approve else S.CANCELED)
+
+    @rule(job=jobs)
+    def retry(self, job: str) -> None:
+        """Retry: a failed or canceled job queues again, anything else is refused."""
+        before = self.states[job]
+        (event,) = self._apply(job, RetryJob(id=self._cmd_id(), job=job, at=self.now))
+        if before.status in {S.FAILED, S.CANCELED}:
+            assert isinstance(event, JobQueued)
+            assert self.states[job].status is S.QUEUED
+            assert self.states[job].attempt == before.attempt
+            assert self.states[job].retries == 0
+        else:
+            assert isinstance(event, CommandRefused)
 
     # scheduler decisions
     @rule(job=jobs, agent=agents)
@@ -289,10 +305,16 @@ class JobLifecycle(RuleBasedStateMachine):
             assert machine.fold(job, events) == machine.fold(job, list(events))
 
     @invariant()
-    def at_most_one_ending(self) -> None:
-        """No job completes, fails, is canceled or rejected twice."""
+    def at_most_one_ending_per_run(self) -> None:
+        """No job ends twice without an operator's retry between, and none completes twice."""
         for events in self.logs.values():
-            assert sum(isinstance(e, TERMINAL_EVENTS) for e in events) <= 1
+            runs: list[int] = [0]
+            for event in events:
+                if isinstance(event, JobQueued) and event.by:
+                    runs.append(0)
+                runs[-1] += isinstance(event, TERMINAL_EVENTS)
+            assert all(ends <= 1 for ends in runs)
+            assert sum(isinstance(e, JobCompleted) for e in events) <= 1
 
     @precondition(lambda self: any(s.status in LIVE for s in self.states.values()))
     @invariant()

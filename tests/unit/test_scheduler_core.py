@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from events.agent_events import (
     AgentCleared,
+    AgentDeregistered,
     AgentQuarantined,
     AgentRegistered,
     Capabilities,
@@ -28,8 +29,10 @@ from events.commands import (
     PauseJob,
     Progress,
     QuarantineAgent,
+    RemoveAgent,
     RespondToJob,
     ResumeJob,
+    RetryJob,
     Start,
     SubmitJob,
 )
@@ -447,3 +450,35 @@ def test_an_operator_quarantines_and_clears_an_agent() -> None:
     assert isinstance(cleared, AgentCleared)
     assert farm.assigned(farm.plan()) == [("j", "a1")]
     assert farm.operator(ClearAgent(id="c2", agent="nobody", at=farm.now)) == []
+
+
+def test_an_operator_removes_an_agent_and_its_jobs_retry_elsewhere() -> None:
+    """RemoveAgent records the agent's deregistration: no placements, held attempts retried."""
+    farm = Farm()
+    farm.register("a1")
+    farm.register("a2")
+    farm.beat("a1")
+    farm.submit("j")
+    ((_, holder),) = farm.assigned(farm.plan())
+    (event,) = farm.operator(RemoveAgent(id="rm", agent=holder, at=farm.now, by="ops"))
+    assert isinstance(event, AgentDeregistered)
+    assert event.reason == "removed by ops"
+    assert farm.core.agents[holder].status is AgentStatus.OFFLINE
+    assert [type(e).__name__ for e in farm.tick()] == ["JobRetrying"]
+    assert farm.operator(RemoveAgent(id="rm2", agent=holder, at=farm.now)) == []  # already
+    assert farm.operator(RemoveAgent(id="rm3", agent="nobody", at=farm.now)) == []
+
+
+def test_an_operator_retries_a_failed_job_and_it_is_placed_again() -> None:
+    """A failed job that RetryJob queues again is placed as its next attempt."""
+    farm = Farm()
+    farm.register("a1")
+    farm.submit("j", max_retries=0)
+    farm.plan()
+    farm.report("j", Start(agent="a1", attempt=1))
+    farm.report("j", Fail(agent="a1", attempt=1, reason=FailureReason.USER_ERROR))
+    assert farm.core.jobs["j"].status is S.FAILED
+    farm.operator(RetryJob(id="r", job="j", at=farm.now))
+    assert farm.core.queued == 1
+    assert farm.assigned(farm.plan()) == [("j", "a1")]
+    assert farm.core.jobs["j"].attempt == 2
