@@ -44,6 +44,8 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
+# msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 in a tag's value.
+_UNDECODABLE: Final = (msgspec.DecodeError, UnicodeDecodeError)
 
 
 def _current_versions() -> dict[str, int]:
@@ -69,7 +71,7 @@ def decode_event(data: bytes) -> Decoded:
     """An event from the log, ``Unknown`` for a newer type or version, upcast if older."""
     try:
         event = _EVENT_DECODER.decode(data)
-    except msgspec.DecodeError:
+    except _UNDECODABLE:
         return _decode_slow(data)
     current = CURRENT_VERSIONS[type(event).__name__]
     if event.v == current:
@@ -85,21 +87,24 @@ def _decode_slow(data: bytes) -> Decoded:
         return Unknown(type=envelope.type, v=envelope.v, raw=bytes(data))
     if envelope.v == current:
         raise _malformed_event(data)
-    raw = msgspec.json.decode(data)
+    try:
+        raw = msgspec.json.decode(data)
+    except _UNDECODABLE as exc:
+        raise MalformedMessage(str(exc), data) from exc
     return _upcast(raw, envelope.type, envelope.v, current, data)
 
 
 def _envelope(data: bytes) -> _Envelope:
     try:
         return _ENVELOPE_DECODER.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         raise MalformedMessage(f"no type and version: {exc}", data) from exc
 
 
 def _malformed_event(data: bytes) -> MalformedMessage:
     try:
         _EVENT_DECODER.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         return MalformedMessage(str(exc), data)
     return MalformedMessage("undecodable event", data)  # pragma: no cover -- decoded above
 
@@ -124,7 +129,7 @@ T = TypeVar("T")
 def _strict(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
     try:
         return decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except _UNDECODABLE as exc:
         raise MalformedMessage(str(exc), data) from exc
 
 
