@@ -1,0 +1,92 @@
+"""Every metric the dashboards and alert rules read is one a real exporter serves, lint-clean."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from events.codec import encode
+from events.jetstream import JetStreamEventStore
+from events.work import GpuTelemetry, Heartbeat
+from tests.deploy_files import alert_exprs, dashboard_exprs, metric_names
+from tests.scrape import Log, caught_up, get, known_history, running, scrape_when, value
+
+pytestmark = pytest.mark.anyio
+
+SUFFIXES = {
+    "counter": ("_total",),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "summary": ("_sum", "_count"),
+}
+# promtool's lint (util/promlint): abbreviated units, non-base units, types in names.
+ABBREVIATIONS = {"sec", "secs", "ms", "msec", "us", "usec", "ns", "nsec", "kb", "mb", "gb", "pct"}
+NON_BASE = re.compile(r"(milli|micro|nano|kilo|mega|giga)(seconds|bytes|watts|joules)|percent")
+TYPE_WORDS = {"counter", "gauge", "histogram", "summary", "untyped"}
+
+
+async def exposition(store: JetStreamEventStore) -> str:
+    """What a real exporter serves for the known history and a GPU agent's heartbeat."""
+    await known_history(Log(store))
+    gpu = GpuTelemetry(index=0, utilization_percent=50, temperature_c=60, power_w=90)
+    beat = Heartbeat(agent="gpu-1", at=time.time(), slots=2, free_slots=2, gpus=(gpu,))
+    await store.nc.publish(store.subjects.heartbeat("gpu-1"), encode(beat))
+    async with running(store) as exporter:
+
+        def ready(samples: dict[tuple[str, frozenset[tuple[str, str]]], float]) -> bool:
+            beats = value(samples, "ffrtmp_worker_heartbeats_total", agent="gpu-1")
+            return caught_up(samples) and beats == 1
+
+        await scrape_when(exporter.port, ready, "the exporter to read the log and the heartbeat")
+        _, body = await get(exporter.port)
+    return body
+
+
+async def test_dashboards_and_alerts_read_only_exported_metrics(
+    jetstream_store: JetStreamEventStore,
+) -> None:
+    """Each ffrtmp series a panel or rule names is served; each family served is on a dashboard."""
+    families = text_string_to_metric_families(await exposition(jetstream_store))
+    family_of = {
+        family.name + suffix: family.name
+        for family in families
+        if family.name.startswith("ffrtmp_")
+        for suffix in SUFFIXES[family.type]
+    }
+    used: dict[str, set[str]] = {}
+    for source, exprs in [*dashboard_exprs().items(), ("alerts.yml", alert_exprs())]:
+        for expr in exprs:
+            for name in metric_names(expr):
+                used.setdefault(name, set()).add(source)
+    assert len(used) > 30
+    unknown = {name: sorted(where) for name, where in used.items() if name not in family_of}
+    assert not unknown, f"not exported: {unknown}"
+    unseen = set(family_of.values()) - {family_of[name] for name in used}
+    assert not unseen, f"exported but on no dashboard: {sorted(unseen)}"
+
+
+async def test_exposition_follows_prometheus_naming(jetstream_store: JetStreamEventStore) -> None:
+    """Help on every family; _total only on counters; units spelled out; no type in a name."""
+    families = list(text_string_to_metric_families(await exposition(jetstream_store)))
+    ours = [family for family in families if family.name.startswith("ffrtmp_")]
+    assert len(ours) > 40
+    for family in ours:
+        assert family.documentation.strip(), family.name
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", family.name), family.name
+        words = set(family.name.split("_"))
+        assert not words & (ABBREVIATIONS | TYPE_WORDS), family.name
+        assert not NON_BASE.search(family.name), family.name
+        assert not family.name.endswith(("_total", "_count", "_sum", "_bucket")), family.name
+        for sample in family.samples:
+            check_sample(family.type, family.name, sample)
+
+
+def check_sample(kind: str, family: str, sample: Sample) -> None:
+    """A sample's name fits its family's type; ``le`` and ``quantile`` only where reserved."""
+    assert sample.name in {family + suffix for suffix in SUFFIXES[kind]}, sample.name
+    assert ("le" in sample.labels) == (sample.name.endswith("_bucket") and kind == "histogram")
+    assert "quantile" not in sample.labels or kind == "summary"
