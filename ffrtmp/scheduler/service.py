@@ -360,7 +360,7 @@ class Scheduler:
         """Record a malformed command's refusal where it names a job, dead-letter it, drop it."""
         self.stats.malformed += 1
         log.warning("command on %s set aside: %s", msg.subject, exc)
-        with contextlib.suppress(msgspec.DecodeError, FfrtmpError):
+        with contextlib.suppress(msgspec.DecodeError, UnicodeDecodeError, FfrtmpError):
             peek = msgspec.json.decode(msg.data, type=_Peek)
             if peek.job and peek.id:
                 refusal = CommandRefused(
