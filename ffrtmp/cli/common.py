@@ -1,0 +1,257 @@
+"""What every operator command shares: where the farm is, how to print, how to fail.
+
+Settings come, highest first, from the command line (``--nats``, ``--prefix``, ``--output``),
+the environment (``FFRTMP_NATS_URL``, ``FFRTMP_PREFIX``, ``FFRTMP_OUTPUT``), a TOML config file
+(``$FFRTMP_CONFIG``, else ``$XDG_CONFIG_HOME/ffrtmp/config.toml``, else
+``~/.config/ffrtmp/config.toml``), and the defaults below::
+
+    nats = "nats://127.0.0.1:4222"
+    prefix = "ffrtmp"
+    output = "table"          # or "json"
+
+Exit codes (documented in the README): 0 done; 1 an error ffrtmp explains in one line (bad
+input, unknown id, NATS unreachable, a command the job refused); 2 a usage error; 3 the job
+failed; 4 the job was canceled or rejected; 5 still waiting when ``--timeout-s`` ran out;
+70 a bug (traceback under ``--debug``); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import sys
+import time
+import tomllib
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Final, TypeVar
+
+import msgspec
+import typer
+from nats.aio.client import Client as NatsClient
+from nats.js.client import JetStreamContext
+from rich.console import Console
+
+from events.codec import encode
+from events.commands import VERBS, AgentCommandBase, OperatorCommandBase
+from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
+from events.ids import new_id
+from events.jetstream import JetStreamEventStore
+from events.subjects import DEFAULT_PREFIX, MSG_ID, Subjects
+
+EXIT_OK: Final = 0
+EXIT_ERROR: Final = 1
+EXIT_FAILED: Final = 3
+EXIT_CANCELED: Final = 4  # canceled or rejected: it will not run unless retried
+EXIT_WAITING: Final = 5
+EXIT_INTERRUPTED: Final = 130
+DEFAULT_NATS: Final = "nats://127.0.0.1:4222"
+UP_HINT: Final = "is the farm running? Start one with `ffrtmp up`, or point --nats at it"
+
+
+class Output(StrEnum):
+    """How a command prints: a table for people, JSON (stable, see docs/api.md) for programs."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The config file's settings; a key it does not know is an error, not a silent typo."""
+
+    nats: str = DEFAULT_NATS
+    prefix: str = DEFAULT_PREFIX
+    output: Output = Output.TABLE
+
+
+def config_path() -> Path:
+    """Where the config file is looked for."""
+    explicit = os.environ.get("FFRTMP_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "ffrtmp" / "config.toml"
+
+
+def load_config(path: Path | None = None) -> Config:
+    """The config file's settings, or the defaults when there is none."""
+    path = path or config_path()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if os.environ.get("FFRTMP_CONFIG"):
+            raise InvalidSpec("FFRTMP_CONFIG", f"{path} does not exist") from None
+        return Config()
+    except OSError as exc:
+        raise InvalidSpec("config", f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        return msgspec.convert(tomllib.loads(raw.decode()), Config)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, msgspec.ValidationError) as exc:
+        raise InvalidSpec("config", f"{path}: {exc}") from exc
+
+
+class Target(msgspec.Struct, frozen=True):
+    """Where one command acts and how it prints."""
+
+    url: str
+    subjects: Subjects
+    output: Output
+
+    @property
+    def json(self) -> bool:
+        """Whether to print JSON."""
+        return self.output is Output.JSON
+
+
+NatsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--nats", envvar="FFRTMP_NATS_URL", help="NATS URL [default: config file, else local]."
+    ),
+]
+PrefixOpt = Annotated[
+    str | None,
+    typer.Option("--prefix", envvar="FFRTMP_PREFIX", help="Subject and stream prefix."),
+]
+OutputOpt = Annotated[
+    Output | None,
+    typer.Option("--output", "-o", envvar="FFRTMP_OUTPUT", help="table, or json for scripts."),
+]
+
+
+def target(nats: str | None, prefix: str | None, output: Output | None) -> Target:
+    """The settings after flags, environment and config file have had their say."""
+    config = load_config()
+    return Target(
+        url=nats or config.nats,
+        subjects=Subjects(prefix or config.prefix),
+        output=output or config.output,
+    )
+
+
+def console() -> Console:
+    """A rich console on stdout; ``NO_COLOR`` turns colour off, a pipe gets whole lines."""
+    wide = None if sys.stdout.isatty() else 200
+    return Console(highlight=False, width=wide, no_color=bool(os.environ.get("NO_COLOR")))
+
+
+def echo_json(value: object) -> None:
+    """One JSON document on stdout."""
+    typer.echo(msgspec.json.encode(value).decode())
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print one line on stderr; the caller raises what this returns."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def explained() -> Iterator[None]:
+    """Our errors as one line on stderr and exit 1; Ctrl-C as exit 130, quietly."""
+    try:
+        yield
+    except FfrtmpError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine with its errors explained (see ``explained``)."""
+    logging.basicConfig(level=logging.CRITICAL)  # nats-py's reconnect chatter is not the answer
+    with explained():
+        return asyncio.run(coro)
+    raise AssertionError  # pragma: no cover -- explained() re-raises every error
+
+
+class Conn:
+    """One connection to the farm: the event store, the raw client and JetStream."""
+
+    def __init__(self, store: JetStreamEventStore, where: Target) -> None:
+        """Wrap a connected store."""
+        self.store = store
+        self.where = where
+        self.subjects = where.subjects
+        self.nc: NatsClient = store.nc
+        self.js: JetStreamContext = store.nc.jetstream(timeout=5.0)
+
+    async def send(self, command: OperatorCommandBase | AgentCommandBase) -> None:
+        """Put an operator command on the commands stream, deduplicated by its id."""
+        subject = self.subjects.command(VERBS[type(command)])
+        try:
+            await self.js.publish(subject, encode(command), headers={MSG_ID: command.id})
+        except Exception as exc:
+            raise StoreUnavailable(self.where.url, f"the commands stream refused: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def connect(where: Target) -> AsyncIterator[Conn]:
+    """Connect to the farm; unreachable is one line naming the URL and what to do."""
+    try:
+        store = await JetStreamEventStore.connect(where.url, where.subjects)
+    except StoreUnavailable as exc:
+        if "does not exist" in exc.hint:
+            raise
+        raise StoreUnavailable(where.url, UP_HINT) from exc
+    async with store:
+        yield Conn(store, where)
+
+
+def command_id() -> str:
+    """A fresh id for a command (or a job): readable, time-sorted."""
+    return new_id(int(time.time() * 1000), os.urandom(3))
+
+
+def operator() -> str:
+    """Who is asking, recorded in the events as ``by``."""
+    return os.environ.get("FFRTMP_USER") or os.environ.get("USER") or "operator"
+
+
+# --- time ------------------------------------------------------------------------------------
+
+_AGO: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_UNIT_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_time(text: str, now: float, what: str = "--since") -> float:
+    """Unix seconds from ``10m``/``2h``/``1d`` (that long ago) or an ISO 8601 time (UTC if bare)."""
+    value = text.strip()
+    ago = _AGO.match(value)
+    if ago:
+        return now - float(ago.group(1)) * _UNIT_S[ago.group(2)]
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidSpec(
+            what, f"{text!r} is neither a duration (30s, 10m, 2h, 1d) nor an ISO time"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def when(ts: float) -> str:
+    """A time for a table: ISO 8601 in UTC to the second, empty for 'never'."""
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def ago(ts: float, now: float) -> str:
+    """How long ago, briefly: ``5s``, ``3m``, ``2h``, ``4d``."""
+    if not ts:
+        return ""
+    delta = max(0.0, now - ts)
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if delta >= size:
+            return f"{int(delta // size)}{unit}"
+    return f"{int(delta)}s"

@@ -1,0 +1,349 @@
+"""``ffrtmp jobs list|status|history``: jobs as the log says they are, were, and became.
+
+``list`` folds the whole log here with ``events.job.evolve`` (the scheduler's own fold), so it
+needs nothing but NATS. ``status --at`` is time travel: the job's events folded up to a stream
+sequence or a time. ``history`` prints each event with its writer, taken from the subject it
+was stored on (``<prefix>.evt.job.<job>.<writer>``), and what it changed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import msgspec
+import typer
+from rich.table import Table
+
+from events.base import JobEventBase
+from events.codec import Decoded
+from events.enums import JobStatus, Priority, Queue
+from events.job import JobState, evolve, initial, is_terminal
+from events.work import RunningJob
+from ffrtmp.cli.common import (
+    EXIT_WAITING,
+    NatsOpt,
+    OutputOpt,
+    PrefixOpt,
+    Target,
+    ago,
+    connect,
+    console,
+    echo_json,
+    explained,
+    fail,
+    parse_time,
+    run,
+    target,
+    when,
+)
+from ffrtmp.cli.follow import OUTCOME_EXIT, ProgressView, Timeout, follow_job, live_of
+from ffrtmp.cli.read import FarmView, entries, fold_log, heartbeat, load_job, resolve_job
+from ffrtmp.cli.render import (
+    JobRow,
+    changes,
+    detail,
+    event_type,
+    failure,
+    job_row,
+    results_line,
+    styled,
+)
+
+IdArg = Annotated[str, typer.Argument(help="Job id, or any unique prefix of it.")]
+
+
+# --- list ----------------------------------------------------------------------------------
+
+
+def _keep(
+    state: JobState,
+    states: set[str],
+    queue: Queue | None,
+    priority: Priority | None,
+    agent: str | None,
+    since: float | None,
+) -> bool:
+    spec = state.spec
+    if spec is None:
+        return False  # only refusals were recorded under this id
+    return (
+        (not states or state.status in states)
+        and (queue is None or spec.queue is queue)
+        and (priority is None or spec.priority is priority)
+        and (agent is None or state.agent.startswith(agent))
+        and (since is None or state.submitted_at >= since)
+    )
+
+
+def list_jobs(
+    state: Annotated[
+        list[JobStatus] | None, typer.Option("--state", "-s", help="Only these states (repeat).")
+    ] = None,
+    queue: Annotated[Queue | None, typer.Option(help="Only this queue.")] = None,
+    priority: Annotated[Priority | None, typer.Option(help="Only this priority.")] = None,
+    agent: Annotated[
+        str | None, typer.Option(help="Only jobs held by this agent (prefix).")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Submitted since: 10m, 2h, 1d or an ISO time.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Newest N jobs; 0 for all.")] = 50,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """List jobs, newest first, with their failure reasons (folds the log here).
+
+    Example: ffrtmp jobs list --state failed --since 1h
+    """
+    where = target(nats, prefix, output)
+    now = time.time()
+    with explained():
+        since_ts = None if since is None else parse_time(since, now)
+    wanted = {str(s) for s in state or ()}
+    view = run(_view(where))
+    rows = [
+        job_row(s) for s in view.jobs.values() if _keep(s, wanted, queue, priority, agent, since_ts)
+    ]
+    rows.sort(key=lambda r: (r.submitted_at, r.id), reverse=True)
+    if limit > 0:
+        rows = rows[:limit]
+    if where.json:
+        echo_json(rows)
+        return
+    _print_rows(rows, now, len(view.jobs))
+
+
+async def _view(where: Target) -> FarmView:
+    async with connect(where) as conn:
+        return await fold_log(conn)
+
+
+def _print_rows(rows: list[JobRow], now: float, total: int) -> None:
+    table = Table("ID", "STATUS", "SCENARIO", "QUEUE", "PRIORITY", "AGENT", "TRY", "PROGRESS",
+                  "SUBMITTED", "FAILURE REASON", box=None, pad_edge=False)  # fmt: skip
+    for row in rows:
+        why = f"{row.reason}: {row.message}" if row.reason and row.message else row.reason
+        table.add_row(
+            row.id, styled(row.status), row.scenario, row.queue, row.priority, row.agent,
+            str(row.attempt or ""), f"{row.percent:.0f}%", ago(row.submitted_at, now) + " ago",
+            why or row.message,
+        )  # fmt: skip
+    out = console()
+    out.print(table)
+    out.print(f"{len(rows)} of {total} jobs", style="dim")
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+class StatusJson(msgspec.Struct, frozen=True, kw_only=True):
+    """``jobs status --output json``: the folded state, live telemetry, the log position."""
+
+    job: JobState
+    live: RunningJob | None
+    seq: int
+
+
+def _until(at: str, now: float) -> tuple[int | None, float | None]:
+    if at.isdigit():
+        return int(at), None
+    return None, parse_time(at, now, "--at")
+
+
+async def _status(
+    where: Target, typed: str, at: str | None
+) -> tuple[JobState, RunningJob | None, int]:
+    async with connect(where) as conn:
+        job = await resolve_job(conn, typed)
+        state, events = await load_job(conn, job)
+        seq = events[-1][0] if events else 0
+        if at is not None:
+            upto_seq, upto_time = _until(at, time.time())
+            state, seq = initial(job), 0
+            for event_seq, event in events:
+                if (upto_seq is not None and event_seq > upto_seq) or (
+                    upto_time is not None and event.at > upto_time
+                ):
+                    break
+                state, seq = evolve(state, event), event_seq
+            return state, None, seq
+        live = None
+        if state.agent and not is_terminal(state):
+            live = live_of(await heartbeat(conn, state.agent), state)
+        return state, live, seq
+
+
+def _fields(state: JobState, live: RunningJob | None) -> list[tuple[str, str]]:
+    spec = state.spec
+    rows = [("Job ID", state.job), ("Status", styled(str(state.status)))]
+    if spec is not None:
+        rows += [
+            ("Scenario", spec.scenario),
+            ("Queue", str(spec.queue)),
+            ("Priority", str(spec.priority)),
+            ("Input", spec.input),
+            ("Output", spec.output),
+            ("Duration", f"{spec.duration_s:g} s"),
+        ]
+    percent = live.percent if live is not None else state.percent
+    rows += [("Progress", f"{percent:.0f}%")]
+    if live is not None:
+        fps = "" if live.fps is None else f"{live.fps:.1f} fps"
+        speed = "" if live.speed is None else f"{live.speed:.2f}x"
+        rows.append(("Live", " ".join(filter(None, [fps, speed])) or "no figures yet"))
+    rows += [
+        ("Node ID", state.agent),
+        ("Attempt", str(state.attempt)),
+        ("Retries", str(state.retries)),
+        ("Submitted", when(state.submitted_at)),
+        ("Started", when(state.started_at)),
+        ("Finished", when(state.finished_at)),
+        ("Failure reason", failure(state)),
+        ("Retry at", when(state.retry_at or 0.0)),
+        ("Prompt", state.prompt),
+        ("Results", results_line(state.results) if state.results else ""),
+    ]
+    return [(name, value) for name, value in rows if value]
+
+
+def _print_status(state: JobState, live: RunningJob | None, seq: int, at: str | None) -> None:
+    table = Table("Field", "Value")
+    for name, value in _fields(state, live):
+        table.add_row(name, value)
+    out = console()
+    out.print(table)
+    where = f"as of log sequence {seq}" + (f" (--at {at})" if at else "")
+    out.print(where, style="dim")
+
+
+def status(
+    job_id: IdArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Live progress until the job ends.")
+    ] = False,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Time travel: the job as of a log sequence (123) or time (10m, ISO)."),
+    ] = None,
+    timeout_s: Annotated[
+        float | None, typer.Option(help="With --follow: give up (exit 5) after this long.")
+    ] = None,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Show a job: state, where it runs, progress with fps and speed, why it failed.
+
+    With --follow the exit code is the outcome: 0 completed, 3 failed, 4 canceled or rejected.
+
+    Example: ffrtmp jobs status 01k2 --follow
+    """
+    where = target(nats, prefix, output)
+    state, live, seq = run(_status(where, job_id, at))
+    if follow and at is None:
+        raise typer.Exit(watch(where, state.job, timeout_s))
+    if where.json:
+        echo_json(StatusJson(job=state, live=live, seq=seq))
+        return
+    _print_status(state, live, seq, at)
+
+
+def watch(where: Target, job: str, timeout_s: float | None) -> int:
+    """Follow a job to its end with a live bar (JSON: one state per change); its exit code."""
+
+    async def go() -> JobState:
+        async with connect(where) as conn:
+            if where.json:
+                return await follow_job(conn, job, _json_line, timeout_s)
+            view = ProgressView(console(), job)
+            with view.progress:
+                return await follow_job(conn, job, view.show, timeout_s)
+
+    try:
+        state = run(go())
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except Timeout as exc:  # pragma: no cover -- run() renders it; kept for clarity
+        raise fail(str(exc), EXIT_WAITING) from exc
+    if not where.json:
+        typer.echo(f"job {job} {state.status}" + (f": {failure(state)}" if failure(state) else ""))
+    return OUTCOME_EXIT.get(state.status, 0)
+
+
+_last_json: list[bytes] = []
+
+
+def _json_line(state: JobState, live: RunningJob | None) -> None:
+    line = msgspec.json.encode(StatusJson(job=state, live=live, seq=0))
+    if not _last_json or _last_json[-1] != line:
+        _last_json[:] = [line]
+        typer.echo(line.decode())
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of ``jobs history --output json``."""
+
+    seq: int
+    at: float
+    writer: str
+    type: str
+    changes: str
+    detail: str
+    event: Decoded
+
+
+async def _history(where: Target, typed: str) -> tuple[str, list[HistoryEntry]]:
+    async with connect(where) as conn:
+        job = await resolve_job(conn, typed)
+        state = initial(job)
+        found = []
+        async for entry in entries(conn, conn.subjects.job_events(job)):
+            if entry is None:
+                continue
+            if not isinstance(entry.event, JobEventBase):
+                continue
+            before = state
+            event = entry.event
+            state = evolve(state, event)
+            found.append(
+                HistoryEntry(
+                    seq=entry.seq,
+                    at=event.at,
+                    writer=entry.writer,
+                    type=event_type(event),
+                    changes=changes(before, state),
+                    detail=detail(event),
+                    event=event,
+                )
+            )
+        return job, found
+
+
+def history(
+    job_id: IdArg,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Every event of a job: when, who wrote it (sched or an agent), what it changed.
+
+    Example: ffrtmp jobs history 01k2
+    """
+    where = target(nats, prefix, output)
+    job, found = run(_history(where, job_id))
+    if where.json:
+        echo_json(found)
+        return
+    table = Table("SEQ", "TIME", "WRITER", "EVENT", "CHANGED", "DETAIL", box=None, pad_edge=False)
+    for item in found:
+        table.add_row(
+            str(item.seq), when(item.at), item.writer, item.type, item.changes, item.detail
+        )
+    out = console()
+    out.print(table)
+    out.print(f"{len(found)} events of job {job}", style="dim")

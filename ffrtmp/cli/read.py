@@ -1,0 +1,205 @@
+"""What the CLI reads from the farm: the log folded locally, one job's history, heartbeats.
+
+Everything here folds the log with the same pure functions the scheduler uses
+(``events.job.evolve``, ``events.agent.evolve_agent``), so what the CLI shows is what the log
+says, with no second copy of the rules. Ids are resolved from the events stream's subjects
+(one request), so any unique prefix of a job or agent id names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Final
+
+import msgspec
+from nats.errors import Error as NatsError
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+
+from events.agent import AgentState, evolve_agent, initial_agent
+from events.base import AgentEventBase, JobEventBase, Unknown
+from events.codec import Decoded, decode_event, decode_heartbeat
+from events.errors import FfrtmpError, MalformedMessage, StoreUnavailable
+from events.ids import resolve_prefix
+from events.job import JobState, evolve, initial
+from events.job_events import JobEvent
+from events.subjects import SCHEDULER_WRITER
+from events.work import Heartbeat
+from ffrtmp.cli.common import Conn
+
+IDLE_S: Final = 0.5  # how long a follow waits for the next event before it lets a view refresh
+
+
+class FarmView(msgspec.Struct, kw_only=True):
+    """Every job and agent as the log says, and when each job last changed."""
+
+    jobs: dict[str, JobState] = {}
+    agents: dict[str, AgentState] = {}
+    changed_at: dict[str, float] = {}
+    seq: int = 0  # the last event folded
+
+
+def fold_into(view: FarmView, seq: int, event: Decoded) -> None:
+    """Fold one event of the log into the view."""
+    view.seq = seq
+    if isinstance(event, JobEventBase):
+        view.jobs[event.job] = evolve(view.jobs.get(event.job) or initial(event.job), event)
+        view.changed_at[event.job] = event.at
+    elif isinstance(event, AgentEventBase):
+        state = view.agents.get(event.agent) or initial_agent(event.agent)
+        view.agents[event.agent] = evolve_agent(state, event)
+
+
+async def fold_log(conn: Conn) -> FarmView:
+    """The whole log folded here, from the first event to the last as of now."""
+    view = FarmView()
+    async for seq, event in conn.store.replay(1):
+        fold_into(view, seq, event)
+    return view
+
+
+async def _subjects(conn: Conn, pattern: str) -> list[str]:
+    try:
+        info = await conn.js.stream_info(conn.subjects.events_stream, subjects_filter=pattern)
+    except (NatsError, TimeoutError) as exc:
+        raise StoreUnavailable(conn.where.url, f"cannot list ids: {exc}") from exc
+    return list((info.state.subjects or {}).keys())
+
+
+async def job_ids(conn: Conn) -> set[str]:
+    """Every job id the log mentions."""
+    found = await _subjects(conn, f"{conn.subjects.prefix}.evt.job.*.*")
+    return {subject.split(".")[3] for subject in found}
+
+
+async def agent_ids(conn: Conn) -> set[str]:
+    """Every agent id the log mentions."""
+    found = await _subjects(conn, f"{conn.subjects.prefix}.evt.agent.*")
+    return {subject.split(".")[3] for subject in found}
+
+
+async def resolve_job(conn: Conn, typed: str) -> str:
+    """The one job whose id starts with ``typed``; ambiguity lists the candidates."""
+    return resolve_prefix(typed, await job_ids(conn), "job")
+
+
+async def resolve_agent(conn: Conn, typed: str) -> str:
+    """The one agent (node) whose id starts with ``typed``."""
+    return resolve_prefix(typed, await agent_ids(conn), "node")
+
+
+async def load_job(conn: Conn, job: str) -> tuple[JobState, list[tuple[int, JobEvent]]]:
+    """One job's state and its events with their sequences."""
+    loaded = await conn.store.load(job)
+    events = [(seq, e) for seq, e in loaded.events if isinstance(e, JobEventBase)]
+    state = initial(job)
+    for _, event in events:
+        state = evolve(state, event)
+    return state, events
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event as the log holds it: sequence, subject, who wrote it, the event."""
+
+    seq: int
+    subject: str
+    writer: str
+    event: Decoded
+
+
+def writer_of(subject: str) -> str:
+    """Who wrote an event: ``sched``, an agent id (its own job reports and lifecycle)."""
+    parts = subject.split(".")
+    if len(parts) == 5 and parts[2] == "job":
+        return parts[4]
+    if len(parts) == 4 and parts[2] == "agent":
+        return parts[3] or SCHEDULER_WRITER
+    return "?"
+
+
+def _entry(seq: int, subject: str, data: bytes) -> Entry:
+    try:
+        event: Decoded = decode_event(data)
+    except MalformedMessage as exc:
+        event = Unknown(type=f"malformed: {exc.reason}", v=0, raw=data)
+    return Entry(seq=seq, subject=subject, writer=writer_of(subject), event=event)
+
+
+async def entries(
+    conn: Conn,
+    subject: str,
+    *,
+    from_seq: int = 1,
+    follow: bool = False,
+    idle_s: float | None = None,
+) -> AsyncIterator[Entry | None]:
+    """Events on ``subject`` from ``from_seq`` with their subjects (an ordered consumer).
+
+    Without ``follow`` it ends at the last matching event as of the call. With ``idle_s`` it
+    yields None after that long without an event, so a live view can redraw.
+    """
+    end = None if follow else await last_on(conn, subject)
+    if end is not None and end < from_seq:
+        return
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, from_seq)
+    )
+    try:
+        sub = await conn.js.subscribe(
+            subject, stream=conn.subjects.events_stream, ordered_consumer=True, config=config
+        )
+    except (NatsError, TimeoutError) as exc:
+        raise StoreUnavailable(conn.where.url, f"cannot read the log: {exc}") from exc
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=idle_s or 5.0)
+            except TimeoutError:
+                if idle_s is None and not follow:
+                    raise FfrtmpError("the log stopped answering mid-read; try again") from None
+                yield None
+                continue
+            meta = msg.metadata
+            yield _entry(meta.sequence.stream, msg.subject, msg.data)
+            if end is not None and meta.sequence.stream >= end:
+                return
+    finally:
+        with contextlib.suppress(NatsError, TimeoutError, asyncio.CancelledError):
+            await sub.unsubscribe()
+
+
+async def last_on(conn: Conn, subject: str) -> int:
+    """The sequence of the last event on ``subject`` (wildcards allowed), 0 when none."""
+    try:
+        msg = await conn.js.get_last_msg(conn.subjects.events_stream, subject, direct=True)
+    except NotFoundError:
+        return 0
+    except (NatsError, TimeoutError) as exc:
+        raise StoreUnavailable(conn.where.url, f"cannot read the log: {exc}") from exc
+    return int(msg.seq or 0)
+
+
+async def heartbeat(conn: Conn, agent: str) -> Heartbeat | None:
+    """The agent's last heartbeat, if it sent one within the heartbeat stream's max age."""
+    try:
+        msg = await conn.js.get_last_msg(
+            conn.subjects.heartbeat_stream, conn.subjects.heartbeat(agent), direct=True
+        )
+    except NotFoundError:
+        return None
+    except (NatsError, TimeoutError) as exc:
+        raise StoreUnavailable(conn.where.url, f"cannot read heartbeats: {exc}") from exc
+    if not msg.data:
+        return None
+    try:
+        return decode_heartbeat(msg.data)
+    except MalformedMessage:
+        return None
+
+
+async def heartbeats(conn: Conn, agents: set[str]) -> dict[str, Heartbeat]:
+    """The last heartbeat of each agent that has one."""
+    beats = await asyncio.gather(*(heartbeat(conn, agent) for agent in sorted(agents)))
+    return {beat.agent: beat for beat in beats if beat is not None}
