@@ -1,0 +1,312 @@
+"""The projection runner: one DuckDB database, batches of events in, one transaction each.
+
+``Projector.apply`` folds a batch with ``projections.rows.Fold`` and writes what changed through
+Arrow tables registered into DuckDB (``INSERT … SELECT``; a changed row is deleted and inserted
+again), together with the checkpoint row, in one transaction: a crash before the commit leaves
+the previous batch and its checkpoint, a crash after it leaves this one, so no event is lost or
+applied twice. Events at or below the checkpoint are skipped. Row-at-a-time ``executemany`` is
+about a hundred times slower here, so nothing goes in by the row.
+
+The database is opened with ``enable_external_access=false``: the projector writes only its own
+file, and questions (``query``) cannot read others. A database written under another
+``schema.VERSION`` or from another stream is dropped and rebuilt (checkpoint 0) on open.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import msgspec
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+from events.codec import Decoded, decode_event
+from events.errors import FfrtmpError, MalformedMessage
+from events.scenarios import SCENARIOS
+from events.subjects import DEFAULT_PREFIX, Subjects
+from projections import schema
+from projections.query import QueryResult, run_read_only
+from projections.rows import ABSORBING, Changes, Fold, Item, Row, decode_agent, decode_tracked
+
+_ARROW: Final[dict[str, Any]] = {
+    "VARCHAR": pa.string(),
+    "BOOLEAN": pa.bool_(),
+    "INTEGER": pa.int32(),
+    "BIGINT": pa.int64(),
+    "DOUBLE": pa.float64(),
+    "BLOB": pa.binary(),
+    "VARCHAR[]": pa.list_(pa.string()),
+    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
+}
+_MICROS: Final = 1_000_000
+
+
+class Status(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a projection is: the last sequence applied and what it has counted."""
+
+    version: int
+    stream: str
+    seq: int
+    events: int
+    unknown_events: int
+    malformed_events: int
+
+
+class Projector:
+    """A projection of one prefix's events stream in one DuckDB database (file or memory).
+
+    ``apply`` is meant for one writer (one thread at a time; a lock enforces it); ``query`` may
+    be called from any thread, each call on a cursor of its own.
+    """
+
+    def __init__(
+        self,
+        db: str | Path = ":memory:",
+        prefix: str = DEFAULT_PREFIX,
+        settings: schema.ProjectionSettings | None = None,
+    ) -> None:
+        """Open (or create) the database; rebuild it when its version or stream differ."""
+        self.db = str(db)
+        self.subjects = Subjects(prefix)
+        self.stream = self.subjects.events_stream
+        self.settings = settings or schema.ProjectionSettings()
+        try:
+            self._con = duckdb.connect(self.db, config={"enable_external_access": False})
+        except duckdb.Error as exc:
+            raise FfrtmpError(f"cannot open the projection database {self.db}: {exc}") from exc
+        self._reader = self._con.cursor()
+        self._lock = threading.Lock()
+        self._cursor_lock = threading.Lock()
+        self.rebuilt = self._open()
+        self._fold = self._load()
+
+    # lifecycle
+
+    def _open(self) -> bool:
+        """Keep a database of this version and stream; else drop everything and create it."""
+        found = self._con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = '_checkpoint'"
+        ).fetchone()
+        if found is not None and found[0]:
+            row = self._con.execute("SELECT version, stream FROM _checkpoint").fetchone()
+            if row == (schema.VERSION, self.stream):
+                self._write_settings()
+                return False
+        self._create()
+        return True
+
+    def _create(self) -> None:
+        con = self._con
+        con.begin()
+        for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal")\
+                .fetchall():  # fmt: skip
+            con.execute(f'DROP VIEW "{name}"')
+        for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+            con.execute(f'DROP TABLE "{name}"')
+        for name, columns in schema.FOLDED_TABLES.items():
+            con.execute(schema.create_table(name, columns))
+        con.execute(schema.CHECKPOINT_DDL)
+        con.execute(
+            "INSERT INTO _checkpoint VALUES (?, ?, 0, 0, 0, 0, NULL)",
+            [schema.VERSION, self.stream],
+        )
+        for ddl in schema.SETTINGS_DDL:
+            con.execute(ddl)
+        for name, body in schema.VIEWS.items():
+            con.execute(f"CREATE VIEW {name} AS {body}")
+        con.commit()
+        self._write_settings()
+
+    def _write_settings(self) -> None:
+        """Targets, prices and the scenario catalogue, replaced on every open."""
+        con, s = self._con, self.settings
+        con.begin()
+        con.execute("DELETE FROM sla_targets")
+        con.execute("DELETE FROM cost_rates")
+        con.execute("DELETE FROM scenarios")
+        sla = [(queue, wait, run) for queue, (wait, run) in s.sla.items()]
+        _insert(con, "sla_targets", ["queue", "max_wait_s", "max_run_s"], sla)
+        con.execute(
+            "INSERT INTO cost_rates VALUES (?, ?, ?)",
+            [s.energy_price_per_kwh, s.compute_price_per_hour, s.currency],
+        )
+        catalogue = [msgspec.structs.astuple(sc) for sc in SCENARIOS.values()]
+        fields = list(next(iter(SCENARIOS.values())).__struct_fields__)
+        _insert(con, "scenarios", fields, catalogue)
+        con.commit()
+
+    def _load(self) -> Fold:
+        """The fold's memory, from what the database holds."""
+        live = {job: decode_tracked(state) for job, state in self._rows("_job_fold")}
+        agents = {agent: decode_agent(state) for agent, state in self._rows("_agent_fold")}
+        absorbing = [str(status) for status in ABSORBING]
+        found = self._con.execute(
+            "SELECT job FROM jobs WHERE list_contains(?, status)", [absorbing]
+        )
+        done = {job for (job,) in found.fetchall()}
+        return Fold(live, done, agents)
+
+    def _rows(self, table: str) -> list[tuple[Any, ...]]:
+        return self._con.execute(f"SELECT * FROM {table}").fetchall()  # noqa: S608 -- our names
+
+    def reset(self) -> None:
+        """Drop every row and the checkpoint: the next apply starts from sequence 1."""
+        with self._lock:
+            self._create()
+            self._fold = Fold()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._reader.close()
+            self._con.close()
+
+    # writing
+
+    def apply(self, batch: Sequence[Item]) -> int:
+        """Fold and write a batch with its checkpoint in one transaction; the new checkpoint."""
+        with self._lock:
+            start = self._checkpoint()
+            fresh = [item for item in batch if item[0] > start]
+            if not fresh:
+                return start
+            changes = self._fold.apply(fresh)
+            try:
+                self._write(changes)
+            except BaseException:
+                self._fold = self._load()  # the transaction rolled back: so does the memory
+                raise
+            return changes.last_seq
+
+    def apply_raw(self, batch: Sequence[tuple[int, bytes]]) -> int:
+        """``apply`` for messages as the stream holds them; a malformed one is counted."""
+        return self.apply([(seq, _decode(data)) for seq, data in batch])
+
+    def _write(self, changes: Changes) -> None:
+        con = self._con
+        con.begin()
+        try:
+            _replace(con, "jobs", "job", changes.replaced_jobs, changes.job_rows())
+            _replace(con, "_job_fold", "job", changes.replaced_jobs, changes.fold_rows())
+            _insert_folded(con, "job_transitions", changes.transitions)
+            _insert_folded(con, "results", changes.results)
+            _replace(con, "agents", "agent", changes.replaced_agents, changes.agent_rows())
+            _replace(
+                con, "_agent_fold", "agent", changes.replaced_agents, changes.agent_fold_rows()
+            )
+            con.execute(
+                "UPDATE _checkpoint SET seq = ?, events = events + ?, "
+                "unknown_events = unknown_events + ?, malformed_events = malformed_events + ?, "
+                "applied_at = now()::TIMESTAMP",
+                [changes.last_seq, changes.events, changes.unknown, changes.malformed],
+            )
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+
+    # reading
+
+    def checkpoint(self) -> int:
+        """The last stream sequence applied (0: nothing yet)."""
+        return self.status().seq
+
+    def _checkpoint(self) -> int:
+        row = self._con.execute("SELECT seq FROM _checkpoint").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def status(self) -> Status:
+        """The checkpoint row."""
+        with self._cursor() as cur:
+            row = cur.execute(
+                "SELECT version, stream, seq, events, unknown_events, malformed_events "
+                "FROM _checkpoint"
+            ).fetchone()
+        if row is None:
+            raise FfrtmpError(f"{self.db} has no checkpoint row; rebuild it")
+        return Status(
+            version=row[0],
+            stream=row[1],
+            seq=row[2],
+            events=row[3],
+            unknown_events=row[4],
+            malformed_events=row[5],
+        )
+
+    def query(
+        self, sql: str, params: Sequence[object] | None = None, *, limit: int | None = None
+    ) -> QueryResult:
+        """Run one read-only statement; writes, DDL and file access raise ``QueryRefused``."""
+        with self._cursor() as cur:
+            return run_read_only(cur, sql, params, limit)
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of the caller's own (DuckDB connections are not shared across threads)."""
+        with self._cursor_lock:
+            return self._reader.cursor()
+
+
+def _decode(data: bytes) -> Decoded | MalformedMessage:
+    try:
+        return decode_event(data)
+    except MalformedMessage as exc:
+        return exc
+
+
+def _arrow(columns: Sequence[schema.Column], rows: Sequence[Row]) -> pa.Table:
+    """Rows (tuples in ``columns`` order) as an Arrow table of the columns' types."""
+    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+    arrays = [_array(column.sql, list(data)) for column, data in zip(columns, values, strict=True)]
+    return pa.Table.from_arrays(arrays, names=[column.name for column in columns])
+
+
+def _array(sql: str, data: list[Any]) -> pa.Array:
+    if sql == "TIMESTAMP":  # float Unix seconds in, microseconds out
+        seconds = pa.array(data, pa.float64())
+        micros = pc.round(pc.multiply(seconds, float(_MICROS)))
+        return micros.cast(pa.int64()).cast(pa.timestamp("us"))
+    return pa.array(data, _ARROW[sql])
+
+
+def _insert_folded(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Row]) -> None:
+    if rows:
+        _ingest(con, table, _arrow(schema.FOLDED_TABLES[table], rows))
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, table: str, names: list[str], rows: Sequence[Row]
+) -> None:
+    """Plain rows (types inferred) into a settings table."""
+    if rows:
+        columns = list(zip(*rows, strict=True))
+        data = pa.Table.from_arrays([pa.array(list(c)) for c in columns], names=names)
+        _ingest(con, table, data)
+
+
+def _ingest(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    con.register("_batch", data)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")  # noqa: S608
+    finally:
+        con.unregister("_batch")
+
+
+def _replace(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key: str,
+    replaced: set[str],
+    rows: Sequence[Row],
+) -> None:
+    """Delete the stored rows of ``replaced`` keys, then insert ``rows``."""
+    if replaced:
+        con.register("_keys", pa.table({"k": pa.array(list(replaced), pa.string())}))
+        try:
+            con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM _keys)")  # noqa: S608
+        finally:
+            con.unregister("_keys")
+    _insert_folded(con, table, rows)
