@@ -24,8 +24,8 @@ from events.job_events import (
     JobSubmitted,
 )
 from events.spec import JobSpec
-from events.store import Append
-from events.subjects import SCHEDULER_WRITER
+from events.store import Append, EventStore
+from events.subjects import SCHEDULER_WRITER, Subjects
 from ffrtmp.exporter.service import Exporter, ExporterSettings
 from tests.farm import wait_until
 
@@ -61,19 +61,21 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 class Log:
     """Appends a hand-written history with exact times."""
 
-    def __init__(self, store: JetStreamEventStore) -> None:
+    def __init__(self, store: EventStore, subjects: Subjects | None = None) -> None:
         self.store = store
+        found = subjects if subjects is not None else getattr(store, "subjects", None)
+        self.subjects = found if isinstance(found, Subjects) else Subjects()
         self.count = 0
 
     async def job(self, job: str, *events: Event, writer: str = SCHEDULER_WRITER) -> None:
-        subject = self.store.subjects.job_event(job, writer)
+        subject = self.subjects.job_event(job, writer)
         for event in events:
             self.count += 1
             item = Append(subject=subject, event=event, msg_id=f"e{self.count}")
             await self.store.append(item)
 
     async def agent(self, *events: Event, agent: str) -> None:
-        subject = self.store.subjects.agent_event(agent)
+        subject = self.subjects.agent_event(agent)
         for event in events:
             self.count += 1
             await self.store.append(Append(subject=subject, event=event, msg_id=f"e{self.count}"))

@@ -130,7 +130,7 @@ def _scheduling_families(figures: LogFigures) -> Iterator[Metric]:
     yield _labelled(
         CounterMetricFamily,
         "jobs_failed",
-        "Jobs that failed for good, by reason.",
+        "Times a job failed for good, by reason (a job an operator retries may fail again).",
         "reason",
         figures.failed_by_reason,
         [r.value for r in FailureReason],

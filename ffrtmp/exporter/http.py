@@ -15,6 +15,8 @@ from typing import Final
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from events.errors import FfrtmpError
+
 _log = logging.getLogger(__name__)
 
 METRICS_PATH: Final = "/metrics"
@@ -59,7 +61,11 @@ async def _request_path(reader: asyncio.StreamReader) -> str:
 
 async def _answer(path: str, render: Render) -> tuple[str, bytes, str]:
     if path.split("?", 1)[0] == METRICS_PATH:
-        return "200 OK", await render(), CONTENT_TYPE_LATEST
+        try:
+            return "200 OK", await render(), CONTENT_TYPE_LATEST
+        except FfrtmpError as exc:
+            _log.exception("scrape failed")
+            return "500 Internal Server Error", f"scrape failed: {exc}\n".encode(), "text/plain"
     return "404 Not Found", b"ffrtmp exporter: metrics are at /metrics\n", "text/plain"
 
 

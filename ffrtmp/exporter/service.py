@@ -60,9 +60,17 @@ class LogView(Protocol):
         """Apply the log from ``position + 1`` on; never returns."""
         ...
 
+    def close(self) -> None:
+        """Let go of what the view holds (a database)."""
+        ...
+
 
 class TallyView:
-    """The log folded in memory by ``Tally``: rebuilt from the whole log on every start."""
+    """The log folded in memory by ``Tally``, rebuilt from the whole log on every start.
+
+    The pure fold the projection's figures are tested against; it serves too where DuckDB
+    is not wanted.
+    """
 
     def __init__(self) -> None:
         """Nothing applied yet."""
@@ -82,6 +90,9 @@ class TallyView:
         async for seq, event in store.follow(self.tally.position + 1):
             self.tally.apply(seq, event)
 
+    def close(self) -> None:
+        """Nothing to let go of."""
+
 
 class Exporter:
     """One exporter process; ``run`` until cancelled, ``scrape`` for the exposition text."""
@@ -94,7 +105,7 @@ class Exporter:
         view: LogView | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Export ``store``'s log through ``view`` (default: in memory)."""
+        """Export ``store``'s log through ``view`` (default: folded in memory)."""
         self.store = store
         self.settings = settings or ExporterSettings()
         self.view: LogView = view or TallyView()
@@ -104,6 +115,7 @@ class Exporter:
         self.port = 0
         self._started = time.monotonic()
         self._last_seq = 0
+        self.lag_events = 0  # events the projection had not applied at the last scrape
         self._behind_since: float | None = None
         self._scheduler_uptime: float | None = None
         self.registry = CollectorRegistry(auto_describe=False)
@@ -129,6 +141,7 @@ class Exporter:
                 )
         finally:
             server.close()
+            self.view.close()
 
     async def scrape(self) -> bytes:
         """The exposition text as of now."""
@@ -136,21 +149,19 @@ class Exporter:
         return generate_latest(self.registry)
 
     async def refresh(self) -> None:
-        """Read what the scrape reports as of now: the log's end and the scheduler's lease."""
+        """Read what the scrape reports as of now: the log's end and the scheduler's lease.
+
+        The lag is fixed here, before the figures are read: the projection only moves on, so
+        figures read after a lag of 0 include every event the log held at this point.
+        """
         with contextlib.suppress(FfrtmpError):
             self._last_seq = await self.store.last_seq()
         self._scheduler_uptime = await self._leader_uptime()
-        lag = self.lag_events
-        now = time.monotonic()
-        if lag <= 0:
+        self.lag_events = max(0, self._last_seq - self.view.position)
+        if self.lag_events == 0:
             self._behind_since = None
         elif self._behind_since is None:
-            self._behind_since = now
-
-    @property
-    def lag_events(self) -> int:
-        """Events on the log (as of the last refresh) not applied yet."""
-        return max(0, self._last_seq - self.view.position)
+            self._behind_since = time.monotonic()
 
     def _health(self) -> Health:
         since = self._behind_since

@@ -4,7 +4,7 @@
 ``events.agent.evolve_agent``) into the counts, gauges and histograms of ``LogFigures``. It is
 pure: no clock, no I/O; the time of everything is the events' own ``at``. It holds the state of
 live jobs only (a finished job leaves, its counts stay), so a long history does not sit in
-memory.
+memory; a failed or canceled job keeps its state, since an operator's retry may queue it again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from events.agent_events import AgentEvent
 from events.base import AgentEventBase, JobEventBase, Unknown
 from events.codec import Decoded
 from events.enums import TERMINAL_STATUSES, JobStatus
-from events.job import JobState, evolve, initial
+from events.job import RERUNNABLE, JobState, evolve, initial
 from events.job_events import JobAssigned, JobCompleted, JobEvent, JobStarted
 from events.scenarios import SCENARIOS
 from ffrtmp.exporter.figures import (
@@ -113,7 +113,7 @@ class Tally:
         self._observe(before, after, event)
         if after.status is not before.status:
             self._moved(before, after)
-        if after.status in TERMINAL_STATUSES:
+        if after.status in TERMINAL_STATUSES and after.status not in RERUNNABLE:
             self._jobs.pop(event.job, None)
             self._finished.add(event.job)
         elif after.status is not S.NEW:
