@@ -28,9 +28,11 @@ from events.streams import HEARTBEAT_MAX_AGE_S
 from ffrtmp.exporter.collector import FfrtmpCollector
 from ffrtmp.exporter.figures import Health, LogFigures
 from ffrtmp.exporter.http import bound_port, serve
+from ffrtmp.exporter.projection import ProjectionView, database
 from ffrtmp.exporter.tally import Tally
 from ffrtmp.exporter.workers import Worker, WorkerBoard, follow_heartbeats
 from ffrtmp.scheduler.lease import LEADER_KEY, Claim, lease_bucket
+from projections import Projector
 
 _log = logging.getLogger(__name__)
 
@@ -105,10 +107,12 @@ class Exporter:
         view: LogView | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Export ``store``'s log through ``view`` (default: folded in memory)."""
+        """Export ``store``'s log through ``view`` (default: a DuckDB projection of its own)."""
         self.store = store
         self.settings = settings or ExporterSettings()
-        self.view: LogView = view or TallyView()
+        self.view: LogView = view or ProjectionView(
+            Projector(database(self.settings.data_dir), prefix=store.subjects.prefix)
+        )
         self.board = WorkerBoard(self.settings.worker_max_age_s)
         self.clock = clock
         self.listening = asyncio.Event()
