@@ -1,0 +1,279 @@
+"""``FfmpegEngine``: the engine a farm runs, one FFmpeg process per attempt.
+
+``start`` checks the attempt can run (``agent.preflight``), builds the command
+(``agent.command``) and starts FFmpeg in its own process group at a lower CPU priority
+(``agent.child``). While it runs, ``-progress`` blocks on stdout become live progress and,
+for live outputs, a stall count; stderr's tail is kept for ``ffrtmp jobs logs``. Pause and
+resume stop and continue the whole group; cancel terminates it and kills it after a grace
+period. When FFmpeg exits 0 the engine runs the quality pass if the job asked for metrics
+(``agent.quality``) and returns the results (``agent.outcome``); otherwise it classifies the
+failure. Wall time excludes time spent paused, so rates describe the encoder, not the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from agent import command, outcome, preflight, quality
+from agent.child import TAIL_BYTES, Child, Exit
+from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
+from agent.progress import ProgressParser, Sample, StallCounter, live
+from agent.telemetry import EnergyMeter
+from events.enums import FailureReason
+from events.scenarios import Scenario, scenario
+from events.spec import OutputKind, output_kind
+from events.work import Dispatch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NICE: Final = 10
+CANCEL_GRACE_S: Final = 5.0
+
+
+class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How the engine runs FFmpeg on this machine."""
+
+    ffmpeg: str
+    cores: int = 1
+    work_dir: str = ""  # quality copies go here; empty: the system's temporary directory
+    min_free_bytes: int = preflight.MIN_FREE_BYTES
+    nice: int = DEFAULT_NICE
+    cancel_grace_s: float = CANCEL_GRACE_S
+    tail_bytes: int = TAIL_BYTES
+
+
+class FfmpegEngine:
+    """Starts FFmpeg attempts; ``energy`` measures joules where the machine can."""
+
+    def __init__(
+        self,
+        settings: EngineSettings,
+        energy: EnergyMeter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Keep the settings, the energy meter and the clock that times attempts."""
+        self.settings = settings
+        self.energy = energy
+        self.clock = clock
+
+    @property
+    def work_dir(self) -> Path:
+        """Where the engine writes files of its own."""
+        return Path(self.settings.work_dir or tempfile.gettempdir())
+
+    async def start(self, dispatch: Dispatch) -> FfmpegExecution | Failed:
+        """Start the attempt, or say why it cannot run."""
+        refused = preflight.check(dispatch.spec, self.work_dir, self.settings.min_free_bytes)
+        if refused is not None:
+            return refused
+        try:
+            return FfmpegExecution(self, dispatch)
+        except OSError as exc:
+            return Failed(
+                reason=FailureReason.RUNTIME_ERROR, message=f"FFmpeg did not start: {exc}"
+            )
+
+
+class FfmpegExecution:
+    """One running attempt: an FFmpeg encode, then its quality pass when asked."""
+
+    def __init__(self, engine: FfmpegEngine, dispatch: Dispatch) -> None:
+        """Start the encode now; ``wait`` follows it to its end."""
+        self._engine = engine
+        self._spec = dispatch.spec
+        self._gpu = dispatch.gpu
+        self._scenario: Scenario = scenario(dispatch.spec.scenario)
+        settings = engine.settings
+        self._copy: Path | None = None
+        if self._spec.quality_metrics and output_kind(self._spec.output) is not OutputKind.FILE:
+            self._copy = engine.work_dir / f"ffrtmp-{dispatch.job}-{dispatch.attempt}.mkv"
+        self._plan = command.build(
+            settings.ffmpeg,
+            self._spec,
+            self._scenario,
+            command.Machine(cores=settings.cores),
+            gpu=dispatch.gpu,
+            quality_copy=None if self._copy is None else str(self._copy),
+        )
+        self._parser = ProgressParser()
+        self._sample = Sample()
+        self._stalls = StallCounter()
+        self._paused_at: float | None = None
+        self._paused_s = 0.0
+        self._canceled = False
+        self._ending: Ending | None = None
+        self._encode_tail = b""
+        self._quality_tail = b""
+        self._energy_start = self._joules()
+        self._started = engine.clock()
+        self._child = Child(
+            self._plan.argv, self._on_line, niceness=settings.nice, tail_bytes=settings.tail_bytes
+        )
+        log.info("job %s attempt %d: FFmpeg %d started", dispatch.job, dispatch.attempt, self.pid)
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def pid(self) -> int:
+        """The process id (and process group id) of the FFmpeg now running."""
+        return self._child.pid
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The encode's command line."""
+        return self._plan.argv
+
+    def active_s(self) -> float:
+        """Seconds the attempt has run, pauses excluded: what a time budget counts."""
+        now = self._engine.clock()
+        paused = self._paused_s + (now - self._paused_at if self._paused_at is not None else 0.0)
+        return now - self._started - paused
+
+    def _joules(self) -> float | None:
+        return None if self._engine.energy is None else self._engine.energy.joules(self._gpu)
+
+    def _on_line(self, line: str) -> None:
+        sample = self._parser.feed(line)
+        if sample is None:
+            return
+        self._sample = sample
+        if self._plan.live and self._paused_at is None:
+            self._stalls.observe(self.active_s(), sample.out_time_s)
+
+    def progress(self) -> LiveProgress:
+        """Percent of the job's duration encoded, with FFmpeg's fps, speed and bitrate."""
+        current = live(self._sample, self._spec.duration_s)
+        if isinstance(self._ending, Done):
+            return msgspec.structs.replace(current, percent=100.0)
+        return current
+
+    def pause(self) -> bool:
+        """SIGSTOP the process group; True when it was running."""
+        if self._paused_at is not None or self._ending is not None:
+            return False
+        if not self._child.signal(signal.SIGSTOP):
+            return False
+        self._paused_at = self._engine.clock()
+        return True
+
+    def resume(self) -> bool:
+        """SIGCONT the process group; True when it was paused."""
+        if self._paused_at is None:
+            return False
+        self._child.signal(signal.SIGCONT)
+        self._paused_s += self._engine.clock() - self._paused_at
+        self._paused_at = None
+        self._stalls.rebase()
+        return True
+
+    @property
+    def paused(self) -> bool:
+        """Whether the process group is stopped."""
+        return self._paused_at is not None
+
+    @property
+    def canceled(self) -> bool:
+        """Whether ``cancel`` was called."""
+        return self._canceled
+
+    async def cancel(self) -> None:
+        """SIGTERM the group (continuing it if stopped), SIGKILL after the grace period."""
+        self._canceled = True
+        child = self._child
+        child.signal(signal.SIGTERM)
+        if self.resume():
+            log.debug("continued stopped FFmpeg %d so it can act on SIGTERM", child.pid)
+        try:
+            await asyncio.wait_for(child.wait(), self._engine.settings.cancel_grace_s)
+        except TimeoutError:
+            log.warning("FFmpeg %d ignored SIGTERM for %.1f s: killing it", child.pid,
+                        self._engine.settings.cancel_grace_s)  # fmt: skip
+            child.signal(signal.SIGKILL)
+        await self.wait()
+
+    async def wait(self) -> Ending:
+        """The attempt's end."""
+        return await asyncio.shield(self._task)
+
+    def log_tail(self) -> bytes:
+        """The end of the encode's stderr, then the quality pass's when there was one."""
+        if not self._quality_tail:
+            return self._child.tail()
+        return (self._encode_tail + self._quality_tail)[-self._engine.settings.tail_bytes :]
+
+    async def _run(self) -> Ending:
+        try:
+            ending = await self._finish(await self._child.wait())
+        except Exception as exc:
+            log.exception("attempt ended by an engine error")
+            ending = Failed(reason=FailureReason.RUNTIME_ERROR, message=f"engine error: {exc}")
+        finally:
+            if self._copy is not None:
+                self._copy.unlink(missing_ok=True)
+        self._ending = ending
+        return ending
+
+    async def _finish(self, ended: Exit) -> Ending:
+        wall_s = self.active_s()
+        energy_end = self._joules()
+        self._encode_tail = self._child.tail()
+        if self._canceled:
+            return Stopped()
+        if ended.returncode != 0:
+            return outcome.classify(ended.returncode, self._encode_tail)
+        scores = await self._quality() if self._spec.quality_metrics else None
+        if self.canceled:  # asked while the quality pass ran
+            return Stopped()
+        measured = outcome.Measured(
+            wall_s=wall_s,
+            frames=self._sample.frames,
+            fps=self._scenario.fps,
+            cpu_s=ended.cpu_s,
+            output_bytes=self._output_bytes(),
+            energy_j=_delta(self._energy_start, energy_end),
+            stalls=self._stalls.stalls if self._plan.live else None,
+        )
+        return Done(results=outcome.results(measured, scores))
+
+    def _output_bytes(self) -> int | None:
+        if output_kind(self._spec.output) is OutputKind.FILE:
+            try:
+                return Path(self._spec.output).stat().st_size
+            except OSError:
+                return None
+        size = self._sample.total_size
+        return size if size is not None and size > 0 else None
+
+    async def _quality(self) -> quality.Scores | None:
+        if self._plan.compare_with is None:
+            return None
+        argv = quality.argv(
+            self._engine.settings.ffmpeg, self._spec, self._scenario, self._plan.compare_with
+        )
+        self._child = Child(argv, _ignore, niceness=self._engine.settings.nice,
+                            tail_bytes=self._engine.settings.tail_bytes)  # fmt: skip
+        ended = await self._child.wait()
+        self._quality_tail = self._child.tail()
+        if ended.returncode != 0:
+            log.warning("quality pass exited %d; metrics left unmeasured", ended.returncode)
+            return None
+        return quality.parse(self._quality_tail.decode(errors="replace"))
+
+
+def _ignore(_: str) -> None:
+    """The quality pass writes nothing useful to stdout."""
+
+
+def _delta(start: float | None, end: float | None) -> float | None:
+    """Energy between two counter readings; None when either is missing."""
+    if start is None or end is None:
+        return None
+    return end - start
