@@ -14,6 +14,7 @@ file, and questions (``query``) cannot read others. A database written under ano
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ _ARROW: Final[dict[str, Any]] = {
     "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
 }
 _MICROS: Final = 1_000_000
+log = logging.getLogger(__name__)
 
 
 class Status(msgspec.Struct, frozen=True, kw_only=True):
@@ -77,7 +79,10 @@ class Projector:
         try:
             self._con = duckdb.connect(self.db, config={"enable_external_access": False})
         except duckdb.Error as exc:
-            raise FfrtmpError(f"cannot open the projection database {self.db}: {exc}") from exc
+            hint = "; is a projector running on it? stop it first" if "lock" in str(exc) else ""
+            raise FfrtmpError(
+                f"cannot open the projection database {self.db}: {exc}{hint}"
+            ) from exc
         self._reader = self._con.cursor()
         self._lock = threading.Lock()
         self._cursor_lock = threading.Lock()
@@ -184,7 +189,7 @@ class Projector:
 
     def apply_raw(self, batch: Sequence[tuple[int, bytes]]) -> int:
         """``apply`` for messages as the stream holds them; a malformed one is counted."""
-        return self.apply([(seq, _decode(data)) for seq, data in batch])
+        return self.apply([(seq, _decode(seq, data)) for seq, data in batch])
 
     def _write(self, changes: Changes) -> None:
         con = self._con
@@ -250,10 +255,11 @@ class Projector:
             return self._reader.cursor()
 
 
-def _decode(data: bytes) -> Decoded | MalformedMessage:
+def _decode(seq: int, data: bytes) -> Decoded | MalformedMessage:
     try:
         return decode_event(data)
     except MalformedMessage as exc:
+        log.warning("event %d is malformed, counted and skipped: %s", seq, exc.reason)
         return exc
 
 
