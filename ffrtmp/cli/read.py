@@ -19,6 +19,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from events.agent import AgentState, evolve_agent, initial_agent
+from events.agent_events import AgentDeregistered, AgentRegistered
 from events.base import AgentEventBase, JobEventBase, Unknown
 from events.codec import Decoded, decode_event, decode_heartbeat
 from events.errors import FfrtmpError, MalformedMessage, StoreUnavailable
@@ -109,13 +110,21 @@ class Entry(msgspec.Struct, frozen=True, kw_only=True):
     event: Decoded
 
 
-def writer_of(subject: str) -> str:
-    """Who wrote an event: ``sched``, an agent id (its own job reports and lifecycle)."""
+def writer_of(subject: str, event: Decoded) -> str:
+    """Who wrote an event: a job event's subject names its writer; an agent's subject does not.
+
+    On ``<prefix>.evt.agent.<agent>`` the agent writes its own (de)registration; what the
+    scheduler observed or an operator asked (lost, returned, quarantined, removed) is the
+    scheduler's, and carries the command or timer that caused it.
+    """
     parts = subject.split(".")
     if len(parts) == 5 and parts[2] == "job":
         return parts[4]
     if len(parts) == 4 and parts[2] == "agent":
-        return parts[3] or SCHEDULER_WRITER
+        own = isinstance(event, AgentRegistered | AgentDeregistered) and not (
+            isinstance(event, AgentDeregistered) and event.reason.startswith("removed by")
+        )
+        return parts[3] if own else SCHEDULER_WRITER
     return "?"
 
 
@@ -124,7 +133,7 @@ def _entry(seq: int, subject: str, data: bytes) -> Entry:
         event: Decoded = decode_event(data)
     except MalformedMessage as exc:
         event = Unknown(type=f"malformed: {exc.reason}", v=0, raw=data)
-    return Entry(seq=seq, subject=subject, writer=writer_of(subject), event=event)
+    return Entry(seq=seq, subject=subject, writer=writer_of(subject, event), event=event)
 
 
 async def entries(

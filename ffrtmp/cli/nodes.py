@@ -1,0 +1,347 @@
+"""``ffrtmp nodes``: the agents, what they can do, how loaded they are, and taking them out.
+
+What an agent can do and whether it is there come from the log (its registration and what the
+scheduler recorded); load, GPU readings and live progress come from its last heartbeat. Drain
+is a quarantine whose reason starts with "drain": no new work is placed, running jobs finish
+(the node reads "draining", then "drained"); ``clear`` ends either. ``remove`` records the
+agent's deregistration: the jobs it held retry elsewhere, and it is back only by registering.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Final
+
+import msgspec
+import typer
+from rich.table import Table
+
+from events.agent import AgentState
+from events.commands import AgentCommandBase, ClearAgent, QuarantineAgent, RemoveAgent
+from events.enums import AgentStatus
+from events.errors import FfrtmpError
+from events.job import JobState, is_terminal
+from events.work import Heartbeat
+from ffrtmp.cli.common import (
+    Conn,
+    NatsOpt,
+    OutputOpt,
+    PrefixOpt,
+    Target,
+    ago,
+    command_id,
+    connect,
+    console,
+    echo_json,
+    operator,
+    run,
+    target,
+    when,
+)
+from ffrtmp.cli.read import FarmView, entries, fold_log, heartbeats, last_on, resolve_agent
+from ffrtmp.cli.render import gpu_line, node_status
+
+app = typer.Typer(help="The agents: list, describe, drain, quarantine, clear, remove.")
+app.info.no_args_is_help = True
+
+GIB: Final = 1024**3
+DRAIN: Final = "drain"
+IdArg = Annotated[str, typer.Argument(help="Node (agent) id, or any unique prefix of it.")]
+
+
+class NodeRow(msgspec.Struct, frozen=True, kw_only=True):
+    """One node in ``nodes list|describe --output json``."""
+
+    id: str
+    status: str
+    hostname: str
+    cpu_model: str
+    cpu_cores: int
+    ram_bytes: int
+    gpus: list[str]
+    encoders: list[str]
+    slots: int
+    running: list[str]
+    quarantine_reason: str
+    last_heartbeat_at: float
+    cpu_percent: float | None
+    memory_used_bytes: int | None
+    power_w: float | None
+    heartbeat: Heartbeat | None
+
+
+def _held(view: FarmView, agent: str) -> list[str]:
+    return sorted(
+        job
+        for job, state in view.jobs.items()
+        if state.agent == agent and not is_terminal(state) and _holds(state)
+    )
+
+
+def _holds(state: JobState) -> bool:
+    return state.status in {"assigned", "running", "paused"}
+
+
+def node_row(state: AgentState, view: FarmView, beat: Heartbeat | None) -> NodeRow:
+    """A node as the log and its last heartbeat describe it."""
+    caps = state.capabilities
+    running = _held(view, state.agent)
+    return NodeRow(
+        id=state.agent,
+        status=node_status(state, len(running)),
+        hostname=caps.hostname if caps else "",
+        cpu_model=caps.cpu_model if caps else "",
+        cpu_cores=caps.cpu_cores if caps else 0,
+        ram_bytes=caps.ram_bytes if caps else 0,
+        gpus=[f"{g.index}: {g.name}" for g in caps.gpus] if caps else [],
+        encoders=list(caps.encoders) if caps else [],
+        slots=state.slots,
+        running=running,
+        quarantine_reason=state.quarantine_reason,
+        last_heartbeat_at=beat.at if beat else 0.0,
+        cpu_percent=beat.cpu_percent if beat else None,
+        memory_used_bytes=beat.memory_used_bytes if beat else None,
+        power_w=beat.power_w if beat else None,
+        heartbeat=beat,
+    )
+
+
+async def _rows(where: Target) -> tuple[FarmView, list[NodeRow]]:
+    async with connect(where) as conn:
+        view = await fold_log(conn)
+        beats = await heartbeats(conn, set(view.agents))
+    rows = [node_row(s, view, beats.get(a)) for a, s in sorted(view.agents.items())]
+    return view, rows
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{value:.0f}%"
+
+
+@app.command(name="list")
+def list_nodes(nats: NatsOpt = None, prefix: PrefixOpt = None, output: OutputOpt = None) -> None:
+    """List nodes: status, hardware, slots in use, load from the last heartbeat.
+
+    Example: ffrtmp nodes list
+    """
+    where = target(nats, prefix, output)
+    _, rows = run(_rows(where))
+    if where.json:
+        echo_json(rows)
+        return
+    now = time.time()
+    table = Table("ID", "STATUS", "HOST", "CPU", "RAM", "GPU", "SLOTS", "LOAD", "HEARTBEAT",
+                  box=None, pad_edge=False)  # fmt: skip
+    for row in rows:
+        table.add_row(
+            row.id, row.status, row.hostname, f"{row.cpu_cores} cores",
+            f"{row.ram_bytes / GIB:.1f} GiB" if row.ram_bytes else "", ", ".join(row.gpus),
+            f"{len(row.running)}/{row.slots}", _pct(row.cpu_percent),
+            ago(row.last_heartbeat_at, now) + " ago" if row.last_heartbeat_at else "never",
+        )  # fmt: skip
+    out = console()
+    out.print(table)
+    out.print(f"{len(rows)} nodes", style="dim")
+
+
+@app.command()
+def describe(
+    node_id: IdArg, nats: NatsOpt = None, prefix: PrefixOpt = None, output: OutputOpt = None
+) -> None:
+    """Describe a node: hardware, GPUs, capabilities, load, running jobs.
+
+    Example: ffrtmp nodes describe cpu-1
+    """
+    where = target(nats, prefix, output)
+
+    async def go() -> tuple[NodeRow, AgentState]:
+        async with connect(where) as conn:
+            agent = await resolve_agent(conn, node_id)
+        view, rows = await _rows(where)
+        return next(r for r in rows if r.id == agent), view.agents[agent]
+
+    row, state = run(go())
+    if where.json:
+        echo_json(row)
+        return
+    caps = state.capabilities
+    beat = row.heartbeat
+    fields = [
+        ("Node ID", row.id),
+        ("Status", row.status),
+        ("Quarantine", row.quarantine_reason),
+        ("Host", row.hostname),
+        ("CPU", f"{row.cpu_model} ({row.cpu_cores} cores)".strip()),
+        ("CPU load", _pct(row.cpu_percent)),
+        ("Total RAM", f"{row.ram_bytes / GIB:.2f} GiB" if row.ram_bytes else ""),
+        ("Used RAM", f"{row.memory_used_bytes / GIB:.2f} GiB" if row.memory_used_bytes else ""),
+        ("GPU", gpu_line(beat, state)),
+        ("Encoders", ", ".join(row.encoders)),
+        ("Filters", ", ".join(caps.filters) if caps else ""),
+        ("FFmpeg", caps.ffmpeg_version if caps else ""),
+        ("Power", f"{row.power_w:.0f} W" if row.power_w is not None else ""),
+        ("Slots", f"{len(row.running)} of {row.slots} in use"),
+        ("Running jobs", "\n".join(_running_lines(row, beat))),
+        ("Registered", when(state.registered_at)),
+        ("Last heartbeat", when(row.last_heartbeat_at)),
+    ]
+    table = Table("Property", "Value")
+    for name, value in fields:
+        if value:
+            table.add_row(name, value)
+    console().print(table)
+
+
+def _running_lines(row: NodeRow, beat: Heartbeat | None) -> list[str]:
+    live = {r.job: r for r in beat.running} if beat else {}
+    lines = []
+    for job in row.running:
+        now = live.get(job)
+        extra = ""
+        if now is not None:
+            fps = f" {now.fps:.1f} fps" if now.fps is not None else ""
+            extra = f" {now.percent:.0f}%{fps}" + (" (paused)" if now.paused else "")
+        lines.append(job + extra)
+    return lines
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+async def _await_event(conn: Conn, agent: str, cause: str, after: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    subject = conn.subjects.agent_event(agent)
+    async for entry in entries(conn, subject, from_seq=after + 1, follow=True, idle_s=0.2):
+        if entry is not None and getattr(entry.event, "cause", "") == cause:
+            return True
+        if time.monotonic() > deadline:
+            return False
+    return False  # pragma: no cover -- a follow only ends by returning above
+
+
+def _agent_command(
+    where: Target,
+    typed: str,
+    make: type[QuarantineAgent | ClearAgent | RemoveAgent],
+    reason: str,
+    *,
+    force: bool = False,
+) -> None:
+    async def go() -> str:
+        async with connect(where) as conn:
+            agent = await resolve_agent(conn, typed)
+            view = await fold_log(conn)
+            state = view.agents[agent]
+            beats = await heartbeats(conn, {agent})
+            already = _already(make, state, reason, force=force, beat=beats.get(agent))
+            if already:
+                return f"node {agent}: {already}"
+            command = _build(make, agent, reason)
+            after = await last_on(conn, conn.subjects.agent_event(agent))
+            await conn.send(command)
+            if await _await_event(conn, agent, command.id, after, 5.0):
+                return f"node {agent}: {_done(make, reason)}"
+            return f"node {agent}: sent; no scheduler has recorded it yet (is one running?)"
+
+    line = run(go())
+    if where.json:
+        echo_json({"message": line})
+    else:
+        typer.echo(line)
+
+
+def _build(
+    make: type[QuarantineAgent | ClearAgent | RemoveAgent], agent: str, reason: str
+) -> AgentCommandBase:
+    at, by, ident = time.time(), operator(), command_id()
+    if make is QuarantineAgent:
+        return QuarantineAgent(id=ident, agent=agent, at=at, by=by, reason=reason)
+    if make is RemoveAgent:
+        return RemoveAgent(id=ident, agent=agent, at=at, by=by, reason=reason)
+    return ClearAgent(id=ident, agent=agent, at=at, by=by)
+
+
+def _already(
+    make: type[AgentCommandBase], state: AgentState, reason: str, *, force: bool,
+    beat: Heartbeat | None,
+) -> str:  # fmt: skip
+    if make is QuarantineAgent and state.quarantined:
+        return f"already {'draining' if reason.startswith(DRAIN) else 'quarantined'}: " + (
+            state.quarantine_reason
+        )
+    if make is ClearAgent and not state.quarantined:
+        return "not quarantined or draining; nothing to clear"
+    if make is RemoveAgent and state.status is AgentStatus.OFFLINE:
+        return "already removed (offline)"
+    if make is RemoveAgent and not force and beat is not None and time.time() - beat.at < 30:
+        raise FfrtmpError(
+            f"node {state.agent} is alive (heartbeat {time.time() - beat.at:.0f}s ago): "
+            "drain it and stop its agent first, or pass --force"
+        )
+    return ""
+
+
+def _done(make: type[AgentCommandBase], reason: str) -> str:
+    if make is ClearAgent:
+        return "cleared; it takes new work"
+    if make is RemoveAgent:
+        return "removed; the jobs it held retry elsewhere"
+    if reason.startswith(DRAIN):
+        return "draining: no new work, running jobs finish (`ffrtmp nodes clear` undoes it)"
+    return f"quarantined: {reason}"
+
+
+@app.command()
+def drain(
+    node_id: IdArg, nats: NatsOpt = None, prefix: PrefixOpt = None, output: OutputOpt = None
+) -> None:
+    """Drain a node: no new work; its running jobs finish.
+
+    Example: ffrtmp nodes drain cpu-1
+    """
+    reason = f"{DRAIN}: no new work, running jobs finish (by {operator()})"
+    _agent_command(target(nats, prefix, output), node_id, QuarantineAgent, reason)
+
+
+@app.command()
+def quarantine(
+    node_id: IdArg,
+    reason: Annotated[
+        str, typer.Option(help="Why, for the record.")
+    ] = "quarantined by an operator",
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Quarantine a node: no new placements until it is cleared.
+
+    Example: ffrtmp nodes quarantine gpu-2 --reason "NVENC errors"
+    """
+    _agent_command(target(nats, prefix, output), node_id, QuarantineAgent, reason)
+
+
+@app.command()
+def clear(
+    node_id: IdArg, nats: NatsOpt = None, prefix: PrefixOpt = None, output: OutputOpt = None
+) -> None:
+    """Clear a quarantine or a drain: the node takes new work again.
+
+    Example: ffrtmp nodes clear gpu-2
+    """
+    _agent_command(target(nats, prefix, output), node_id, ClearAgent, "")
+
+
+@app.command()
+def remove(
+    node_id: IdArg,
+    force: Annotated[bool, typer.Option("--force", help="Even if it still heartbeats.")] = False,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """Remove a node from the fleet; the jobs it held retry elsewhere.
+
+    Example: ffrtmp nodes remove cpu-3
+    """
+    reason = f"removed by {operator()}"
+    _agent_command(target(nats, prefix, output), node_id, RemoveAgent, reason, force=force)
