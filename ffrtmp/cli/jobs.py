@@ -405,3 +405,4 @@ def submit(
 app.command(name="list")(jobviews.list_jobs)
 app.command(name="status")(jobviews.status)
 app.command(name="history")(jobviews.history)
+app.command(name="logs")(jobviews.logs)

@@ -15,9 +15,11 @@ import msgspec
 import typer
 from rich.table import Table
 
+from agent.logs import read_log
 from events.base import JobEventBase
 from events.codec import Decoded
 from events.enums import JobStatus, Priority, Queue
+from events.errors import FfrtmpError
 from events.job import JobState, evolve, initial, is_terminal
 from events.work import RunningJob
 from ffrtmp.cli.common import (
@@ -347,3 +349,37 @@ def history(
     out = console()
     out.print(table)
     out.print(f"{len(found)} events of job {job}", style="dim")
+
+
+# --- logs ----------------------------------------------------------------------------------
+
+
+async def _logs(where: Target, typed: str, attempt: int | None) -> tuple[str, int, bytes]:
+    async with connect(where) as conn:
+        job = await resolve_job(conn, typed)
+        state, _ = await load_job(conn, job)
+        chosen = attempt or state.attempt
+        if chosen < 1:
+            raise FfrtmpError(f"job {job} has not run yet ({state.status}); no log to show")
+        return job, chosen, await read_log(conn.js, conn.subjects, job, chosen)
+
+
+def logs(
+    job_id: IdArg,
+    attempt: Annotated[
+        int | None, typer.Option(help="Which attempt [default: the latest].")
+    ] = None,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """FFmpeg's output (the end of its stderr) for one attempt, kept by the agent that ran it.
+
+    Example: ffrtmp jobs logs 01k2 --attempt 2
+    """
+    where = target(nats, prefix, output)
+    job, chosen, text = run(_logs(where, job_id, attempt))
+    if where.json:
+        echo_json({"job": job, "attempt": chosen, "log": text.decode(errors="replace")})
+        return
+    typer.echo(text.decode(errors="replace"), nl=not text.endswith(b"\n"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.logs import open_logs, store_log
 from events.enums import FailureReason
 from events.work import Dispatch
 from ffrtmp.bench.simagent import Behaviour, Outcome
@@ -170,7 +171,20 @@ async def test_nats_down_is_one_line_naming_the_url(cli: Cli) -> None:
 def test_every_jobs_command_has_an_example(cli: Cli) -> None:
     """--help of each command shows an Example line."""
     for name in ("submit", "list", "status", "history", "cancel", "pause", "resume", "retry",
-                 "approve", "deny", "respond"):  # fmt: skip
+                 "approve", "deny", "respond", "logs"):  # fmt: skip
         result = cli.invoke_sync(jobs.app, name, "--help")
         assert result.exit_code == 0
         assert "Example: ffrtmp jobs" in result.stdout, name
+
+
+async def test_logs_show_an_attempts_ffmpeg_output(farm: Farm, cli: Cli) -> None:
+    """The logs command prints the stored tail of an attempt; a missing one is one line."""
+    async with scheduler(farm.store):
+        await farm.agent("cpu-1", behaviour=plan)
+        await cli(jobs.app, "submit", "--input", "/in/missing.mp4", "--id", "lg-1", "--wait")
+    store = await open_logs(farm.js, farm.subjects)
+    await store_log(store, "lg-1", 1, b"[in] /in/missing.mp4: No such file or directory\n")
+    shown = await cli(jobs.app, "logs", "lg-1")
+    assert shown.exit_code == 0, shown.output
+    assert "No such file or directory" in shown.stdout
+    one_line_error(await cli(jobs.app, "logs", "lg-1", "--attempt", "2"), "no log stored")
