@@ -12,7 +12,17 @@ import typer
 
 from events.errors import FfrtmpError
 from ffrtmp import __version__
-from ffrtmp.cli import bench, check, exporter, scenarios, scheduler, server
+from ffrtmp.cli import (
+    bench,
+    check,
+    events_cmd,
+    exporter,
+    jobs,
+    nodes,
+    scenarios,
+    scheduler,
+    server,
+)
 
 app = typer.Typer(
     name="ffrtmp",
@@ -27,6 +37,9 @@ app.command(name="check")(check.command)
 app.add_typer(bench.app, name="bench")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(exporter.app, name="exporter")
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(nodes.app, name="nodes")
+app.add_typer(events_cmd.app, name="events")
 
 EXIT_ERROR = 1
 EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception, i.e. a bug in ffrtmp
