@@ -13,6 +13,7 @@ import typer
 from events.errors import FfrtmpError
 from ffrtmp import __version__
 from ffrtmp.cli import (
+    auth,
     bench,
     check,
     events_cmd,
@@ -35,6 +36,7 @@ app.command(name="server")(server.command)
 app.command(name="scenarios")(scenarios.command)
 app.command(name="check")(check.command)
 app.add_typer(bench.app, name="bench")
+app.add_typer(auth.app, name="auth")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(exporter.app, name="exporter")
 app.add_typer(jobs.app, name="jobs")

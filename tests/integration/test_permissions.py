@@ -1,0 +1,308 @@
+"""NATS users per role against a real nats-server: every denial, and every needed allowance.
+
+The server runs the shipped settings plus the block ``ffrtmp auth conf`` generates, with the
+passwords in its environment (as ``deploy/nats/nats-auth.conf`` expects). A denied publish or
+subscription is reported by the server as a permissions violation, asynchronously; a denied
+JetStream API request also gets no answer. Both are checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+
+from events.codec import encode
+from events.commands import SubmitJob
+from events.errors import FfrtmpError, StoreUnavailable
+from events.jetstream import JetStreamEventStore
+from events.job_events import JobQueued
+from events.spec import JobSpec
+from events.store import Append
+from events.streams import ensure_streams
+from events.subjects import MSG_ID, Subjects
+from ffrtmp.authconf import password_variable, render, users
+from ffrtmp.bench.simagent import Behaviour, SimAgent
+from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
+from tests.farm import CPU, FAST, scheduler, wait_until
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
+PREFIX = "sec"
+AGENTS = ("a1", "a2")
+SUBJECTS = Subjects(PREFIX)
+
+
+def _password(user: str) -> str:
+    return f"pw-{user}"
+
+
+@pytest.fixture
+def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NatsServer]:
+    """A nats-server with users per role, passwords from its environment, streams created."""
+    conf = tmp_path / "auth.conf"
+    users_conf = tmp_path / "users.conf"
+    users_conf.write_text(render(SUBJECTS, AGENTS))
+    conf.write_text(packaged_config().read_text() + '\ninclude "users.conf"\n')
+    for user in users(SUBJECTS, AGENTS):
+        monkeypatch.setenv(password_variable(user.name), _password(user.name))
+    settings = NatsSettings(
+        port=free_port(), store_dir=str(tmp_path / "nats"), host="127.0.0.1", config=str(conf)
+    )
+    server = NatsServer(settings)
+    server.spawn()
+    try:
+        asyncio.run(_ready(server))
+        yield server
+    finally:
+        server.kill()
+
+
+async def _ready(server: NatsServer) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            nc = await _connect(server, "scheduler")
+        except (OSError, NatsError, TimeoutError):
+            assert time.monotonic() < deadline, "secured nats-server never came up"
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            await ensure_streams(nc, SUBJECTS)
+        finally:
+            await nc.close()
+        return
+
+
+class Seen:
+    """Errors the server reported to one connection."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    async def on_error(self, exc: Exception) -> None:
+        self.errors.append(str(exc).lower())
+
+    async def violation(self, kind: str, subject: str) -> None:
+        want = f'permissions violation for {kind} to "{subject.lower()}"'
+
+        async def reported() -> bool:
+            return any(want in e for e in self.errors)
+
+        await wait_until(reported, want, deadline_s=5)
+
+
+async def _connect(server: NatsServer, user: str, seen: Seen | None = None) -> NatsClient:
+    return await nats.connect(
+        server.url,
+        user=user,
+        password=_password(user),
+        allow_reconnect=False,
+        max_reconnect_attempts=1,
+        error_cb=(seen or Seen()).on_error,
+    )
+
+
+@contextlib.asynccontextmanager
+async def session(server: NatsServer, user: str) -> AsyncIterator[tuple[NatsClient, Seen]]:
+    """A connection as ``user`` and the errors the server reports to it."""
+    seen = Seen()
+    nc = await _connect(server, user, seen)
+    try:
+        yield nc, seen
+    finally:
+        await nc.close()
+
+
+def _event(job: str) -> JobQueued:
+    return JobQueued(job=job, at=time.time())
+
+
+async def _denied_publish(nc: NatsClient, seen: Seen, subject: str) -> None:
+    await nc.publish(subject, b"{}")
+    await nc.flush()
+    await seen.violation("publish", subject)
+
+
+async def _denied_request(nc: NatsClient, seen: Seen, subject: str) -> None:
+    with pytest.raises((NatsError, TimeoutError)):
+        await nc.request(subject, b"{}", timeout=0.5)
+    await seen.violation("publish", subject)
+
+
+# nats-py leaves the socket of a refused connection for the garbage collector: collected here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_wrong_password_and_no_credentials_are_refused(secured: NatsServer) -> None:
+    """Only known users with their own password connect."""
+    for user, password in (("a1", "pw-agent-a1"), ("agent-a1", "wrong")):
+        with pytest.raises((NatsError, OSError)):
+            await nats.connect(
+                secured.url,
+                user=user,
+                password=password,
+                allow_reconnect=False,
+                max_reconnect_attempts=1,
+                error_cb=Seen().on_error,
+            )
+    with pytest.raises((NatsError, OSError)):
+        await nats.connect(
+            secured.url, allow_reconnect=False, max_reconnect_attempts=1, error_cb=Seen().on_error
+        )
+    gc.collect()
+
+
+async def test_an_agent_writes_only_its_own_subjects(secured: NatsServer) -> None:
+    """agent-a1 appends its own events and heartbeats; nothing of a2's or the scheduler's."""
+    async with session(secured, "agent-a1") as (nc, seen):
+        store = JetStreamEventStore(nc, SUBJECTS, timeout_s=1.0)
+        await store.start()
+        own = Append(subject=SUBJECTS.job_event("j1", "a1"), event=_event("j1"), msg_id="own")
+        assert await store.append(own) >= 1
+        assert (await store.load("j1")).last_seq >= 1  # reads a job's history
+        await nc.publish(SUBJECTS.heartbeat("a1"), b"{}")
+        for subject in (
+            SUBJECTS.job_event("j1", "a2"),
+            SUBJECTS.job_event("j1", "sched"),
+            SUBJECTS.agent_event("a2"),
+            SUBJECTS.heartbeat("a2"),
+            SUBJECTS.command("submit"),
+            SUBJECTS.work("a1"),  # no dispatching to itself
+            SUBJECTS.work("a2"),
+        ):
+            await _denied_publish(nc, seen, subject)
+        forged = Append(subject=SUBJECTS.job_event("j2", "a2"), event=_event("j2"), msg_id="x")
+        with pytest.raises(StoreUnavailable):
+            await store.append(forged)
+    async with session(secured, "scheduler") as (nc, _):
+        store = JetStreamEventStore(nc, SUBJECTS)
+        await store.start()
+        assert [type(e).__name__ for _, e in (await store.load("j2")).events] == []
+
+
+async def test_an_agent_reads_only_its_own_work(secured: NatsServer) -> None:
+    """agent-a1 pulls and acks its own durable; another's consumer, filter or stream is denied."""
+    work = SUBJECTS.work_stream
+    async with session(secured, "scheduler") as (nc, _):
+        await nc.jetstream().publish(SUBJECTS.work("a1"), b"{}", headers={MSG_ID: "d1"})
+    async with session(secured, "agent-a1") as (nc, seen):
+        js = nc.jetstream(timeout=1.0)
+        sub = await js.pull_subscribe(SUBJECTS.work("a1"), durable="agent-a1", stream=work)
+        (msg,) = await sub.fetch(1, timeout=2)
+        await msg.ack_sync()
+        for subject in (
+            f"$JS.API.CONSUMER.CREATE.{work}.agent-a1.{SUBJECTS.work('a2')}",
+            f"$JS.API.CONSUMER.CREATE.{work}.agent-a2.{SUBJECTS.work('a2')}",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{work}.agent-a1",
+            f"$JS.API.CONSUMER.CREATE.{work}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{work}.agent-a2",
+            f"$JS.API.CONSUMER.CREATE.{SUBJECTS.commands_stream}",
+            f"$JS.API.STREAM.DELETE.{SUBJECTS.events_stream}",
+            f"$JS.API.STREAM.PURGE.{work}",
+        ):
+            await _denied_request(nc, seen, subject)
+        for subject in (SUBJECTS.work("a2"), SUBJECTS.all_heartbeats, SUBJECTS.all_events):
+            await nc.subscribe(subject)
+            await nc.flush()
+            await seen.violation("subscription", subject)
+
+
+async def test_the_operator_sends_commands_and_reads_but_writes_no_event(
+    secured: NatsServer,
+) -> None:
+    """The CLI's user submits (acknowledged by the stream) and replays; it cannot forge events."""
+    async with session(secured, "operator") as (nc, seen):
+        command = SubmitJob(id="c1", job="j9", at=time.time(), spec=JobSpec(scenario="720p-h264"))
+        ack = await nc.jetstream().publish(SUBJECTS.command("submit"), encode(command))
+        assert ack.seq >= 1
+        store = JetStreamEventStore(nc, SUBJECTS, timeout_s=1.0)
+        await store.start()
+        assert len([seq async for seq, _ in store.replay()]) >= 0
+        for subject in (SUBJECTS.job_event("j9", "sched"), SUBJECTS.work("a1")):
+            await _denied_publish(nc, seen, subject)
+        for subject in (
+            f"$JS.API.STREAM.DELETE.{SUBJECTS.events_stream}",
+            f"$JS.API.CONSUMER.CREATE.{SUBJECTS.commands_stream}",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{SUBJECTS.commands_stream}.scheduler",
+        ):
+            await _denied_request(nc, seen, subject)
+
+
+@pytest.mark.parametrize("user", ["exporter", "projector"])
+async def test_readers_read_and_write_nothing(secured: NatsServer, user: str) -> None:
+    """The exporter and projector replay the log and heartbeats; commands and events are denied."""
+    async with session(secured, "scheduler") as (nc, _):
+        store = JetStreamEventStore(nc, SUBJECTS)
+        await store.start()
+        await store.append(
+            Append(subject=SUBJECTS.job_event("r", "sched"), event=_event("r"), msg_id="r")
+        )
+    async with session(secured, user) as (nc, seen):
+        store = JetStreamEventStore(nc, SUBJECTS, timeout_s=1.0)
+        await store.start()
+        assert len([seq async for seq, _ in store.replay()]) >= 1
+        for subject in (
+            SUBJECTS.command("submit"),
+            SUBJECTS.job_event("r", "sched"),
+            SUBJECTS.heartbeat("a1"),
+        ):
+            await _denied_publish(nc, seen, subject)
+        await _denied_request(nc, seen, f"$JS.API.STREAM.DELETE.{SUBJECTS.events_stream}")
+        await _denied_request(nc, seen, f"$JS.API.CONSUMER.CREATE.{SUBJECTS.work_stream}")
+
+
+async def test_a_job_runs_end_to_end_with_each_process_as_its_own_user(
+    secured: NatsServer,
+) -> None:
+    """Scheduler, agent and operator under their own users run a job to completion."""
+    async with contextlib.AsyncExitStack() as stack:
+        sched_nc = await stack.enter_async_context(_closing(await _connect(secured, "scheduler")))
+        agent_nc = await stack.enter_async_context(_closing(await _connect(secured, "agent-a1")))
+        op_nc = await stack.enter_async_context(_closing(await _connect(secured, "operator")))
+        sched_store = JetStreamEventStore(sched_nc, SUBJECTS)
+        await sched_store.start()
+        agent_store = JetStreamEventStore(agent_nc, SUBJECTS)
+        await agent_store.start()
+        async with scheduler(sched_store, FAST):
+            agent = SimAgent(
+                agent_nc,
+                agent_store,
+                SUBJECTS,
+                "a1",
+                CPU,
+                1,
+                heartbeat_s=0.2,
+                behaviour=Behaviour(run_s=0.05),
+            )
+            await agent.start()
+            try:
+                command = SubmitJob(
+                    id="e2e", job="e2e", at=time.time(), spec=JobSpec(scenario="720p-h264")
+                )
+                await op_nc.jetstream().publish(SUBJECTS.command("submit"), encode(command))
+
+                async def done() -> bool:
+                    kinds = [type(e).__name__ for _, e in (await sched_store.load("e2e")).events]
+                    return "JobCompleted" in kinds
+
+                await wait_until(done, "the job to complete under per-role users")
+            finally:
+                await agent.stop()
+        assert agent.executions == [("e2e", 1)]
+        assert agent.errors == 0
+
+
+@contextlib.asynccontextmanager
+async def _closing(nc: NatsClient) -> AsyncIterator[NatsClient]:
+    try:
+        yield nc
+    finally:
+        with contextlib.suppress(FfrtmpError, NatsError):
+            await nc.close()

@@ -1,0 +1,151 @@
+"""TLS with a self-signed CA made in the test: the right CA connects, a wrong one is refused.
+
+The certificates come from the ``openssl`` binary (no Python crypto dependency); a machine
+without it skips these tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client as NatsClient
+from nats.errors import Error as NatsError
+
+from events.jetstream import JetStreamEventStore
+from events.job_events import JobQueued
+from events.store import Append
+from events.streams import ensure_streams
+from events.subjects import Subjects
+from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
+
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
+SUBJECTS = Subjects("tls")
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    binary = shutil.which("openssl")
+    if binary is None:
+        pytest.skip("no openssl binary to make test certificates")
+    subprocess.run([binary, *args], cwd=cwd, check=True, capture_output=True)  # noqa: S603
+
+
+def _ca(directory: Path, name: str) -> Path:
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+        "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=directory,
+    )  # fmt: skip
+    return directory / f"{name}.pem"
+
+
+def _server_cert(directory: Path, ca: str) -> tuple[Path, Path]:
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "server.key", "-out", "server.csr", cwd=directory,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+        "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server.pem",
+        cwd=directory,
+    )  # fmt: skip
+    return directory / "server.pem", directory / "server.key"
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Path:
+    """A CA, a server certificate it signed, and a second, unrelated CA."""
+    _ca(tmp_path, "ca")
+    _ca(tmp_path, "other")
+    _server_cert(tmp_path, "ca")
+    return tmp_path
+
+
+@pytest.fixture
+def tls_server(pki: Path) -> Iterator[NatsServer]:
+    """A nats-server that requires TLS on its client port."""
+    tls = (
+        f'\ntls {{\n  cert_file: "{pki / "server.pem"}"\n  key_file: "{pki / "server.key"}"\n'
+        "  timeout: 2\n}\n"
+    )
+    conf = pki / "tls.conf"
+    conf.write_text(packaged_config().read_text() + tls)
+    settings = NatsSettings(
+        port=free_port(), store_dir=str(pki / "nats"), host="127.0.0.1", config=str(conf)
+    )
+    server = NatsServer(settings)
+    server.spawn()
+    try:
+        asyncio.run(_ready(server, _context(pki / "ca.pem")))
+        yield server
+    finally:
+        server.kill()
+
+
+def _context(ca: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def _tls_url(server: NatsServer) -> str:
+    return f"tls://127.0.0.1:{server.settings.port}"
+
+
+async def _connect(server: NatsServer, context: ssl.SSLContext | None) -> NatsClient:
+    async def quiet(_: Exception) -> None:
+        pass
+
+    url = _tls_url(server) if context else server.url
+    return await nats.connect(
+        url, tls=context, allow_reconnect=False, max_reconnect_attempts=1, error_cb=quiet
+    )
+
+
+async def _ready(server: NatsServer, context: ssl.SSLContext) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            nc = await _connect(server, context)
+        except (OSError, NatsError, TimeoutError):
+            assert time.monotonic() < deadline, "TLS nats-server never came up"
+            await asyncio.sleep(0.05)
+            continue
+        try:
+            await ensure_streams(nc, SUBJECTS)
+        finally:
+            await nc.close()
+        return
+
+
+async def test_a_client_trusting_the_ca_appends_over_tls(tls_server: NatsServer, pki: Path) -> None:
+    """With the CA that signed the server's certificate, the store works as usual."""
+    nc = await _connect(tls_server, _context(pki / "ca.pem"))
+    store = JetStreamEventStore(nc, SUBJECTS)
+    try:
+        await store.start()
+        item = Append(
+            subject=SUBJECTS.job_event("j", "sched"), event=JobQueued(job="j", at=1.0), msg_id="1"
+        )
+        assert await store.append(item) == 1
+        assert nc.connected_url is not None
+        assert nc.connected_url.scheme == "tls"
+    finally:
+        await nc.close()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_a_wrong_ca_and_plain_text_are_refused(tls_server: NatsServer, pki: Path) -> None:
+    """A client trusting another CA fails verification; a client without TLS is turned away."""
+    with pytest.raises((ssl.SSLError, NatsError, OSError)):
+        await _connect(tls_server, _context(pki / "other.pem"))
+    with pytest.raises((NatsError, OSError)):
+        await _connect(tls_server, None)
+    gc.collect()  # nats-py leaves a refused connection's socket to the collector

@@ -1,0 +1,51 @@
+"""The generated NATS users: each agent pinned to its own subjects; the shipped file current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from events.errors import InvalidSpec
+from events.subjects import Subjects
+from ffrtmp.authconf import Role, render, users
+
+ROOT = Path(__file__).resolve().parents[2]
+SUBJECTS = Subjects("ffrtmp")
+
+
+def test_an_agents_writes_name_only_itself() -> None:
+    """Every subject an agent may publish outside the JetStream API names that agent."""
+    by_name = {user.name: user for user in users(SUBJECTS, ["a1", "a2"])}
+    agent = by_name["agent-a1"]
+    assert agent.role is Role.AGENT
+    ours = [s for s in agent.publish if s.startswith("ffrtmp.")]
+    assert ours == [
+        "ffrtmp.evt.job.*.a1",
+        "ffrtmp.evt.agent.a1",
+        "ffrtmp.hb.a1",
+        "ffrtmp.dlq.agent-a1",
+    ]
+    api = [s for s in agent.publish if not s.startswith("ffrtmp.")]
+    assert all("a2" not in s for s in api)
+    assert agent.subscribe == ("_INBOX.>",)
+
+
+def test_readers_publish_no_log_subject() -> None:
+    """The exporter may publish nothing but read requests; the operator adds only commands."""
+    by_name = {user.name: user for user in users(SUBJECTS, ["a1"])}
+    assert not [s for s in by_name["exporter"].publish if s.startswith("ffrtmp.")]
+    assert [s for s in by_name["operator"].publish if s.startswith("ffrtmp.")] == ["ffrtmp.cmd.>"]
+
+
+@pytest.mark.parametrize("agents", [["sched"], ["a.b"], ["a1", "a1"], ["*"]])
+def test_agent_ids_that_would_widen_permissions_are_refused(agents: list[str]) -> None:
+    """The scheduler's writer name, wildcards, dots and duplicates cannot be agent ids."""
+    with pytest.raises(InvalidSpec):
+        users(SUBJECTS, agents)
+
+
+def test_the_shipped_users_conf_is_what_the_generator_writes() -> None:
+    """deploy/nats/users.conf is `ffrtmp auth conf --agents cpu-1,cpu-2,gpu-1`, not a stale copy."""
+    shipped = (ROOT / "deploy/nats/users.conf").read_text()
+    assert shipped == render(SUBJECTS, ["cpu-1", "cpu-2", "gpu-1"])
