@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
@@ -156,3 +160,31 @@ def snapshot(projector: Projector) -> dict[str, list[list[Any]]]:
         "SELECT version, stream, seq, events, unknown_events, malformed_events FROM _checkpoint"
     ).rows
     return found
+
+
+class ProjectorProcess:
+    """One ``ffrtmp projector run`` process at a time on one database."""
+
+    def __init__(self, url: str, prefix: str, db: Path, logs: Path) -> None:
+        self.url, self.prefix, self.db, self.logs = url, prefix, db, logs
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable,
+            "-c",
+            "from ffrtmp.cli import main; main()",
+            "projector",
+            "run",
+            *("--db", str(self.db), "--nats", self.url, "--prefix", self.prefix),
+        ]
+        with (self.logs / "projector.log").open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 -- our own CLI
+                command, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process is not None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+            self.process = None

@@ -20,9 +20,11 @@ from ffrtmp.cli import (
     exporter,
     jobs,
     nodes,
+    projector,
     scenarios,
     scheduler,
     server,
+    sql,
 )
 
 app = typer.Typer(
@@ -35,10 +37,13 @@ app = typer.Typer(
 app.command(name="server")(server.command)
 app.command(name="scenarios")(scenarios.command)
 app.command(name="check")(check.command)
+app.command(name="sql")(sql.command)
 app.add_typer(bench.app, name="bench")
 app.add_typer(auth.app, name="auth")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(exporter.app, name="exporter")
+app.add_typer(projector.app, name="projector")
+app.add_typer(projector.rebuild_app, name="projections")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(nodes.app, name="nodes")
 app.add_typer(events_cmd.app, name="events")
