@@ -48,7 +48,9 @@ def _int(value: str) -> int | None:
 
 
 def _out_time(fields: dict[str, str]) -> float | None:
-    micros = _int(fields.get("out_time_us", "")) or _int(fields.get("out_time_ms", ""))
+    micros = _int(fields.get("out_time_us", ""))
+    if micros is None:
+        micros = _int(fields.get("out_time_ms", ""))
     return None if micros is None or micros < 0 else micros / 1e6  # out_time_ms is µs too
 
 
