@@ -34,7 +34,7 @@ from typing import Final
 
 import msgspec
 import nats
-import psutil  # type: ignore[import-untyped]  # ships no stubs; types-psutil is no dependency
+import psutil
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
