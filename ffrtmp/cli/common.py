@@ -160,7 +160,7 @@ def explained() -> Iterator[None]:
     try:
         yield
     except FfrtmpError as exc:
-        raise fail(str(exc)) from None
+        raise fail(str(exc), getattr(exc, "exit_code", EXIT_ERROR)) from None
     except KeyboardInterrupt:
         raise typer.Exit(EXIT_INTERRUPTED) from None
 

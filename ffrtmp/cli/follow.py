@@ -19,7 +19,7 @@ from events.enums import JobStatus
 from events.errors import FfrtmpError
 from events.job import JobState, evolve, initial, is_terminal
 from events.work import Heartbeat, RunningJob
-from ffrtmp.cli.common import EXIT_CANCELED, EXIT_FAILED, EXIT_OK, Conn
+from ffrtmp.cli.common import EXIT_CANCELED, EXIT_FAILED, EXIT_OK, EXIT_WAITING, Conn
 from ffrtmp.cli.read import entries, heartbeat
 from ffrtmp.cli.render import failure
 
@@ -34,7 +34,9 @@ Show = Callable[[JobState, RunningJob | None], None]
 
 
 class Timeout(FfrtmpError):
-    """Gave up waiting for the job to end."""
+    """Gave up waiting for the job to end (exit 5)."""
+
+    exit_code = EXIT_WAITING
 
 
 def live_of(beat: Heartbeat | None, state: JobState) -> RunningJob | None:

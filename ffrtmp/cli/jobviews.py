@@ -23,7 +23,6 @@ from events.errors import FfrtmpError
 from events.job import JobState, evolve, initial, is_terminal
 from events.work import RunningJob
 from ffrtmp.cli.common import (
-    EXIT_WAITING,
     NatsOpt,
     OutputOpt,
     PrefixOpt,
@@ -33,13 +32,12 @@ from ffrtmp.cli.common import (
     console,
     echo_json,
     explained,
-    fail,
     parse_time,
     run,
     target,
     when,
 )
-from ffrtmp.cli.follow import OUTCOME_EXIT, ProgressView, Timeout, follow_job, live_of
+from ffrtmp.cli.follow import OUTCOME_EXIT, ProgressView, follow_job, live_of
 from ffrtmp.cli.read import FarmView, entries, fold_log, heartbeat, load_job, resolve_job
 from ffrtmp.cli.render import (
     JobRow,
@@ -263,12 +261,7 @@ def watch(where: Target, job: str, timeout_s: float | None) -> int:
             with view.progress:
                 return await follow_job(conn, job, view.show, timeout_s)
 
-    try:
-        state = run(go())
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except Timeout as exc:  # pragma: no cover -- run() renders it; kept for clarity
-        raise fail(str(exc), EXIT_WAITING) from exc
+    state = run(go())  # a timeout is rendered by run() as one line and exit 5
     if not where.json:
         typer.echo(f"job {job} {state.status}" + (f": {failure(state)}" if failure(state) else ""))
     return OUTCOME_EXIT.get(state.status, 0)

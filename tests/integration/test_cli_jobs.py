@@ -188,3 +188,11 @@ async def test_logs_show_an_attempts_ffmpeg_output(farm: Farm, cli: Cli) -> None
     assert shown.exit_code == 0, shown.output
     assert "No such file or directory" in shown.stdout
     one_line_error(await cli(jobs.app, "logs", "lg-1", "--attempt", "2"), "no log stored")
+
+
+async def test_wait_gives_up_with_exit_5(farm: Farm, cli: Cli) -> None:
+    """A job that cannot run yet (no agent) ends --wait with exit 5 after its timeout."""
+    async with scheduler(farm.store):
+        result = await cli(jobs.app, "submit", "--id", "w-1", "--wait", "--wait-timeout-s", "0.5")
+    assert result.exit_code == 5, result.output
+    assert "still queued" in result.stderr
