@@ -10,10 +10,12 @@ replies come back on ``_INBOX.>``, the only subject most roles may subscribe to)
   and pull its durable consumer ``agent-<id>`` only with its own work subject as the filter (the
   filter is part of the API subject), acknowledge that consumer's messages; read job histories
   by direct get. Nothing else: not another agent's subjects, not commands, not dispatches.
-- **operator** (the CLI): publish commands (``P.cmd.>``) and read: stream info, direct gets,
-  ephemeral consumers on the events and heartbeat streams.
+- **operator** (the CLI): publish commands (``P.cmd.>``), ask the projector's SQL service
+  (``P.api.>``) and read: stream info, direct gets, ephemeral consumers on the events and
+  heartbeat streams.
 - **exporter**: read only: the same reads as the operator, no command.
-- **projector**: read the log, set aside on ``P.dlq.projector``.
+- **projector**: read the log, set aside on ``P.dlq.projector``, serve ``P.api.>`` (a NATS
+  micro service: it also answers ``$SRV.>`` discovery) and reply to the askers.
 - **scheduler**: the control plane: its own job events, agent events, dispatches, the whole
   JetStream API (streams, its consumer, the lease KV and snapshot object store), heartbeats.
 
@@ -53,6 +55,7 @@ class User(msgspec.Struct, frozen=True, kw_only=True):
     role: Role
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
+    responses: bool = False  # may answer requests (a service), whatever their reply subject
 
 
 def agent_user(agent: str) -> str:
@@ -135,7 +138,7 @@ def users(subjects: Subjects, agents: Sequence[str]) -> list[User]:
         User(
             name="operator",
             role=Role.OPERATOR,
-            publish=(subjects.all_commands, *reads),
+            publish=(subjects.all_commands, f"{subjects.prefix}.api.>", *reads),
             subscribe=(INBOX,),
         ),
         _scheduler(subjects),
@@ -143,7 +146,8 @@ def users(subjects: Subjects, agents: Sequence[str]) -> list[User]:
             name="projector",
             role=Role.PROJECTOR,
             publish=(subjects.dead_letter("projector"), *reads),
-            subscribe=(INBOX,),
+            subscribe=(INBOX, f"{subjects.prefix}.api.>", "$SRV.>"),
+            responses=True,
         ),
         User(name="exporter", role=Role.EXPORTER, publish=reads, subscribe=(INBOX,)),
     ]
@@ -168,6 +172,7 @@ def render(subjects: Subjects, agents: Sequence[str]) -> str:
             "      permissions: {",
             f"        publish: {{ allow: {_list(user.publish)} }}",
             f"        subscribe: {{ allow: {_list(user.subscribe)} }}",
+            *(["        allow_responses: true"] if user.responses else []),
             "      } }",
         ]
     lines += ["  ]", "}", ""]

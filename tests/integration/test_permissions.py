@@ -32,6 +32,8 @@ from events.subjects import MSG_ID, Subjects
 from ffrtmp.authconf import password_variable, render, users
 from ffrtmp.bench.simagent import Behaviour, SimAgent
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
+from projections.runner import Projector
+from projections.service import ask, serve, sql_subject
 from tests.farm import CPU, FAST, scheduler, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
@@ -306,3 +308,20 @@ async def _closing(nc: NatsClient) -> AsyncIterator[NatsClient]:
     finally:
         with contextlib.suppress(FfrtmpError, NatsError):
             await nc.close()
+
+
+async def test_the_operator_asks_the_projectors_sql_and_the_exporter_cannot(
+    secured: NatsServer,
+) -> None:
+    """The projector serves SQL as its own user; the operator may ask it, the exporter may not."""
+    async with session(secured, "projector") as (projector_nc, _):
+        service = await serve(projector_nc, Projector(":memory:", PREFIX))
+        try:
+            async with session(secured, "operator") as (nc, _):
+                reply = await ask(nc, SUBJECTS, "SELECT 41 + 1 AS answer", timeout_s=5)
+                assert reply.result is not None
+                assert reply.result.rows == [[42]]
+            async with session(secured, "exporter") as (nc, seen):
+                await _denied_request(nc, seen, sql_subject(SUBJECTS))
+        finally:
+            await service.stop()

@@ -32,10 +32,11 @@ def test_an_agents_writes_name_only_itself() -> None:
 
 
 def test_readers_publish_no_log_subject() -> None:
-    """The exporter may publish nothing but read requests; the operator adds only commands."""
+    """The exporter publishes nothing but read requests; the operator adds commands and SQL."""
     by_name = {user.name: user for user in users(SUBJECTS, ["a1"])}
     assert not [s for s in by_name["exporter"].publish if s.startswith("ffrtmp.")]
-    assert [s for s in by_name["operator"].publish if s.startswith("ffrtmp.")] == ["ffrtmp.cmd.>"]
+    operator = [s for s in by_name["operator"].publish if s.startswith("ffrtmp.")]
+    assert operator == ["ffrtmp.cmd.>", "ffrtmp.api.>"]
 
 
 @pytest.mark.parametrize("agents", [["sched"], ["a.b"], ["a1", "a1"], ["*"]])
