@@ -28,7 +28,7 @@ class EnergyMeter(Protocol):
         ...
 
 
-class Readings(msgspec.Struct, frozen=True, kw_only=True):
+class Hardware(msgspec.Struct, frozen=True, kw_only=True):
     """A heartbeat's hardware fields, named as ``events.work.Heartbeat`` names them."""
 
     cpu_percent: float | None = None
@@ -48,7 +48,7 @@ class Telemetry:
         self._last_cpu: tuple[float, float] | None = None  # (monotonic s, joules)
         psutil.cpu_percent(interval=None)  # the first call only starts psutil's interval
 
-    def read(self) -> Readings:
+    def read(self) -> Hardware:
         """The readings now; CPU percent and CPU power are averages since the last read."""
         memory = psutil.virtual_memory()
         gpus = self.nvml.telemetry()
@@ -56,7 +56,7 @@ class Telemetry:
         cpu_w = self._cpu_power()
         if cpu_w is not None:
             powers.append(cpu_w)
-        return Readings(
+        return Hardware(
             cpu_percent=psutil.cpu_percent(interval=None),
             memory_used_bytes=int(memory.total - memory.available),
             memory_total_bytes=int(memory.total),
