@@ -29,6 +29,7 @@ from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.progress import ProgressParser, Sample, StallCounter, live
 from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
+from events.errors import InvalidSpec
 from events.scenarios import Scenario, scenario
 from events.spec import OutputKind, output_kind
 from events.work import Dispatch
@@ -72,11 +73,11 @@ class FfmpegEngine:
 
     async def start(self, dispatch: Dispatch) -> FfmpegExecution | Failed:
         """Start the attempt, or say why it cannot run."""
-        refused = preflight.check(dispatch.spec, self.work_dir, self.settings.min_free_bytes)
-        if refused is not None:
-            return refused
         try:
-            return FfmpegExecution(self, dispatch)
+            refused = preflight.check(dispatch.spec, self.work_dir, self.settings.min_free_bytes)
+            return refused or FfmpegExecution(self, dispatch)
+        except InvalidSpec as exc:  # a scenario or scheme this agent's version does not know
+            return Failed(reason=FailureReason.USER_ERROR, message=str(exc))
         except OSError as exc:
             return Failed(
                 reason=FailureReason.RUNTIME_ERROR, message=f"FFmpeg did not start: {exc}"

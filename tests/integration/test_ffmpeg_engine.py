@@ -228,3 +228,11 @@ async def test_rtmp_push_reaches_a_real_receiver(
     await wait_until(recorded, "the receiver to finish")
     assert process.returncode == 0
     assert media_duration(recording) == pytest.approx(1.0, abs=0.2)
+
+
+async def test_unknown_scenario_is_a_user_error(engine: FfmpegEngine) -> None:
+    """A dispatch naming a scenario this agent does not know fails at once, not with a crash."""
+    ending = await engine.start(dispatch(scenario="8K-h266"))
+    assert isinstance(ending, Failed)
+    assert ending.reason is FailureReason.USER_ERROR
+    assert "8K-h266" in ending.message
