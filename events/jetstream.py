@@ -123,8 +123,10 @@ class JetStreamEventStore:
         try:
             # One quick initial attempt (nats-py would retry for two minutes), then
             # reconnect forever: a restarted server must not take the store down with it.
+            # "nats://a:4222,nats://b:4222": a cluster's seed list, tried in turn.
+            servers = [u.strip() for u in url.split(",")] if "," in url else url
             nc = await nats.connect(
-                url, max_reconnect_attempts=1, reconnect_time_wait=0, error_cb=_log_error
+                servers, max_reconnect_attempts=1, reconnect_time_wait=0, error_cb=_log_error
             )
         except (OSError, NatsError, TimeoutError) as exc:
             raise StoreUnavailable(url) from exc

@@ -110,15 +110,19 @@ def all_streams(subjects: Subjects, replicas: int = 1) -> list[StreamConfig]:
 
 
 async def ensure_streams(
-    js_or_nc: JetStreamContext | NatsClient, subjects: Subjects, replicas: int = 1
+    js_or_nc: JetStreamContext | NatsClient, subjects: Subjects, replicas: int | None = None
 ) -> None:
-    """Create each stream, or update it to the declared config; safe to run on every start."""
+    """Create each stream, or update it to the declared config; safe to run on every start.
+
+    ``replicas`` None keeps an existing stream's replica count (and creates new ones with 1), so
+    a process starting with the defaults never shrinks a cluster's R3 streams to R1.
+    """
     js = js_or_nc.jetstream() if isinstance(js_or_nc, NatsClient) else js_or_nc
-    for config in all_streams(subjects, replicas):
-        await _ensure(js, config)
+    for config in all_streams(subjects, replicas or 1):
+        await _ensure(js, config, keep_replicas=replicas is None)
 
 
-async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
+async def _ensure(js: JetStreamContext, config: StreamConfig, *, keep_replicas: bool) -> None:
     try:
         await js.add_stream(config)
     except APIError as exc:
@@ -127,6 +131,9 @@ async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
     else:
         return
     try:
+        if keep_replicas:
+            info = await js.stream_info(str(config.name))
+            config.num_replicas = info.config.num_replicas
         await js.update_stream(config)
     except APIError as exc:
         raise FfrtmpError(f"cannot update stream {config.name}: {exc.description}") from exc
