@@ -48,17 +48,22 @@ def locate(explicit: str | None = None) -> Path:
     return Path(found)
 
 
-def version_line(ffmpeg: Path) -> str:
-    """The first line of ``ffmpeg -version``; raises ``FfmpegUnavailable`` when it does not run."""
+def run_flag(ffmpeg: Path, flag: str) -> subprocess.CompletedProcess[bytes]:
+    """``ffmpeg -hide_banner <flag>`` (a listing such as ``-encoders``), output captured."""
     try:
-        done = subprocess.run(  # noqa: S603 - argv list, binary chosen by the operator
-            [str(ffmpeg), "-hide_banner", "-version"],
+        return subprocess.run(  # noqa: S603 - argv list, binary chosen by the operator
+            [str(ffmpeg), "-hide_banner", flag],
             capture_output=True,
             timeout=VERSION_TIMEOUT_S,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FfmpegUnavailable(f"{ffmpeg} does not run ({exc})") from exc
+        raise FfmpegUnavailable(f"{ffmpeg} {flag} does not run ({exc})") from exc
+
+
+def version_line(ffmpeg: Path) -> str:
+    """The first line of ``ffmpeg -version``; raises ``FfmpegUnavailable`` when it does not run."""
+    done = run_flag(ffmpeg, "-version")
     first = done.stdout.decode(errors="replace").partition("\n")[0].strip()
     if done.returncode != 0 or not first.startswith("ffmpeg version"):
         raise FfmpegUnavailable(f"{ffmpeg} -version exited {done.returncode}")

@@ -7,13 +7,12 @@ The parsers are pure functions over FFmpeg's own listings (``-encoders``, ``-fil
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Final
 
 import msgspec
 
-from agent.ffmpeg_binary import VERSION_TIMEOUT_S, FfmpegUnavailable, version_line
+from agent.ffmpeg_binary import run_flag, version_line
 
 QUALITY_FILTERS: Final = frozenset({"libvmaf", "psnr", "ssim"})
 # Encoders that drive hardware FFmpeg lists whether or not the hardware exists. NVENC ones are
@@ -82,16 +81,7 @@ def is_hardware(encoder: str) -> bool:
 
 
 def _listing(ffmpeg: Path, flag: str) -> str:
-    try:
-        done = subprocess.run(  # noqa: S603 - argv list, binary already located
-            [str(ffmpeg), "-hide_banner", flag],
-            capture_output=True,
-            timeout=VERSION_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise FfmpegUnavailable(f"{ffmpeg} {flag} failed ({exc})") from exc
-    return done.stdout.decode(errors="replace")
+    return run_flag(ffmpeg, flag).stdout.decode(errors="replace")
 
 
 def probe(ffmpeg: Path) -> FfmpegInfo:
