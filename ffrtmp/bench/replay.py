@@ -55,7 +55,7 @@ async def bench_replay(settings: ReplaySettings) -> Comparison:
                 settings.rounds,
                 {
                     "ours": lambda _: _fold(store, jobs),
-                    "raw": lambda _: _ordered_read(nc, subjects, count),
+                    "raw": lambda _: ordered_read(nc, subjects, count),
                 },
             )
         finally:
@@ -95,7 +95,7 @@ async def _fold(store: JetStreamEventStore, jobs: int) -> float:
     return rate(count, elapsed)
 
 
-async def _ordered_read(nc: NatsClient, subjects: Subjects, count: int) -> float:
+async def ordered_read(nc: NatsClient, subjects: Subjects, count: int) -> float:
     """nats-py's ordered consumer with a callback, until ``count`` messages; per second."""
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     seen = 0

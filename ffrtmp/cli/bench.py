@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ffrtmp.bench.append import AppendSettings, bench_append
 from ffrtmp.bench.fold import bench_fold
+from ffrtmp.bench.projections import ProjectionsBenchSettings, bench_projections
 from ffrtmp.bench.replay import ReplaySettings, bench_replay
 from ffrtmp.bench.schedule import TARGETS, ScheduleReport, ScheduleSettings, bench_schedule
 from ffrtmp.bench.stats import Comparison
@@ -36,6 +37,7 @@ _EXTRA = {
 _APPEND = AppendSettings()
 _REPLAY = ReplaySettings()
 _SCHEDULE = ScheduleSettings()
+_PROJECTIONS = ProjectionsBenchSettings()
 
 
 @app.command()
@@ -106,6 +108,44 @@ def schedule(
         typer.echo(msgspec.json.encode(report).decode())
     else:
         _show_schedule(report)
+
+
+@app.command()
+def projections(
+    events: Annotated[
+        int, typer.Option(min=4, help="Events in the stream the projector rebuilds.")
+    ] = _PROJECTIONS.events,
+    rounds: Rounds = _PROJECTIONS.rounds,
+    rate: Annotated[
+        float, typer.Option(min=1, help="Events per second while lag is measured.")
+    ] = _PROJECTIONS.rate,
+    seconds: Annotated[
+        float, typer.Option(min=3, help="Seconds of steady appends for the lag.")
+    ] = _PROJECTIONS.seconds,
+    as_json: AsJson = False,
+) -> None:
+    """Projector rebuild events/s against a raw ordered consumer, and lag at a steady rate.
+
+    Example: ffrtmp bench projections --events 1000000 --rounds 3 --json
+    """
+    settings = ProjectionsBenchSettings(events=events, rounds=rounds, rate=rate, seconds=seconds)
+    report = _run(lambda: bench_projections(settings), as_json, "rebuilding projections")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    table = Table(title=f"ffrtmp bench projections: {report.events:,} events")
+    for column in ("", "measured", "target"):
+        table.add_column(column, justify="right" if column else "left")
+    table.add_row("projector rebuild events/s", f"{report.projector_events_per_s:,.0f}", "")
+    table.add_row("raw ordered consumer msgs/s", f"{report.raw_events_per_s:,.0f}", "")
+    table.add_row("ratio", f"{report.ratio:.2f}", f">= {report.ratio_target}")
+    table.add_row(f"lag p50 s at {report.lag_rate:,.0f}/s", f"{report.lag_p50_s:.3f}", "")
+    table.add_row(
+        f"lag p99 s at {report.lag_rate:,.0f}/s",
+        f"{report.lag_p99_s:.3f}",
+        f"<= {report.lag_target_s}",
+    )
+    Console().print(table)
 
 
 def _run(start: Callable[[], Coroutine[Any, Any, R]], as_json: bool, doing: str) -> R:
