@@ -39,8 +39,13 @@ ABSORBING: Final = frozenset({JobStatus.COMPLETED, JobStatus.REJECTED})
 queued again by an operator's retry, so its state is kept like a live job's."""
 
 
-class Tracked(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A job's fold state plus what the read model keeps that ``JobState`` does not."""
+class Tracked(msgspec.Struct, kw_only=True, gc=False):
+    """A job's fold state plus what the read model keeps that ``JobState`` does not.
+
+    Mutable on purpose: the fold updates it in place, one object per job, instead of copying
+    it on every event (a sixth of the fold's cost). It holds only immutable values, so no
+    reference cycle can form and the garbage collector need not track it.
+    """
 
     state: JobState
     submitted_by: str = ""
@@ -151,20 +156,24 @@ class Fold:
         job = event.job
         if job in self.done:
             return  # completed or rejected: absorbs everything
-        old = self.live.get(job)
-        before = old.state if old is not None else initial(job)
+        tracked = self.live.get(job)
+        before = tracked.state if tracked is not None else initial(job)
         after = evolve(before, event)
         if after is before:
             return
-        tracked = _track(old, before, after, event, seq)
         if after.status is not before.status:
             changes.transitions.append(transition_row(seq, before, after, event))
         if isinstance(event, JobCompleted) and after.status is JobStatus.COMPLETED:
             changes.results.append(result_row(seq, after, event))
-        if old is not None and job not in changes.jobs:
-            changes.replaced_jobs.add(job)
         if after.status is JobStatus.NEW:
             return  # never submitted: nothing to store
+        if tracked is None:
+            tracked = Tracked(state=after)
+        else:
+            if job not in changes.jobs:
+                changes.replaced_jobs.add(job)  # stored before this batch: delete, insert
+            tracked.state = after
+        _track(tracked, before, event, seq)
         changes.jobs[job] = tracked
         if after.status in ABSORBING:
             self.live.pop(job, None)
@@ -181,18 +190,15 @@ class Fold:
         changes.agents[event.agent] = (state, seq)
 
 
-def _track(
-    old: Tracked | None, before: JobState, after: JobState, event: JobEvent, seq: int
-) -> Tracked:
-    """The new ``Tracked`` of a job whose state ``event`` changed."""
-    tracked = old if old is not None else Tracked(state=before)
-    extra: dict[str, object] = {}
+def _track(tracked: Tracked, before: JobState, event: JobEvent, seq: int) -> None:
+    """Note in ``tracked`` what ``event`` tells beyond the job's state."""
+    tracked.last_seq = seq
+    tracked.updated_at = event.at
     if isinstance(event, JobSubmitted):
-        extra["submitted_by"] = event.by
+        tracked.submitted_by = event.by
     elif isinstance(event, JobAssigned) and not tracked.first_assigned_at:
-        extra["first_assigned_at"] = event.at
-        extra["wait_s"] = max(0.0, event.at - before.queued_at)
-    return msgspec.structs.replace(tracked, state=after, last_seq=seq, updated_at=event.at, **extra)
+        tracked.first_assigned_at = event.at
+        tracked.wait_s = max(0.0, event.at - before.queued_at)
 
 
 def _time(seconds: float | None) -> float | None:
