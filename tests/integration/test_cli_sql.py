@@ -19,6 +19,7 @@ from events.jetstream import JetStreamEventStore
 from events.subjects import Subjects
 from ffrtmp.cli import app
 from ffrtmp.natsd import NatsServer, free_port
+from projections import Projector
 from projections.service import ask
 from tests.farm import wait_until
 from tests.integration.test_projector_service import fill
@@ -168,3 +169,20 @@ def test_unreachable_nats_names_the_url(nats_binary: None) -> None:
     assert err.count("\n") == 1
     assert url in err
     assert "ffrtmp up" in err
+
+
+def test_projections_rebuild_reports_events_per_second(log: Log, tmp_path: Path) -> None:
+    """``ffrtmp projections rebuild`` folds the whole log into the file and says how fast."""
+    db = tmp_path / "farm.duckdb"
+    args = ["--db", str(db), "--nats", log.url, "--prefix", log.prefix]
+    for _ in range(2):  # the second run starts from scratch again: same rows, no doubles
+        code, out, _ = invoke("projections", "rebuild", *args)
+        assert code == 0
+        assert out.startswith(f"rebuilt {db}: {log.last:,} events in ")
+        assert "events/s); checkpoint" in out
+    projector = Projector(db, log.prefix)
+    try:
+        assert projector.checkpoint() == log.last
+        assert projector.query("SELECT count(*) FROM jobs").rows == [[JOBS]]
+    finally:
+        projector.close()
