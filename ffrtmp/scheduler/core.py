@@ -13,7 +13,9 @@ events up to ``covered``" even when some later own appends are already in it.
 
 Memory is bounded by live work: terminal jobs are forgotten ``retention_s`` after they end
 (``expire``). A command or event for a forgotten job is decided after loading that job's
-history from the store (``adopt``); the core never guesses.
+history from the store (``adopt``); the core never guesses. An event the core follows for a job
+it has forgotten (an operator's retry of a failed job, seen by a standby or in a replay after a
+snapshot) is not dropped: the job is put in ``unknown`` and the service loads it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from events.job_events import (
     JobEvent,
     JobFailed,
     JobProgressed,
+    JobQueued,
     JobResumed,
     JobRetrying,
     JobStarted,
@@ -188,6 +191,7 @@ class SchedulerCore:
         # When this scheduler saw a running attempt start and last show progress, by its own
         # clock: an agent's clock may be off, and its stamps must not time an attempt out.
         self._seen: dict[str, tuple[float, float]] = {}
+        self.unknown: set[str] = set()  # forgotten jobs that moved again: the service loads them
         self.dirty = True  # something changed that a planning pass could act on
 
     # --- folding ---------------------------------------------------------------------------
@@ -212,6 +216,8 @@ class SchedulerCore:
         job = event.job
         old = self.jobs.get(job)
         if old is None:
+            if isinstance(event, JobQueued):  # only a retry revives a job, and it was forgotten
+                self.unknown.add(job)
             if not isinstance(event, JobSubmitted):
                 return False  # forgotten or never submitted: adopted from the store on demand
             old = initial(job)

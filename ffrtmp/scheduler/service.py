@@ -176,6 +176,7 @@ class Scheduler:
             if self.stats.replayed % EXPIRE_EVERY == 0:
                 self.core.expire(now)  # a long history never holds all its jobs at once
         self.core.expire(now)
+        await self._learn_unknown()
         self.core.grace(now)
         self.ready.set()
         return time.perf_counter() - started
@@ -186,6 +187,7 @@ class Scheduler:
             if isinstance(event, JobEventBase | AgentEventBase):
                 self.core.apply(seq, event, self.clock())
             self.core.advance(seq)
+            await self._learn_unknown()
             if self.core.dirty:
                 self._wake.set()
 
@@ -525,6 +527,12 @@ class Scheduler:
                 sends.append(self._stop_attempt(event, now))
             case _:
                 pass
+
+    async def _learn_unknown(self) -> None:
+        """Load the forgotten jobs the log just moved again (an operator retried one)."""
+        while self.core.unknown:
+            job = self.core.unknown.pop()
+            await self._learn(job)
 
     async def _learn(self, job: str) -> None:
         """Read one job's history from the store into the core."""
