@@ -11,7 +11,6 @@ of its own so a scrape never waits on the event loop, and reads only plain count
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,11 +22,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from agent.preflight import MIN_FREE_BYTES, disk_problem
 from agent.tally import AgentStats
 
 DEFAULT_PORT: Final = 9091
-MIN_FREE_BYTES: Final = 1 << 30
-"""Below this much free space on the output disk the agent is not ready (and refuses work)."""
 
 Check = Callable[[], str | None]
 """A readiness check: None when fine, else why the agent cannot take work."""
@@ -70,17 +68,7 @@ def ffmpeg_check(ffmpeg: Path) -> Check:
 
 def disk_check(directory: Path, min_free_bytes: int = MIN_FREE_BYTES) -> Check:
     """Not ready when the disk holding ``directory`` has less than ``min_free_bytes`` free."""
-
-    def check() -> str | None:
-        try:
-            free = shutil.disk_usage(directory).free
-        except OSError as exc:
-            return f"output directory {directory} unusable: {exc.strerror}"
-        if free >= min_free_bytes:
-            return None
-        return f"output disk nearly full: {free >> 20} MiB free under {directory}"
-
-    return check
+    return lambda: disk_problem(directory, min_free_bytes)
 
 
 def nats_check(service: Observed) -> Check:

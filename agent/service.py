@@ -38,6 +38,7 @@ from agent.engine import Engine
 from agent.logs import open_logs
 from agent.report import JobWriter
 from agent.tally import AgentStats, AttemptKey, Journal
+from agent.telemetry import Hardware
 from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities
 from events.base import Event
 from events.codec import decode_work, encode
@@ -46,7 +47,7 @@ from events.enums import FailureReason
 from events.errors import FfrtmpError, MalformedMessage
 from events.store import Append, EventStore
 from events.subjects import Subjects
-from events.work import Control, Dispatch, GpuTelemetry, Heartbeat
+from events.work import Control, Dispatch, Heartbeat
 
 _log = logging.getLogger(__name__)
 
@@ -61,16 +62,6 @@ def default_slots(capabilities: Capabilities) -> int:
     cpu = max(1, capabilities.cpu_cores // CPU_CORES_PER_SLOT)
     gpu = sum(min(g.nvenc_sessions, GPU_SLOTS_MAX) for g in capabilities.gpus)
     return cpu + gpu
-
-
-class Hardware(msgspec.Struct, frozen=True, kw_only=True):
-    """A heartbeat's hardware readings; a figure the machine cannot read is None."""
-
-    cpu_percent: float | None = None
-    memory_used_bytes: int | None = None
-    memory_total_bytes: int | None = None
-    power_w: float | None = None
-    gpus: tuple[GpuTelemetry, ...] = ()
 
 
 Telemetry = Callable[[], Hardware]
@@ -275,7 +266,7 @@ class AgentService:
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
         while True:
             try:
-                msgs = await sub.fetch(max(1, self.free_slots), timeout=self.settings.fetch_s)
+                msgs = await sub.fetch(1, timeout=self.settings.fetch_s)
             except TimeoutError:
                 continue
             except ConnectionClosedError:

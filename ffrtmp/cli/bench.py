@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ffrtmp.bench.append import AppendSettings, bench_append
+from ffrtmp.bench.e2e import E2ESettings, bench_e2e
 from ffrtmp.bench.fold import bench_fold
 from ffrtmp.bench.projections import ProjectionsBenchSettings, bench_projections
 from ffrtmp.bench.replay import ReplaySettings, bench_replay
@@ -37,6 +38,7 @@ _EXTRA = {
 _APPEND = AppendSettings()
 _REPLAY = ReplaySettings()
 _SCHEDULE = ScheduleSettings()
+_E2E = E2ESettings()
 _PROJECTIONS = ProjectionsBenchSettings()
 
 
@@ -145,6 +147,48 @@ def projections(
         f"{report.lag_p99_s:.3f}",
         f"<= {report.lag_target_s}",
     )
+    Console().print(table)
+
+
+@app.command()
+def e2e(
+    jobs: Annotated[int, typer.Option(min=1, help="Jobs in the burst.")] = _E2E.jobs,
+    agents: Annotated[int, typer.Option(min=1, help="Agents (no-op engine).")] = _E2E.agents,
+    slots: Annotated[int, typer.Option(min=1, help="Slots per agent.")] = _E2E.slots,
+    rate: Annotated[float, typer.Option(min=1, help="Steady submissions per second.")] = _E2E.rate,
+    seconds: Annotated[
+        float, typer.Option(min=0.1, help="Seconds of steady submissions per round.")
+    ] = _E2E.seconds,
+    rounds: Rounds = _E2E.rounds,
+    as_json: AsJson = False,
+) -> None:
+    """Whole jobs through scheduler and agents (FFmpeg skipped): jobs/s, submit-to-start p99.
+
+    Example: ffrtmp bench e2e --jobs 20000 --rate 200 --json
+    """
+    settings = E2ESettings(
+        jobs=jobs, agents=agents, slots=slots, rate=rate, seconds=seconds, rounds=rounds
+    )
+    report = _run(lambda: bench_e2e(settings), as_json, "running jobs end to end")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    _show_figures(
+        f"ffrtmp bench e2e: {jobs:,} jobs, {agents} agents",
+        msgspec.structs.asdict(report),
+        report.targets,
+    )
+
+
+def _show_figures(title: str, figures: dict[str, Any], targets: dict[str, float]) -> None:
+    """A report's numeric figures beside their targets."""
+    table = Table(title=title)
+    for column in ("", "measured", "target"):
+        table.add_column(column, justify="right" if column else "left")
+    for name, value in figures.items():
+        if isinstance(value, float):
+            target = targets.get(name)
+            table.add_row(name, f"{value:,.2f}", "" if target is None else f"{target:,g}")
     Console().print(table)
 
 

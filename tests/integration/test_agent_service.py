@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import imageio_ffmpeg
+import psutil
 import pytest
 from nats.aio.msg import Msg
 from nats.js.errors import NotFoundError
 
 from agent.attempt import AttemptSettings
+from agent.ffmpeg_engine import EngineSettings, FfmpegEngine
 from agent.logs import LogNotFound, read_log
 from agent.scripted import Behaviour, Outcome, Plan, ScriptedEngine, ScriptedExecution
 from agent.service import AgentService, AgentSettings, default_slots
@@ -30,6 +34,7 @@ pytestmark = pytest.mark.anyio
 S = JobStatus
 QUICK = Behaviour(run_s=0.05, milestones=())
 HANG = Behaviour(outcome=Outcome.HANG)
+PATTERN = "testsrc2=size=160x90:rate=30"
 
 
 @dataclass
@@ -285,3 +290,84 @@ async def test_the_agent_times_out_an_attempt_over_budget_without_a_scheduler(
     assert isinstance(last, JobFailed)
     assert "budget" in last.message
     assert agent.service.free_slots == 1
+
+
+# --- with the real FFmpeg -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ffmpeg_agent(farm: Farm, tmp_path: Path) -> AsyncIterator[AgentService]:
+    """An agent running the bundled FFmpeg, one slot, its files under the test's directory."""
+    engine = FfmpegEngine(
+        EngineSettings(ffmpeg=imageio_ffmpeg.get_ffmpeg_exe(), cores=2, work_dir=str(tmp_path))
+    )
+    settings = AgentSettings(heartbeat_s=0.2, attempt=AttemptSettings(poll_s=0.05))
+    service = AgentService(farm.store.nc, farm.store, farm.subjects, "ff", CPU, engine, settings)
+    await service.start()
+    yield service
+    await service.stop(deregister=False)
+
+
+def ffmpeg_children() -> list[psutil.Process]:
+    """The FFmpeg processes this test process started."""
+    children = psutil.Process().children(recursive=True)
+    return [child for child in children if "ffmpeg" in child.name().lower()]
+
+
+@pytest.mark.usefixtures("ffmpeg_agent")
+async def test_ffmpeg_job_completes_with_results_and_its_log(farm: Farm, tmp_path: Path) -> None:
+    """A 1 s pattern encodes to a file; the results are plausible and the log tail is kept."""
+    output = tmp_path / "out.mp4"
+    async with scheduler(farm.store):
+        await farm.submit(
+            "enc", scenario="480p-h264", input=PATTERN, duration_s=1.0, output=str(output)
+        )
+        await farm.wait_status("enc", S.COMPLETED)
+    completed = (await farm.history("enc"))[-1]
+    assert isinstance(completed, JobCompleted)
+    assert completed.agent == "ff"
+    results = completed.results
+    assert results.frames == 30
+    assert results.output_bytes == output.stat().st_size > 0
+    assert results.wall_s > 0
+    assert results.cpu_s is not None
+    assert results.cpu_s > 0
+    log = await read_log(farm.js, farm.subjects, "enc", 1)
+    assert b"libx264" in log
+
+
+@pytest.mark.usefixtures("ffmpeg_agent")
+async def test_ffmpeg_bad_input_is_a_user_error_without_retry(farm: Farm, tmp_path: Path) -> None:
+    """A missing input file fails the job as user_error at once: no retry."""
+    missing = tmp_path / "missing.mp4"
+    async with scheduler(farm.store):
+        await farm.submit("bad", scenario="480p-h264", input=str(missing), max_retries=3)
+        failed = await farm.wait_status("bad", S.FAILED)
+    assert (failed.reason, failed.attempt, failed.agent) == (FailureReason.USER_ERROR, 1, "ff")
+    assert str(missing) in failed.message
+    assert "JobRetrying" not in await farm.kinds("bad")
+
+
+@pytest.mark.usefixtures("ffmpeg_agent")
+async def test_ffmpeg_pause_resume_cancel_act_on_the_process(farm: Farm) -> None:
+    """Pause stops FFmpeg (SIGSTOP), resume continues it, cancel ends it and the job."""
+    async with scheduler(farm.store):
+        await farm.submit("long", scenario="480p-h264", input=PATTERN, duration_s=3600.0)
+        await farm.wait_status("long", S.RUNNING)
+
+        async def one_ffmpeg() -> bool:
+            return len(ffmpeg_children()) == 1
+
+        await wait_until(one_ffmpeg, "FFmpeg to run")
+        (process,) = ffmpeg_children()
+        await farm.send(PauseJob(id="pause-1", job="long", at=1.0))
+        await farm.wait_status("long", S.PAUSED)
+        assert process.status() == psutil.STATUS_STOPPED
+        await farm.send(ResumeJob(id="resume-1", job="long", at=2.0))
+        await farm.wait_status("long", S.RUNNING)
+        assert process.status() != psutil.STATUS_STOPPED
+        await farm.send(CancelJob(id="cancel-1", job="long", at=3.0))
+        canceled = await farm.wait_status("long", S.CANCELED)
+    assert canceled.agent == "ff"
+    assert not process.is_running()
+    assert ffmpeg_children() == []

@@ -1,0 +1,198 @@
+"""``ffrtmp agent run`` (and ``python -m agent run``): one agent on this machine until SIGTERM.
+
+Start-up does the checks that would otherwise fail later and far away: FFmpeg is found and runs
+(else one line and a non-zero exit), the capabilities are detected (NVENC only where a test
+encode succeeds), the health port is bound, and only then does the agent register. SIGTERM or
+Ctrl-C drains: no new work, running attempts get ``--drain-grace-s`` to finish, the rest are
+handed back to the scheduler, and the agent deregisters and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import platform
+import re
+import signal
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import typer
+
+from agent.attempt import AttemptSettings
+from agent.capabilities import detect
+from agent.ffmpeg_binary import find_ffmpeg
+from agent.ffmpeg_engine import EngineSettings, FfmpegEngine
+from agent.hardware import Rapl
+from agent.health import DEFAULT_PORT, Check, HealthServer, disk_check, ffmpeg_check, nats_check
+from agent.nvml import Nvml
+from agent.service import AgentService, AgentSettings, default_slots
+from agent.telemetry import Telemetry
+from events.errors import FfrtmpError
+from events.jetstream import JetStreamEventStore
+from events.subjects import DEFAULT_PREFIX, Subjects
+
+_log = logging.getLogger("agent")
+
+app = typer.Typer(help="The agent: pulls FFmpeg work for this machine and reports it.")
+
+NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
+_NOT_TOKEN = re.compile(r"[^a-z0-9_-]+")
+
+
+@app.callback()
+def group() -> None:
+    """The agent: pulls FFmpeg work for this machine and reports it."""
+
+
+def default_id(hostname: str | None = None) -> str:
+    """The host's short name, lowercased, as a subject token (``gpu-07.dc1`` → ``gpu-07``)."""
+    short = (hostname if hostname is not None else platform.node()).split(".", 1)[0].lower()
+    return _NOT_TOKEN.sub("-", short).strip("-") or "agent"
+
+
+class AgentOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``ffrtmp agent run`` was asked for."""
+
+    nats_url: str = NATS_URL
+    prefix: str = DEFAULT_PREFIX
+    agent: str = ""
+    slots: int | None = None  # None: from the cores and GPUs
+    ffmpeg: str | None = None
+    health_port: int = DEFAULT_PORT
+    heartbeat_s: float = 5.0
+    work_dir: str = ""
+    output_dir: str = ""
+    drain_grace_s: float = 30.0
+
+
+@app.command()
+def run(
+    nats_url: Annotated[
+        str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
+    ] = NATS_URL,
+    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    agent: Annotated[
+        str, typer.Option("--id", help="Agent id (default: the host's short name).")
+    ] = "",
+    slots: Annotated[
+        int | None, typer.Option(min=1, help="Concurrent jobs (default: from cores and GPUs).")
+    ] = None,
+    ffmpeg: Annotated[
+        str | None, typer.Option(help="FFmpeg binary (default: PATH, else imageio-ffmpeg's).")
+    ] = None,
+    health_port: Annotated[
+        int, typer.Option(min=0, help="Port of /health, /ready, /metrics (0: any free one).")
+    ] = DEFAULT_PORT,
+    heartbeat_s: Annotated[float, typer.Option(min=0.05, help="Seconds between heartbeats.")] = 5.0,
+    work_dir: Annotated[
+        str, typer.Option(help="Scratch directory (quality copies); default: the system's temp.")
+    ] = "",
+    output_dir: Annotated[
+        str, typer.Option(help="Disk that /ready watches for free space; default: --work-dir.")
+    ] = "",
+    drain_grace_s: Annotated[
+        float, typer.Option(min=0, help="On SIGTERM, how long running jobs may finish.")
+    ] = 30.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")] = False,
+) -> None:
+    """Run an agent until SIGTERM or Ctrl-C, then drain and deregister.
+
+    Example: ffrtmp agent run --nats nats://10.0.0.5:4222 --slots 4
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    options = AgentOptions(
+        nats_url=nats_url,
+        prefix=prefix,
+        agent=agent or default_id(),
+        slots=slots,
+        ffmpeg=ffmpeg,
+        health_port=health_port,
+        heartbeat_s=heartbeat_s,
+        work_dir=work_dir,
+        output_dir=output_dir,
+        drain_grace_s=drain_grace_s,
+    )
+    asyncio.run(serve(options))
+
+
+async def serve(options: AgentOptions) -> None:
+    """Check, detect, register, work until a signal, drain, deregister."""
+    subjects = Subjects(options.prefix)
+    ffmpeg = find_ffmpeg(options.ffmpeg)
+    work_dir = Path(options.work_dir or tempfile.gettempdir())
+    nvml = Nvml.open()
+    try:
+        capabilities = await asyncio.to_thread(detect, ffmpeg, nvml)
+        telemetry = Telemetry(nvml, Rapl())
+        engine = FfmpegEngine(
+            EngineSettings(
+                ffmpeg=str(ffmpeg), cores=capabilities.cpu_cores, work_dir=str(work_dir)
+            ),
+            energy=telemetry,
+        )
+        settings = AgentSettings(
+            slots=options.slots or default_slots(capabilities),
+            heartbeat_s=options.heartbeat_s,
+            drain_grace_s=options.drain_grace_s,
+            attempt=AttemptSettings(),
+        )
+        store = await JetStreamEventStore.connect(options.nats_url, subjects, ensure=True)
+        async with store:
+            service = AgentService(
+                store.nc, store, subjects, options.agent, capabilities, engine, settings,
+                telemetry=telemetry.read,
+            )  # fmt: skip
+            output = Path(options.output_dir) if options.output_dir else work_dir
+            checks = [ffmpeg_check(ffmpeg), disk_check(output), nats_check(service)]
+            health = _bind(service, checks, options.health_port)
+            try:
+                await _work(service, health, options)
+            finally:
+                health.stop()
+    finally:
+        nvml.close()
+
+
+def _bind(service: AgentService, checks: Sequence[Check], port: int) -> HealthServer:
+    """The health server on ``port``, or one line saying the port is taken."""
+    try:
+        return HealthServer(service, checks, port=port)
+    except OSError as exc:
+        raise FfrtmpError(
+            f"cannot serve /health on port {port}: {exc.strerror}; pass --health-port"
+        ) from exc
+
+
+async def _work(service: AgentService, health: HealthServer, options: AgentOptions) -> None:
+    """Start, wait for SIGTERM or SIGINT, then drain."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    health.start()
+    await service.start()
+    typer.echo(
+        f"agent {service.agent} on {options.nats_url} (prefix {options.prefix}): "
+        f"{service.slots} slots, health on port {health.port}"
+    )
+    await stop.wait()
+    typer.echo(f"agent {service.agent} draining (up to {options.drain_grace_s:g} s)")
+    await service.stop()
+    typer.echo(f"agent {service.agent} stopped")
+
+
+def main() -> None:
+    """``python -m agent``: the same commands, our errors as one line, exit 1."""
+    try:
+        app()
+    except FfrtmpError as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise SystemExit(1) from None

@@ -1,0 +1,227 @@
+"""``ffrtmp bench e2e``: whole jobs through the farm, with only FFmpeg left out.
+
+Every part is the real one on an embedded nats-server (fsync on every write): ``SubmitJob``
+commands on the commands stream, the leading ``Scheduler``, and ``AgentService`` agents pulling
+dispatches from their durable consumers and writing ``JobStarted`` and ``JobCompleted`` through
+``JobWriter`` under the per-job concurrency check. The engine is the scripted one with attempts
+that end at once (no milestones, no log), so what is measured is ffrtmp's own cost per job.
+
+- burst: ``jobs`` commands published as fast as the server acknowledges them; ``jobs_per_s`` is
+  jobs over the seconds from the first publish to the last completion the agents stored; each
+  round runs once more on a server with the default fsync, to show what fsync-always costs;
+- steady: ``rate`` commands a second for ``seconds`` (after ``warmup_s`` uncounted), each timed
+  from its publish to the ``JobStarted`` of its job arriving on a core subscription, one clock.
+
+Everything runs in one process and one event loop (scheduler, agents, submitter, observer), as
+the scheduler benchmark does; each round has a fresh server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Final
+
+import msgspec
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+
+from agent.attempt import AttemptSettings
+from agent.scripted import Behaviour, ScriptedEngine
+from agent.service import AgentService, AgentSettings
+from events import subjects as wire
+from events.codec import decode_event, encode
+from events.commands import SubmitJob
+from events.errors import FfrtmpError
+from events.jetstream import JetStreamEventStore
+from events.job_events import JobStarted
+from events.subjects import Subjects
+from ffrtmp.bench.harness import embedded_server
+from ffrtmp.bench.schedule import CAPS, Machine, job_spec, machine, percentile, running, until
+from ffrtmp.bench.stats import median, rate
+from ffrtmp.scheduler.service import Scheduler, ServiceSettings
+
+TARGETS: Final = {
+    "jobs_per_s": 2_000.0,  # at least
+    "p99_submit_to_start_ms": 10.0,  # at most
+}
+NO_OP: Final = Behaviour(run_s=0.0, milestones=())
+PUBLISH_WINDOW: Final = 1_000  # commands in flight at once while the burst is published
+
+
+class E2ESettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How big each measurement is; the defaults are the issue's."""
+
+    jobs: int = 20_000  # the burst
+    agents: int = 10
+    slots: int = 50  # per agent
+    rate: float = 200.0  # steady submissions per second
+    seconds: float = 10.0
+    warmup_s: float = 2.0
+    rounds: int = 3
+
+
+class E2EReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Medians over the rounds, each round, the machine, the targets."""
+
+    benchmark: str = "e2e"
+    jobs_per_s: float
+    jobs_per_s_default_fsync: float  # the same burst on a server without sync_interval: always
+    p50_submit_to_start_ms: float
+    p99_submit_to_start_ms: float
+    max_submit_to_start_ms: float
+    submitted: int  # counted steady submissions, over the rounds; every one started
+    targets: dict[str, float]
+    rounds: dict[str, list[float]]
+    settings: E2ESettings
+    machine: Machine
+
+
+class _Farm(msgspec.Struct, kw_only=True):
+    """One round's farm: the store, a client of the bench's own, the agents."""
+
+    store: JetStreamEventStore
+    nc: NatsClient
+    agents: list[AgentService]
+
+    @property
+    def completed(self) -> int:
+        return sum(agent.stats.completed for agent in self.agents)
+
+
+@contextlib.asynccontextmanager
+async def farm(
+    settings: E2ESettings, tag: str, *, default_sync: bool = False
+) -> AsyncIterator[_Farm]:
+    """A fresh server, its streams, a leading scheduler and started agents; all stopped after."""
+    subjects = Subjects("bench")
+    async with embedded_server(default_sync=default_sync) as server:
+        store = await JetStreamEventStore.connect(server.url, subjects, ensure=True)
+        nc = await nats.connect(server.url)
+        agent_settings = AgentSettings(
+            slots=settings.slots, keep_logs=False, attempt=AttemptSettings(poll_s=0.05)
+        )
+        agents = [
+            AgentService(
+                store.nc,
+                store,
+                subjects,
+                f"{tag}-{a:03d}",
+                CAPS,
+                ScriptedEngine(NO_OP),
+                agent_settings,
+            )
+            for a in range(settings.agents)
+        ]
+        try:
+            for agent in agents:
+                await agent.start()
+            scheduler = Scheduler(store, ServiceSettings(use_lease=False), name=f"bench-{tag}")
+            async with running(scheduler):
+                await scheduler.leading.wait()
+                yield _Farm(store=store, nc=nc, agents=agents)
+        finally:
+            for agent in agents:
+                await agent.stop(deregister=False)
+            await nc.close()
+            await store.close()
+
+
+def _submit(job: str, index: int, tag: str) -> tuple[bytes, dict[str, str]]:
+    """A varied CPU job's ``SubmitJob`` and its dedup header."""
+    command = SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec(index, tag))
+    return encode(command), {wire.MSG_ID: command.id}
+
+
+async def bench_burst(settings: E2ESettings, round_: int, *, default_sync: bool = False) -> float:
+    """Jobs per second from the burst's first publish to its last completion."""
+    tag = f"b{round_}"
+    async with farm(settings, tag, default_sync=default_sync) as f:
+        js, subject = f.nc.jetstream(), f.store.subjects.command("submit")
+        start = time.perf_counter()
+        for first in range(0, settings.jobs, PUBLISH_WINDOW):
+            last = min(settings.jobs, first + PUBLISH_WINDOW)
+            commands = [_submit(f"{tag}-{i:07d}", i, tag) for i in range(first, last)]
+            acks = [await js.publish_async(subject, data, headers=h) for data, h in commands]
+            await asyncio.gather(*acks)
+        timeout_s = 120 + settings.jobs / 100
+        await until(lambda: f.completed >= settings.jobs, timeout_s, "the burst's completions")
+        elapsed = time.perf_counter() - start
+        failed = sum(a.stats.failed + a.stats.refused + a.stats.dropped for a in f.agents)
+    if failed or f.completed != settings.jobs:
+        raise FfrtmpError(f"the burst went wrong: {f.completed} completed, {failed} not")
+    return rate(settings.jobs, elapsed)
+
+
+async def bench_steady(settings: E2ESettings, round_: int) -> list[float]:
+    """Milliseconds from each counted submission's publish to its job's ``JobStarted``."""
+    tag = f"s{round_}"
+    started: dict[str, float] = {}
+    subjects = Subjects("bench")
+
+    async def on_event(msg: Msg) -> None:
+        parsed = subjects.parse_job_subject(msg.subject)
+        if parsed is None or parsed[1] == wire.SCHEDULER_WRITER:
+            return
+        at = time.perf_counter()
+        if isinstance(decode_event(msg.data), JobStarted):
+            started.setdefault(parsed[0], at)
+
+    async with farm(settings, tag) as f:
+        sub = await f.nc.subscribe(subjects.all_events, cb=on_event)
+        await f.nc.flush()
+        sent = await _steadily(f.nc, subjects, settings, tag)
+        await until(lambda: sent.keys() <= started.keys(), 30.0, "the last starts")
+        await sub.unsubscribe()
+    return [(started[job] - at) * 1000 for job, at in sent.items()]
+
+
+async def _steadily(
+    nc: NatsClient, subjects: Subjects, settings: E2ESettings, tag: str
+) -> dict[str, float]:
+    """Publish on an absolute schedule (no drift); each counted job's publish time."""
+    sent: dict[str, float] = {}
+    subject = subjects.command("submit")
+    warmup = int(settings.rate * settings.warmup_s)
+    start = time.perf_counter()
+    for i in range(warmup + int(settings.rate * settings.seconds)):
+        delay = start + i / settings.rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        job = f"{tag}-{i:07d}"
+        data, headers = _submit(job, i, tag)
+        at = time.perf_counter()
+        await nc.publish(subject, data, headers=headers)
+        if i >= warmup:
+            sent[job] = at
+    return sent
+
+
+async def bench_e2e(settings: E2ESettings) -> E2EReport:
+    """Burst rounds, then steady rounds; medians of each."""
+    bursts, unsynced = [], []
+    for r in range(settings.rounds):
+        bursts.append(await bench_burst(settings, r))
+        unsynced.append(await bench_burst(settings, r, default_sync=True))
+    steady = [await bench_steady(settings, r) for r in range(settings.rounds)]
+    rounds = {
+        "jobs_per_s": [round(b, 1) for b in bursts],
+        "jobs_per_s_default_fsync": [round(b, 1) for b in unsynced],
+        "p50_submit_to_start_ms": [round(percentile(s, 0.50), 3) for s in steady],
+        "p99_submit_to_start_ms": [round(percentile(s, 0.99), 3) for s in steady],
+    }
+    return E2EReport(
+        jobs_per_s=round(median(bursts), 1),
+        jobs_per_s_default_fsync=round(median(unsynced), 1),
+        p50_submit_to_start_ms=round(median(rounds["p50_submit_to_start_ms"]), 2),
+        p99_submit_to_start_ms=round(median(rounds["p99_submit_to_start_ms"]), 2),
+        max_submit_to_start_ms=round(max(max(s) for s in steady), 2),
+        submitted=sum(len(s) for s in steady),
+        targets=TARGETS,
+        rounds=rounds,
+        settings=settings,
+        machine=machine(),
+    )
