@@ -38,7 +38,9 @@ from events.subjects import DEFAULT_PREFIX, Subjects
 
 _log = logging.getLogger("agent")
 
-app = typer.Typer(help="The agent: pulls FFmpeg work for this machine and reports it.")
+app = typer.Typer(
+    help="The agent: pulls FFmpeg work for this machine and reports it.", add_completion=False
+)
 
 NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
 _NOT_TOKEN = re.compile(r"[^a-z0-9_-]+")

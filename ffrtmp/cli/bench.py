@@ -20,6 +20,7 @@ from rich.table import Table
 from ffrtmp.bench.append import AppendSettings, bench_append
 from ffrtmp.bench.e2e import E2ESettings, bench_e2e
 from ffrtmp.bench.fold import bench_fold
+from ffrtmp.bench.overhead import OverheadSettings, bench_overhead
 from ffrtmp.bench.projections import ProjectionsBenchSettings, bench_projections
 from ffrtmp.bench.replay import ReplaySettings, bench_replay
 from ffrtmp.bench.schedule import TARGETS, ScheduleReport, ScheduleSettings, bench_schedule
@@ -39,6 +40,7 @@ _APPEND = AppendSettings()
 _REPLAY = ReplaySettings()
 _SCHEDULE = ScheduleSettings()
 _E2E = E2ESettings()
+_OVERHEAD = OverheadSettings()
 _PROJECTIONS = ProjectionsBenchSettings()
 
 
@@ -177,6 +179,37 @@ def e2e(
         f"ffrtmp bench e2e: {jobs:,} jobs, {agents} agents",
         msgspec.structs.asdict(report),
         report.targets,
+    )
+
+
+@app.command()
+def overhead(
+    jobs: Annotated[int, typer.Option(min=1, help="Encodes in the set.")] = _OVERHEAD.jobs,
+    scenario: Annotated[str, typer.Option(help="Scenario of each encode.")] = _OVERHEAD.scenario,
+    duration_s: Annotated[
+        float, typer.Option(min=0.1, help="Seconds of video per encode.")
+    ] = _OVERHEAD.duration_s,
+    parallel: Annotated[
+        int, typer.Option(min=1, help="Encodes at once (the agent's slots).")
+    ] = _OVERHEAD.parallel,
+    rounds: Rounds = _OVERHEAD.rounds,
+    as_json: AsJson = False,
+) -> None:
+    """Real encodes run directly and through ffrtmp: wall times, ratio, the agent's CPU.
+
+    Example: ffrtmp bench overhead --jobs 24 --scenario 720p-h264 --json
+    """
+    settings = OverheadSettings(
+        jobs=jobs, scenario=scenario, duration_s=duration_s, parallel=parallel, rounds=rounds
+    )
+    report = _run(lambda: bench_overhead(settings), as_json, "encoding directly and through ffrtmp")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    _show_figures(
+        f"ffrtmp bench overhead: {jobs} x {scenario}, {duration_s:g} s, {parallel} at once",
+        msgspec.structs.asdict(report),
+        {"ratio": report.target},
     )
 
 
