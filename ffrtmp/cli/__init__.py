@@ -13,9 +13,11 @@ import typer
 from events.errors import FfrtmpError
 from ffrtmp import __version__
 from ffrtmp.cli import (
+    agent,
     auth,
     bench,
     check,
+    demo,
     events_cmd,
     exporter,
     jobs,
@@ -25,6 +27,8 @@ from ffrtmp.cli import (
     scheduler,
     server,
     sql,
+    top,
+    up,
 )
 
 app = typer.Typer(
@@ -38,9 +42,13 @@ app.command(name="server")(server.command)
 app.command(name="scenarios")(scenarios.command)
 app.command(name="check")(check.command)
 app.command(name="sql")(sql.command)
+app.command(name="up")(up.command)
+app.command(name="top")(top.command)
+app.command(name="demo")(demo.command)
 app.add_typer(bench.app, name="bench")
 app.add_typer(auth.app, name="auth")
 app.add_typer(scheduler.app, name="scheduler")
+app.add_typer(agent.app, name="agent")
 app.add_typer(exporter.app, name="exporter")
 app.add_typer(projector.app, name="projector")
 app.add_typer(projector.rebuild_app, name="projections")

@@ -1,0 +1,281 @@
+"""``ffrtmp up``: the whole farm on one machine, in one command, stopped in order on Ctrl-C.
+
+It starts the embedded NATS server (data under ``--data-dir``) and creates the streams, then
+the scheduler, the projector, the exporter and ``--agents`` local agents as child processes
+(``ffrtmp.farm`` is the plan, ``ffrtmp.supervisor`` runs it), waits until each answers (the
+scheduler holds the lease, the projector answers SQL, the exporter serves /metrics, every agent
+is registered), prints where everything is, and shows the farm live (``--no-live``, or a
+stdout that is not a terminal, prints a plain log of what happens instead). A child that dies
+is reported, not restarted. Ctrl-C or SIGTERM stops the agents first (they drain), then the
+scheduler, projector and exporter, and NATS last; whatever outlives its deadline is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Final
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from events.errors import FfrtmpError
+from events.jetstream import JetStreamEventStore
+from events.subjects import DEFAULT_PREFIX, Subjects
+from ffrtmp.cli.common import Conn, Output, Target, console, explained
+from ffrtmp.cli.dashboard import Watcher, render, transitions
+from ffrtmp.cli.probes import http_ok, projector_answers, scheduler_leads
+from ffrtmp.farm import (
+    DEFAULT_DATA_DIR,
+    FarmSettings,
+    Layout,
+    Role,
+    announcement,
+    metrics_url,
+    nats_url,
+    plan,
+)
+from ffrtmp.natsd import NatsServer, NatsSettings, free_port, port_in_use
+from ffrtmp.supervisor import Exit, Supervisor
+
+CLI: Final = (sys.executable, "-m", "ffrtmp.cli")
+REFRESH_S: Final = 1.0
+PROBE_S: Final = 0.25
+
+
+class Farm:
+    """One running farm: its NATS server, its children, and a connection to watch it."""
+
+    def __init__(self, settings: FarmSettings, layout: Layout) -> None:
+        """Plan the farm; nothing starts until ``start``."""
+        self.settings, self.layout = settings, layout
+        self.subjects = Subjects(settings.prefix)
+        self.nats = NatsServer(
+            NatsSettings(port=settings.nats_port, store_dir=layout.nats, http_port=None)
+        )
+        self.children = plan(settings, layout, CLI)
+        self.supervisor = Supervisor(self.children, Path(layout.logs), dict(os.environ))
+        self.watcher = Watcher()
+        self.exits: list[Exit] = []
+
+    def prepare(self) -> None:
+        """Make the agents' working directories (the rest make their own)."""
+        for child in self.children:
+            if child.role is Role.AGENT:
+                Path(self.layout.agent_dir(child.name)).mkdir(parents=True, exist_ok=True)
+
+    async def start(self) -> JetStreamEventStore:
+        """NATS and the streams first, then every child; return a connected store."""
+        self.nats.spawn()
+        await self.nats.wait_ready()
+        store = await JetStreamEventStore.connect(self.nats.url, self.subjects, ensure=True)
+        self.supervisor.start()
+        return store
+
+    def stop(self) -> list[Exit]:
+        """Children in order, then NATS."""
+        ended = self.supervisor.stop(self.settings.stop_timeout_s)
+        self.nats.stop()
+        return ended
+
+    def died(self) -> list[Exit]:
+        """Children that ended since the last call; NATS ending is an error."""
+        if not self.nats.running:
+            raise FfrtmpError(f"nats-server stopped by itself; see {self.nats.log_path}")
+        ended = self.supervisor.poll()
+        self.exits += ended
+        return ended
+
+
+# --- readiness -----------------------------------------------------------------------------
+
+
+def _probes(farm: Farm, conn: Conn) -> dict[str, Callable[[], Awaitable[bool]]]:
+    """One readiness condition per child."""
+    agents = {c.name for c in farm.children if c.role is Role.AGENT}
+
+    async def agents_online() -> bool:
+        await farm.watcher.refresh(conn)
+        view = farm.watcher.view
+        return all(a in view.agents and view.agents[a].status == "online" for a in agents)
+
+    async def exporter() -> bool:
+        return await asyncio.to_thread(http_ok, metrics_url(farm.settings))
+
+    probes: dict[str, Callable[[], Awaitable[bool]]] = {
+        "scheduler": lambda: scheduler_leads(conn),
+        "projector": lambda: projector_answers(conn),
+        "exporter": exporter,
+    }
+    if agents:
+        probes["agents"] = agents_online
+    return probes
+
+
+async def wait_ready(farm: Farm, conn: Conn, timeout_s: float, say: Callable[[str], None]) -> None:
+    """Wait until every child answers; a child dying or the deadline is a one-line error."""
+    pending = _probes(farm, conn)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        for ended in farm.died():
+            raise FfrtmpError(
+                f"{ended.name} {ended.describe()} at start: {farm.supervisor.log_tail(ended.name)}"
+            )
+        for name, probe in list(pending.items()):
+            if await probe():
+                say(f"{name} ready")
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(pending)
+            raise FfrtmpError(
+                f"not ready after {timeout_s:g} s: {names}; see the logs in {farm.layout.logs}"
+            )
+        await asyncio.sleep(PROBE_S)  # a poll interval; the conditions are the probes
+
+
+# --- watching ------------------------------------------------------------------------------
+
+
+def _components(farm: Farm) -> Table:
+    table = Table("COMPONENT", "PID", "STATE", box=None, pad_edge=False)
+    table.add_row("nats", "", "[green]up[/]" if farm.nats.running else "[red]down[/]")
+    pids = farm.supervisor.pids()
+    ended = {e.name: e for e in farm.exits}
+    for child in farm.children:
+        state = f"[red]{ended[child.name].describe()}[/]" if child.name in ended else "[green]up[/]"
+        table.add_row(child.name, str(pids.get(child.name, "")), state)
+    return table
+
+
+def _screen(farm: Farm, header: list[str], body: RenderableType) -> RenderableType:
+    return Group(Text("\n".join(header)), Text(), _components(farm), Text(), body)
+
+
+def _report(ended: Exit, farm: Farm) -> str:
+    log = farm.supervisor.log_path(ended.name)
+    return (
+        f"! {ended.name} {ended.describe()} (not restarted; log {log}): "
+        f"{farm.supervisor.log_tail(ended.name, 3)}"
+    )
+
+
+async def watch(farm: Farm, conn: Conn, header: list[str], out: Console, *, live: bool) -> None:
+    """Show the farm until cancelled: a live screen, or a plain log of changes."""
+    if not live:
+        seen: dict[str, str] = {}
+        while True:
+            await farm.watcher.refresh(conn)
+            lines = [_report(e, farm) for e in farm.died()]
+            lines += transitions(seen, farm.watcher.view)
+            for line in lines:
+                out.print(line, soft_wrap=True)
+            await asyncio.sleep(REFRESH_S)  # the refresh period of the log
+    notes: list[str] = []
+    with Live(console=out, auto_refresh=False, screen=False) as screen:
+        while True:
+            shown = await farm.watcher.refresh(conn)
+            notes += [_report(e, farm) for e in farm.died()]
+            body = Group(render(shown), *(Text(n, style="red") for n in notes[-5:]))
+            screen.update(_screen(farm, header, body), refresh=True)
+            await asyncio.sleep(REFRESH_S)  # the refresh period of the live view
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def _check_ports(settings: FarmSettings) -> None:
+    for port, flag, what in (
+        (settings.nats_port, "--nats-port", "another farm or nats-server"),
+        (settings.metrics_port, "--metrics-port", "another exporter, or Prometheus"),
+    ):
+        if port_in_use(port):
+            raise FfrtmpError(
+                f"port {port} is already in use ({what}?): stop it, or choose another with {flag}"
+            )
+
+
+async def _run(farm: Farm, *, live: bool, ready_timeout_s: float) -> None:
+    out = console()
+    store: JetStreamEventStore | None = None
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101 -- always inside asyncio.run
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _once(task.cancel, loop))
+    try:
+        out.print(f"starting the farm in {farm.layout.root} …")
+        store = await farm.start()
+        where = Target(url=nats_url(farm.settings), subjects=farm.subjects, output=Output.TABLE)
+        conn = Conn(store, where)
+        await wait_ready(farm, conn, ready_timeout_s, lambda line: out.print(f"  {line}"))
+        header = announcement(farm.settings, farm.layout, farm.children)
+        out.print("\n".join(["", "farm ready", *header, ""]), soft_wrap=True)
+        await watch(farm, conn, header, out, live=live)
+    except asyncio.CancelledError:
+        out.print("stopping: agents drain first, NATS stops last …")
+    finally:
+        if store is not None:
+            with contextlib.suppress(Exception):
+                await store.close()
+        for ended in await asyncio.to_thread(farm.stop):
+            if ended.code not in {0, -signal.SIGTERM}:
+                out.print(f"  {ended.name} {ended.describe()} while stopping")
+    out.print("farm stopped")
+
+
+def _once(action: Callable[[], object], loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """A signal handler that acts on the first signal and ignores the rest while stopping."""
+
+    def handler() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda: None)
+        action()
+
+    return handler
+
+
+def command(
+    data_dir: Annotated[
+        Path, typer.Option(help="Where NATS, the projections and the logs live.")
+    ] = Path(DEFAULT_DATA_DIR),
+    nats_port: Annotated[int, typer.Option(help="NATS client port.")] = 4222,
+    metrics_port: Annotated[int, typer.Option(help="The exporter's /metrics port.")] = 9090,
+    agents: Annotated[int, typer.Option(min=0, help="Local agents to run.")] = 2,
+    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    live: Annotated[
+        bool, typer.Option("--live/--no-live", help="Live view on a terminal, or a plain log.")
+    ] = True,
+    ready_timeout_s: Annotated[
+        float, typer.Option(help="How long the components may take to come up.")
+    ] = 60.0,
+    stop_timeout_s: Annotated[
+        float, typer.Option(help="How long each group may take to stop before it is killed.")
+    ] = 20.0,
+) -> None:
+    """Run a whole farm here: NATS, scheduler, projector, exporter and local agents.
+
+    Example: ffrtmp up --agents 2 --data-dir ./ffrtmp-data   (then, elsewhere: ffrtmp demo)
+    """
+    with explained():
+        settings = FarmSettings(
+            data_dir=str(data_dir),
+            nats_port=nats_port,
+            metrics_port=metrics_port,
+            agents=agents,
+            prefix=Subjects(prefix).prefix,
+            agent_ports=tuple(free_port() for _ in range(agents)),
+            stop_timeout_s=stop_timeout_s,
+        )
+        _check_ports(settings)
+        farm = Farm(settings, Layout.under(settings.data_dir))
+        farm.prepare()
+        asyncio.run(_run(farm, live=live and sys.stdout.isatty(), ready_timeout_s=ready_timeout_s))

@@ -1,0 +1,106 @@
+"""The supervisor of ``ffrtmp up`` with real child processes: order, deadlines, no survivors."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from ffrtmp.farm import Child, Role
+from ffrtmp.supervisor import Exit, Supervisor
+
+# A child that records its SIGTERM in a shared file, then exits after `delay` seconds.
+_POLITE = """
+import pathlib, signal, sys, time
+name, record, delay = sys.argv[1], pathlib.Path(sys.argv[2]), float(sys.argv[3])
+def stop(*_):
+    with record.open("a") as f:
+        f.write(name + "\\n")
+    time.sleep(delay)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+pathlib.Path(sys.argv[2] + "." + name + ".up").touch()
+while True:
+    time.sleep(1)
+"""
+# A child that ignores SIGTERM and leaves a grandchild in a process group of its own.
+_STUBBORN = """
+import os, pathlib, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+kid = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                       start_new_session=True)
+pathlib.Path(sys.argv[1]).write_text(str(kid.pid))
+while True:
+    time.sleep(1)
+"""
+DEADLINE_S = 20.0
+
+
+def _child(name: str, role: Role, *args: str) -> Child:
+    return Child(name=name, role=role, argv=(sys.executable, "-c", *args))
+
+
+def _wait_for(path: Path) -> None:
+    end = time.monotonic() + DEADLINE_S
+    while not path.exists():
+        assert time.monotonic() < end, f"timed out waiting for {path}"
+        time.sleep(0.02)
+
+
+def test_children_stop_in_order_agents_first(tmp_path: Path) -> None:
+    """SIGTERM reaches every agent before the scheduler, and the scheduler before the exporter."""
+    record = tmp_path / "stopped"
+    children = [
+        _child("exporter", Role.EXPORTER, _POLITE, "exporter", str(record), "0"),
+        _child("scheduler", Role.SCHEDULER, _POLITE, "scheduler", str(record), "0"),
+        _child("local-1", Role.AGENT, _POLITE, "local-1", str(record), "0.3"),
+        _child("local-2", Role.AGENT, _POLITE, "local-2", str(record), "0"),
+    ]
+    supervisor = Supervisor(children, tmp_path / "logs", {})
+    supervisor.start()
+    for child in children:
+        _wait_for(Path(f"{record}.{child.name}.up"))
+    ended = supervisor.stop(DEADLINE_S)
+    order = record.read_text().split()
+    assert set(order[:2]) == {"local-1", "local-2"}
+    assert order[2:] == ["scheduler", "exporter"]
+    assert all(e.code == 0 for e in ended), ended
+    assert all(not psutil.pid_exists(pid) for pid in supervisor.pids().values())
+
+
+def test_a_child_that_ignores_sigterm_is_killed_with_its_descendants(tmp_path: Path) -> None:
+    """Past the deadline the child is SIGKILLed, and a grandchild in its own group dies too."""
+    grandchild_file = tmp_path / "grandchild"
+    children = [_child("local-1", Role.AGENT, _STUBBORN, str(grandchild_file))]
+    supervisor = Supervisor(children, tmp_path / "logs", {})
+    supervisor.start()
+    _wait_for(grandchild_file)
+    grandchild = psutil.Process(int(grandchild_file.read_text()))
+    ended = supervisor.stop(0.5)
+    assert ended == [Exit(name="local-1", code=-signal.SIGKILL)]
+    assert ended[0].describe() == "killed by SIGKILL"
+    assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_dead_child_is_reported_once_and_not_restarted(tmp_path: Path) -> None:
+    """``poll`` reports a child that exited, once, with its code and what it printed."""
+    children = [
+        _child("scheduler", Role.SCHEDULER, "import sys; print('no lease for you'); sys.exit(3)"),
+    ]
+    supervisor = Supervisor(children, tmp_path / "logs", {})
+    supervisor.start()
+    reported: list[Exit] = []
+    end = time.monotonic() + DEADLINE_S
+    while not reported:
+        assert time.monotonic() < end, "the dead child was never reported"
+        reported = supervisor.poll()
+        time.sleep(0.02)
+    assert reported == [Exit(name="scheduler", code=3)]
+    assert reported[0].describe() == "exited with code 3"
+    assert supervisor.poll() == []
+    assert not supervisor.alive("scheduler")
+    assert "no lease for you" in supervisor.log_tail("scheduler")
+    assert supervisor.stop(1.0) == []
