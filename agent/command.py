@@ -25,6 +25,7 @@ from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
 PROGRESS_PERIOD_S: Final = 0.5
 _LIVE: Final = frozenset({OutputKind.RTMP, OutputKind.SRT})
 _MUXERS: Final = {OutputKind.RTMP: "flv", OutputKind.SRT: "mpegts"}
+SRT_LINGER_S: Final = 2  # without it libsrt closes at once and the receiver loses the last ~0.5 s
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +92,13 @@ def encoder_args(scen: Scenario, preset: str | None, gpu: int | None, live: bool
     return args
 
 
+def srt_url(url: str) -> str:
+    """An SRT URL that lingers on close until the receiver has the stream's end."""
+    if "linger=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}linger={SRT_LINGER_S}"
+
+
 def output_args(spec: JobSpec, compare_with: str | None) -> list[str]:
     """Where the encoded stream goes (and its local copy for the quality pass)."""
     kind = output_kind(spec.output)
@@ -99,9 +107,10 @@ def output_args(spec: JobSpec, compare_with: str | None) -> list[str]:
     if kind is OutputKind.NONE:
         return ["-f", "null", "-"] if compare_with is None else ["-f", "matroska", compare_with]
     muxer = _MUXERS[kind]
+    url = srt_url(spec.output) if kind is OutputKind.SRT else spec.output
     if compare_with is None:
-        return ["-f", muxer, spec.output]
-    targets = f"[f={muxer}:onfail=abort]{spec.output}|[f=matroska]{compare_with}"
+        return ["-f", muxer, url]
+    targets = f"[f={muxer}:onfail=abort]{url}|[f=matroska]{compare_with}"
     return ["-flags", "+global_header", "-f", "tee", targets]
 
 

@@ -2,12 +2,14 @@
 
 A non-zero exit whose last stderr lines say the input or the options are wrong (no such file,
 invalid data, unknown option or encoder, …) is the job's fault: ``user_error``, never retried.
-Any other non-zero exit, and death by a signal, is ``runtime_error`` (retried), with the last
-lines of stderr as the message.
+Any other non-zero exit, and death by a signal, is ``runtime_error`` (retried). The message is
+the last lines of stderr that read like errors (FFmpeg prints encoder statistics after them),
+else its last lines.
 """
 
 from __future__ import annotations
 
+import re
 import signal
 from typing import Final
 
@@ -33,6 +35,9 @@ USER_ERROR_MARKERS: Final = (
     "does not contain any stream",
     "Unable to choose an output format",
 )
+_ERROR_WORDS: Final = re.compile(
+    r"error|failed|invalid|refused|no such|unknown|not found", re.IGNORECASE
+)
 MESSAGE_LINES: Final = 5
 MESSAGE_CHARS: Final = 1000
 
@@ -45,8 +50,9 @@ def last_lines(stderr: bytes, count: int = MESSAGE_LINES) -> list[str]:
 
 def classify(returncode: int, stderr: bytes) -> Failed:
     """The failure a non-zero exit means."""
-    lines = last_lines(stderr, 20)
-    shown = " | ".join(lines[-MESSAGE_LINES:])[-MESSAGE_CHARS:] or "no output on stderr"
+    lines = last_lines(stderr, 40)
+    errors = [line for line in lines if _ERROR_WORDS.search(line)]
+    shown = " | ".join((errors or lines)[-MESSAGE_LINES:])[-MESSAGE_CHARS:] or "no output on stderr"
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
         return Failed(

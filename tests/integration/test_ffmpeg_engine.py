@@ -8,6 +8,7 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import imageio_ffmpeg
 import psutil
@@ -185,18 +186,38 @@ async def test_disk_nearly_full_is_a_resource_error(tmp_path: Path) -> None:
     assert "free" in ending.message
 
 
-@pytest.fixture
-def receiver(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    """An FFmpeg listening for one RTMP publisher on a free port and recording it to a file."""
+class Receiver(NamedTuple):
+    """An FFmpeg listening for one publisher and recording what it gets."""
+
+    url: str
+    port: int
+    kind: str  # the socket kind psutil reports it listening on
+    process: subprocess.Popen[bytes]
+    recording: Path
+
+
+LISTEN = {  # the receiver's input, the job's output, the socket kind the receiver listens on
+    "rtmp": (
+        "-listen 1 -i rtmp://127.0.0.1:{port}/live/x",
+        "rtmp://127.0.0.1:{port}/live/x",
+        "tcp",
+    ),
+    "srt": ("-i srt://127.0.0.1:{port}?mode=listener", "srt://127.0.0.1:{port}?mode=caller", "udp"),
+}
+
+
+@pytest.fixture(params=sorted(LISTEN))
+def receiver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Receiver]:
+    """A real FFmpeg receiver (RTMP or SRT) on a free loopback port, recording to a file."""
+    listen, publish, kind = LISTEN[request.param]
     port = free_port()
-    url = f"rtmp://127.0.0.1:{port}/live/x"
-    recording = tmp_path / "recording.flv"
+    recording = tmp_path / "recording.ts"
     process = subprocess.Popen(  # noqa: S603
-        [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-listen", "1",
-         "-i", url, "-c", "copy", "-y", str(recording)],
+        [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error",
+         *listen.format(port=port).split(), "-c", "copy", "-y", str(recording)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
-    yield url, process, recording
+    yield Receiver(publish.format(port=port), port, kind, process, recording)
     if process.poll() is None:
         process.kill()
     process.wait()
@@ -204,30 +225,26 @@ def receiver(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Pat
     process.stderr.close()
 
 
-async def test_rtmp_push_reaches_a_real_receiver(
-    engine: FfmpegEngine, receiver: tuple[str, subprocess.Popen[bytes], Path]
-) -> None:
-    """A 1 s job pushed over RTMP (and teed for PSNR) is recorded with about 1 s of media."""
-    url, process, recording = receiver
+async def test_live_push_reaches_a_real_receiver(engine: FfmpegEngine, receiver: Receiver) -> None:
+    """A 1 s job pushed live (and teed for PSNR) is recorded with about 1 s of media."""
 
     async def listening() -> bool:
-        port = int(url.split(":")[2].split("/")[0])
-        sockets = psutil.Process(process.pid).net_connections(kind="tcp")
-        return any(s.status == psutil.CONN_LISTEN and s.laddr.port == port for s in sockets)
+        sockets = psutil.Process(receiver.process.pid).net_connections(kind=receiver.kind)
+        return any(s.laddr.port == receiver.port for s in sockets)
 
-    await wait_until(listening, "the RTMP receiver listening")
-    execution = await started(engine, output=url, quality_metrics=(QualityMetric.PSNR,))
+    await wait_until(listening, "the receiver listening")
+    execution = await started(engine, output=receiver.url, quality_metrics=(QualityMetric.PSNR,))
     ending = await execution.wait()
     assert isinstance(ending, Done), ending
     assert ending.results.stalls is not None
     assert ending.results.psnr is not None
 
     async def recorded() -> bool:
-        return process.poll() is not None
+        return receiver.process.poll() is not None
 
     await wait_until(recorded, "the receiver to finish")
-    assert process.returncode == 0
-    assert media_duration(recording) == pytest.approx(1.0, abs=0.2)
+    assert receiver.process.returncode == 0
+    assert media_duration(receiver.recording) == pytest.approx(1.0, abs=0.2)
 
 
 async def test_unknown_scenario_is_a_user_error(engine: FfmpegEngine) -> None:

@@ -57,8 +57,8 @@ def test_file_and_url_inputs() -> None:
 def test_live_outputs_are_paced_with_their_muxer(output: str, muxer: str) -> None:
     """RTMP goes out as FLV and SRT as MPEG-TS, paced to real time with a 2 s GOP."""
     argv = argv_of(output=output)
-    assert argv[-3:] == ("-f", muxer, output)
-    assert argv[-1] == output
+    assert argv[-3:-1] == ("-f", muxer)
+    assert argv[-1].startswith(output)
     assert "-re" in argv
     assert value_after(argv, "-g") == "60"
 
@@ -149,3 +149,16 @@ def test_quality_on_a_file_output_compares_the_file() -> None:
     plan = build(FFMPEG, spec, scenario(spec.scenario), Machine(), quality_copy="/work/q.mkv")
     assert plan.compare_with == "/o/x.mp4"
     assert plan.argv[-1] == "/o/x.mp4"
+
+
+@pytest.mark.parametrize(
+    ("url", "sent"),
+    [
+        ("srt://h:9000", "srt://h:9000?linger=2"),
+        ("srt://h:9000?mode=caller", "srt://h:9000?mode=caller&linger=2"),
+        ("srt://h:9000?linger=9", "srt://h:9000?linger=9"),
+    ],
+)
+def test_srt_lingers_so_the_end_arrives(url: str, sent: str) -> None:
+    """SRT outputs linger on close unless the URL says otherwise."""
+    assert argv_of(output=url)[-1] == sent

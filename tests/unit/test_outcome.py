@@ -36,12 +36,22 @@ def test_bad_input_or_parameters_are_user_errors(stderr: bytes) -> None:
 
 def test_other_exits_are_runtime_errors_with_the_last_lines() -> None:
     """Anything else is retried as runtime_error and says what FFmpeg said last."""
-    stderr = b"".join(f"line {i}\n".encode() for i in range(50)) + b"Conversion failed!\n"
+    stderr = b"".join(f"line {i}\n".encode() for i in range(50))
     failed = classify(1, stderr)
     assert failed.reason is FailureReason.RUNTIME_ERROR
-    assert failed.message.startswith("FFmpeg exited 1: ")
-    assert failed.message.endswith("line 48 | line 49 | Conversion failed!")
-    assert "line 44" not in failed.message
+    assert failed.message == "FFmpeg exited 1: line 45 | line 46 | line 47 | line 48 | line 49"
+
+
+def test_error_lines_are_preferred_to_statistics() -> None:
+    """The lines that say what went wrong are shown, not the encoder statistics after them."""
+    stderr = (
+        b"[tee] Error writing trailer: Broken pipe\n[libx264] kb/s:1237.94\nConversion failed!\n"
+    )
+    failed = classify(251, stderr)
+    assert failed.reason is FailureReason.RUNTIME_ERROR
+    assert failed.message == (
+        "FFmpeg exited 251: [tee] Error writing trailer: Broken pipe | Conversion failed!"
+    )
 
 
 def test_death_by_signal_is_a_runtime_error() -> None:
