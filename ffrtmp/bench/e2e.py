@@ -50,6 +50,7 @@ TARGETS: Final = {
 }
 NO_OP: Final = Behaviour(run_s=0.0, milestones=())
 PUBLISH_WINDOW: Final = 1_000  # commands in flight at once while the burst is published
+ACK_TIMEOUT_S: Final = 60.0  # a window not acknowledged by then is a failed run, not a hang
 
 
 class E2ESettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,7 +147,11 @@ async def bench_burst(settings: E2ESettings, round_: int, *, default_sync: bool 
             last = min(settings.jobs, first + PUBLISH_WINDOW)
             commands = [_submit(f"{tag}-{i:07d}", i, tag) for i in range(first, last)]
             acks = [await js.publish_async(subject, data, headers=h) for data, h in commands]
-            await asyncio.gather(*acks)
+            try:
+                await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT_S)
+            except TimeoutError as exc:
+                why = f"commands {first} to {last} not acknowledged in {ACK_TIMEOUT_S:g} s"
+                raise FfrtmpError(why) from exc
         timeout_s = 120 + settings.jobs / 100
         await until(lambda: f.completed >= settings.jobs, timeout_s, "the burst's completions")
         elapsed = time.perf_counter() - start
