@@ -13,6 +13,7 @@ import typer
 from events.errors import FfrtmpError
 from ffrtmp import __version__
 from ffrtmp.cli import (
+    agent,
     auth,
     bench,
     check,
@@ -47,6 +48,7 @@ app.command(name="demo")(demo.command)
 app.add_typer(bench.app, name="bench")
 app.add_typer(auth.app, name="auth")
 app.add_typer(scheduler.app, name="scheduler")
+app.add_typer(agent.app, name="agent")
 app.add_typer(exporter.app, name="exporter")
 app.add_typer(projector.app, name="projector")
 app.add_typer(projector.rebuild_app, name="projections")
