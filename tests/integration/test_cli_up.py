@@ -1,0 +1,245 @@
+"""``ffrtmp up`` as a real process: the README's quick start, end to end, with real FFmpeg.
+
+One farm for the module, started with the README's own ``ffrtmp up`` command (on free ports,
+with a temporary data directory and ``--no-live``): every component answers, a submitted job
+completes, the README's ``ffrtmp demo`` ends with the outcomes it promises, ``ffrtmp top``
+draws, a killed agent is reported and not restarted, and SIGTERM stops it all leaving no
+process behind. The tests run in file order and share the farm; the last one stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from ffrtmp.natsd import free_port
+from tests.conftest import require_nats_server
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE_S = 60.0
+VENV_BIN = ".venv/bin/"
+
+
+class QuickStart:
+    """The README's quick start: the install line, ``ffrtmp up``, ``ffrtmp demo``, the why lines."""
+
+    def __init__(self, readme: str) -> None:
+        section = readme.split("## Quick start\n", 1)[1].split("\n## ", 1)[0]
+        blocks = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+        assert len(blocks) >= 3, "the quick start has install+up, demo and the why commands"
+        steps = [step.strip() for step in blocks[0].strip().split("&&")]
+        self.venv, self.install, self.up = steps[0], shlex.split(steps[1]), shlex.split(steps[2])
+        self.demo = shlex.split(blocks[1].strip())
+        self.why = [shlex.split(line.split("#", 1)[0]) for line in blocks[2].strip().splitlines()]
+
+
+QUICK = QuickStart((ROOT / "README.md").read_text())
+
+
+def ffrtmp(argv: list[str]) -> list[str]:
+    """A README command with ``.venv/bin/ffrtmp`` as this venv's ``ffrtmp`` entry point."""
+    assert argv[0] == f"{VENV_BIN}ffrtmp", argv
+    return [str(Path(sys.executable).parent / "ffrtmp"), *argv[1:]]
+
+
+class Up:
+    """The running ``ffrtmp up`` and how to talk to it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.nats_port, self.metrics_port = free_port(), free_port()
+        self.data_dir = tmp / "farm-data"
+        self.out_path = tmp / "up.out"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")},
+            "FFRTMP_NATS_URL": self.url,
+            "XDG_CONFIG_HOME": str(tmp / "config"),
+            "NO_COLOR": "1",
+        }
+        argv = [
+            *ffrtmp(QUICK.up),
+            "--nats-port", str(self.nats_port), "--metrics-port", str(self.metrics_port),
+            "--data-dir", str(self.data_dir), "--no-live",
+        ]  # fmt: skip
+        self.out = self.out_path.open("wb")
+        self.proc = subprocess.Popen(  # noqa: S603 -- the README's command
+            argv, stdout=self.out, stderr=subprocess.STDOUT, env=self.env
+        )
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def wait_for(self, check: Callable[[], bool], what: str) -> None:
+        end = time.monotonic() + DEADLINE_S
+        while not check():
+            if self.proc.poll() is not None:
+                pytest.fail(f"ffrtmp up exited ({self.proc.returncode}): {self.output()}")
+            if time.monotonic() > end:
+                pytest.fail(f"timed out waiting for {what}: {self.output()[-2000:]}")
+            time.sleep(0.1)
+
+    def cli(self, *args: str, argv: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+        command = argv or [str(Path(sys.executable).parent / "ffrtmp"), *args]
+        return subprocess.run(  # noqa: S603 -- our own CLI
+            command, env=self.env, capture_output=True, text=True, timeout=DEADLINE_S, check=False
+        )
+
+    def descendants(self) -> list[psutil.Process]:
+        return list(psutil.Process(self.proc.pid).children(recursive=True))
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            for proc in self.descendants():
+                proc.kill()
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """The README's ``ffrtmp up``, running, until the last test stops it."""
+    require_nats_server()
+    farm = Up(tmp_path_factory.mktemp("up"))
+    try:
+        farm.wait_for(lambda: "farm ready" in farm.output(), "ffrtmp up to be ready")
+        yield farm
+    finally:
+        farm.close()
+
+
+def test_the_quick_start_installs_this_package_with_its_entry_point() -> None:
+    """The README installs this checkout in a new venv, and that install provides ``ffrtmp``."""
+    assert QUICK.venv == "python3 -m venv .venv"
+    assert QUICK.install == [f"{VENV_BIN}pip", "install", "-e", "."]
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["ffrtmp"] == "ffrtmp.cli:main"
+    assert QUICK.up[1:] == ["up"]
+    assert QUICK.demo[1:] == ["demo"]
+    assert [argv[1:3] for argv in QUICK.why] == [["jobs", "status"], ["jobs", "history"],
+                                                 ["jobs", "logs"]]  # fmt: skip
+
+
+def test_up_says_where_everything_is_and_every_component_answers(up: Up) -> None:
+    """The URLs and data dir are printed; agents are registered; /metrics and SQL answer."""
+    text = up.output()
+    assert up.url in text
+    assert f"http://127.0.0.1:{up.metrics_port}/metrics" in text
+    assert str(up.data_dir.resolve()) in text
+    assert f"ffrtmp demo --nats {up.url}" in text
+    nodes = json.loads(up.cli("nodes", "list", "--output", "json").stdout)
+    assert {(n["id"], n["status"]) for n in nodes} == {("local-1", "online"), ("local-2", "online")}
+    metrics_url = f"http://127.0.0.1:{up.metrics_port}/metrics"
+    with urllib.request.urlopen(metrics_url, timeout=5) as reply:
+        assert "ffrtmp_nodes" in reply.read().decode()
+    assert (up.data_dir / "projector.duckdb").exists()
+
+
+def test_a_job_submitted_with_wait_completes_with_real_ffmpeg(up: Up) -> None:
+    """A tiny 480p encode runs on a local agent and ``--wait`` exits 0."""
+    done = up.cli("jobs", "submit", "--scenario", "480p-h264", "--duration", "0.5", "--wait",
+                  "--wait-timeout-s", "45")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed" in done.stdout
+
+
+def test_the_readme_demo_ends_with_the_outcomes_it_promises(up: Up) -> None:
+    """GPU job rejected, missing input failed as user_error, the approved job and the rest done."""
+    demo = up.cli(argv=[*ffrtmp(QUICK.demo), "--seconds", "0.5"])
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    out = demo.stdout
+    assert re.search(r"9 jobs in \d+ s: 7 completed", out), out
+    assert "1 rejected (capability_mismatch)" in out
+    assert "1 failed (user_error)" in out
+    assert re.search(r"approval\s+720p-h264\s+default/medium\s+completed", out), out
+    failed = re.search(r"Why did job (\w+) fail, and where did it run\?", out)
+    assert failed is not None, out
+    jobs = {j["id"]: j for j in json.loads(up.cli("jobs", "list", "--output", "json").stdout)}
+    bad = jobs[failed.group(1)]
+    assert (bad["status"], bad["reason"]) == ("failed", "user_error")
+    assert bad["agent"] in {"local-1", "local-2"}
+    rejected = [j for j in jobs.values() if j["status"] == "rejected"]
+    assert [(j["scenario"], j["reason"], j["agent"]) for j in rejected] == [
+        ("1080p-h264-nvenc", "capability_mismatch", "")
+    ]
+    for verb in ("status", "history", "logs"):
+        assert f"ffrtmp jobs {verb} {bad['id']} --nats {up.url}" in out
+    status, history, logs = (up.cli(argv=ffrtmp([*argv[:-1], bad["id"]])) for argv in QUICK.why)
+    assert status.returncode == 0, status.stderr
+    assert "user_error" in status.stdout
+    assert bad["agent"] in status.stdout
+    assert f"attempt 1 on {bad['agent']}" in history.stdout
+    assert logs.returncode in {0, 1}  # FFmpeg never ran: one line says no log was kept
+    assert "Traceback" not in logs.stderr
+
+
+def test_top_once_draws_the_farm(up: Up) -> None:
+    """``ffrtmp top --once`` prints queues, both agents and the demo's failures."""
+    top = up.cli("top", "--once")
+    assert top.returncode == 0, top.stderr
+    for needle in ("Queues", "Agents", "local-1", "local-2", "Recent failures", "user_error",
+                   "capability_mismatch"):  # fmt: skip
+        assert needle in top.stdout
+
+
+def _agent(up: Up, name: str) -> psutil.Process:
+    for proc in up.descendants():
+        if f"--id\0{name}\0" in "\0".join(proc.cmdline()) + "\0":
+            return proc
+    pytest.fail(f"no process for agent {name}")
+
+
+def test_a_child_that_dies_is_reported_and_not_restarted(up: Up) -> None:
+    """SIGKILL of an agent shows up in up's log once, naming it; no new agent process appears."""
+    victim = _agent(up, "local-2")
+    victim.kill()
+    up.wait_for(lambda: "! local-2 killed by SIGKILL" in up.output(), "the death to be reported")
+    assert up.output().count("! local-2 killed by SIGKILL") == 1
+    names = "\n".join(" ".join(p.cmdline()) for p in up.descendants() if p.is_running())
+    assert "--id local-2" not in names
+    assert "--id local-1" in names
+
+
+def test_sigterm_stops_everything_and_leaves_no_process(up: Up) -> None:
+    """SIGTERM: exit 0, "farm stopped", and every child and grandchild it had is gone."""
+    before = up.descendants()
+    assert len(before) >= 5  # nats-server, scheduler, projector, exporter, local-1
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(DEADLINE_S) == 0, up.output()
+    assert "farm stopped" in up.output()
+    alive = [p for p in before if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == []
+
+
+def test_a_busy_nats_port_is_one_line_naming_the_flag(tmp_path: Path) -> None:
+    """Another server on the port: exit 1, one line saying so and which flag to change."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live",
+                "--nats-port", str(port), "--data-dir", str(tmp_path / "d")]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)  # noqa: S603
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"port {port} is already in use" in lines[0]
+    assert "--nats-port" in lines[0]
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d" / "nats").glob("*"))
