@@ -40,7 +40,17 @@ from events.jetstream import JetStreamEventStore
 from events.job_events import JobStarted
 from events.subjects import Subjects
 from ffrtmp.bench.harness import embedded_server
-from ffrtmp.bench.schedule import CAPS, Machine, job_spec, machine, percentile, running, until
+from ffrtmp.bench.schedule import (
+    CAPS,
+    Machine,
+    ScheduleSettings,
+    job_spec,
+    machine,
+    percentile,
+    running,
+    until,
+)
+from ffrtmp.bench.schedule import _submit_steadily as submit_steadily
 from ffrtmp.bench.stats import median, rate
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 
@@ -178,31 +188,13 @@ async def bench_steady(settings: E2ESettings, round_: int) -> list[float]:
     async with farm(settings, tag) as f:
         sub = await f.nc.subscribe(subjects.all_events, cb=on_event)
         await f.nc.flush()
-        sent = await _steadily(f.nc, subjects, settings, tag)
+        steady = ScheduleSettings(
+            rate=settings.rate, seconds=settings.seconds, warmup_s=settings.warmup_s
+        )
+        sent = await submit_steadily(f.nc, subjects, steady, tag)
         await until(lambda: sent.keys() <= started.keys(), 30.0, "the last starts")
         await sub.unsubscribe()
     return [(started[job] - at) * 1000 for job, at in sent.items()]
-
-
-async def _steadily(
-    nc: NatsClient, subjects: Subjects, settings: E2ESettings, tag: str
-) -> dict[str, float]:
-    """Publish on an absolute schedule (no drift); each counted job's publish time."""
-    sent: dict[str, float] = {}
-    subject = subjects.command("submit")
-    warmup = int(settings.rate * settings.warmup_s)
-    start = time.perf_counter()
-    for i in range(warmup + int(settings.rate * settings.seconds)):
-        delay = start + i / settings.rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        job = f"{tag}-{i:07d}"
-        data, headers = _submit(job, i, tag)
-        at = time.perf_counter()
-        await nc.publish(subject, data, headers=headers)
-        if i >= warmup:
-            sent[job] = at
-    return sent
 
 
 async def bench_e2e(settings: E2ESettings) -> E2EReport:
