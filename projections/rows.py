@@ -84,15 +84,17 @@ class Changes:
         self.malformed = 0
         self.last_seq = 0
 
-    def job_rows(self) -> list[Row]:
-        """The ``jobs`` rows of every changed job."""
-        return [job_row(tracked) for tracked in self.jobs.values()]
-
-    def fold_rows(self) -> list[Row]:
-        """The ``_job_fold`` rows of changed jobs that may change again."""
+    def done_rows(self) -> list[Row]:
+        """The ``_jobs_done`` rows: changed jobs that ended for good."""
         return [
-            (job, _STATE.encode(tracked))
-            for job, tracked in self.jobs.items()
+            job_row(tracked) for tracked in self.jobs.values() if tracked.state.status in ABSORBING
+        ]
+
+    def live_rows(self) -> list[Row]:
+        """The ``_jobs_live`` rows: changed jobs that may change again, with their fold state."""
+        return [
+            (*job_row(tracked), _STATE.encode(tracked))
+            for tracked in self.jobs.values()
             if tracked.state.status not in ABSORBING
         ]
 
@@ -113,7 +115,7 @@ _AGENT: Final = msgspec.json.Decoder(AgentState)
 
 
 def decode_tracked(data: bytes) -> Tracked:
-    """A ``_job_fold`` row's state, as ``Changes.fold_rows`` wrote it."""
+    """A ``_jobs_live`` row's ``_state``, as ``Changes.live_rows`` wrote it."""
     return _TRACKED.decode(data)
 
 

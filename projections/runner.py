@@ -31,7 +31,7 @@ from events.scenarios import SCENARIOS
 from events.subjects import DEFAULT_PREFIX, Subjects
 from projections import schema
 from projections.query import QueryResult, run_read_only
-from projections.rows import ABSORBING, Changes, Fold, Item, Row, decode_agent, decode_tracked
+from projections.rows import Changes, Fold, Item, Row, decode_agent, decode_tracked
 
 _ARROW: Final[dict[str, Any]] = {
     "VARCHAR": pa.string(),
@@ -88,6 +88,7 @@ class Projector:
         self._cursor_lock = threading.Lock()
         self.rebuilt = self._open()
         self._fold = self._load()
+        self._seq = self._checkpoint()
 
     # lifecycle
 
@@ -146,13 +147,10 @@ class Projector:
 
     def _load(self) -> Fold:
         """The fold's memory, from what the database holds."""
-        live = {job: decode_tracked(state) for job, state in self._rows("_job_fold")}
+        found = self._con.execute("SELECT job, _state FROM _jobs_live").fetchall()
+        live = {job: decode_tracked(state) for job, state in found}
         agents = {agent: decode_agent(state) for agent, state in self._rows("_agent_fold")}
-        absorbing = [str(status) for status in ABSORBING]
-        found = self._con.execute(
-            "SELECT job FROM jobs WHERE list_contains(?, status)", [absorbing]
-        )
-        done = {job for (job,) in found.fetchall()}
+        done = {job for (job,) in self._con.execute("SELECT job FROM _jobs_done").fetchall()}
         return Fold(live, done, agents)
 
     def _rows(self, table: str) -> list[tuple[Any, ...]]:
@@ -163,6 +161,7 @@ class Projector:
         with self._lock:
             self._create()
             self._fold = Fold()
+            self._seq = 0
 
     def close(self) -> None:
         """Close the database."""
@@ -175,17 +174,17 @@ class Projector:
     def apply(self, batch: Sequence[Item]) -> int:
         """Fold and write a batch with its checkpoint in one transaction; the new checkpoint."""
         with self._lock:
-            start = self._checkpoint()
-            fresh = [item for item in batch if item[0] > start]
+            fresh = [item for item in batch if item[0] > self._seq]
             if not fresh:
-                return start
+                return self._seq
             changes = self._fold.apply(fresh)
             try:
                 self._write(changes)
             except BaseException:
                 self._fold = self._load()  # the transaction rolled back: so does the memory
                 raise
-            return changes.last_seq
+            self._seq = changes.last_seq
+            return self._seq
 
     def apply_raw(self, batch: Sequence[tuple[int, bytes]]) -> int:
         """``apply`` for messages as the stream holds them; a malformed one is counted."""
@@ -195,8 +194,8 @@ class Projector:
         con = self._con
         con.begin()
         try:
-            _replace(con, "jobs", "job", changes.replaced_jobs, changes.job_rows())
-            _replace(con, "_job_fold", "job", changes.replaced_jobs, changes.fold_rows())
+            _replace(con, "_jobs_live", "job", changes.replaced_jobs, changes.live_rows())
+            _insert_folded(con, "_jobs_done", changes.done_rows())
             _insert_folded(con, "job_transitions", changes.transitions)
             _insert_folded(con, "results", changes.results)
             _replace(con, "agents", "agent", changes.replaced_agents, changes.agent_rows())
@@ -217,8 +216,8 @@ class Projector:
     # reading
 
     def checkpoint(self) -> int:
-        """The last stream sequence applied (0: nothing yet)."""
-        return self.status().seq
+        """The last stream sequence applied (0: nothing yet), as of the last commit."""
+        return self._seq
 
     def _checkpoint(self) -> int:
         row = self._con.execute("SELECT seq FROM _checkpoint").fetchone()
@@ -294,11 +293,13 @@ def _insert(
 
 
 def _ingest(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
-    con.register("_batch", data)
-    try:
-        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")  # noqa: S608
-    finally:
-        con.unregister("_batch")
+    """Insert an Arrow table.
+
+    It stays registered under a name of its own (the next batch replaces it; other cursors
+    cannot see it): one call fewer per table and batch.
+    """
+    con.register(f"_new{table}", data)
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new{table}")  # noqa: S608
 
 
 def _replace(
@@ -311,8 +312,5 @@ def _replace(
     """Delete the stored rows of ``replaced`` keys, then insert ``rows``."""
     if replaced:
         con.register("_keys", pa.table({"k": pa.array(list(replaced), pa.string())}))
-        try:
-            con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM _keys)")  # noqa: S608
-        finally:
-            con.unregister("_keys")
+        con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM _keys)")  # noqa: S608
     _insert_folded(con, table, rows)

@@ -17,7 +17,7 @@ import msgspec
 
 from events.enums import Queue
 
-VERSION: Final = 1
+VERSION: Final = 2
 """The projection's version; a database holding another one is rebuilt from the log."""
 
 
@@ -98,7 +98,15 @@ JOBS: Final = _columns(
     updated_at TIMESTAMP
     """
 )
-"""A job as the log says it is now: spec, placement, timings, last failure and results."""
+"""A job as the log says it is now: spec, placement, timings, last failure and results.
+
+Stored in two tables that the view ``jobs`` joins: ``_jobs_done`` holds completed and rejected
+jobs, which never change again, so it is only ever appended to; ``_jobs_live`` holds the rest,
+with each one's fold state (``_state``, so a restart resumes without a replay), and a changed
+job's row is deleted and inserted again there. A batch's deletes then scan the
+jobs still in play, not the whole history (measured: 30 ms a batch at 100,000 jobs, growing
+with them, when one table held every job).
+"""
 
 JOB_TRANSITIONS: Final = _columns(
     """
@@ -160,14 +168,6 @@ AGENTS: Final = _columns(
 )
 """An agent's capabilities flattened, and whether it is there."""
 
-JOB_FOLD: Final = _columns(
-    """
-    job VARCHAR,
-    state BLOB
-    """
-)
-"""Internal: the fold state of every job still live, so a restart resumes without a replay."""
-
 AGENT_FOLD: Final = _columns(
     """
     agent VARCHAR,
@@ -177,11 +177,11 @@ AGENT_FOLD: Final = _columns(
 """Internal: every agent's fold state (capabilities whole, not flattened)."""
 
 FOLDED_TABLES: Final[dict[str, tuple[Column, ...]]] = {
-    "jobs": JOBS,
+    "_jobs_live": (*JOBS, Column("_state", "BLOB")),
+    "_jobs_done": JOBS,
     "job_transitions": JOB_TRANSITIONS,
     "results": RESULTS,
     "agents": AGENTS,
-    "_job_fold": JOB_FOLD,
     "_agent_fold": AGENT_FOLD,
 }
 
@@ -208,6 +208,7 @@ SETTINGS_DDL: Final = (
 """Tables not folded from the log: written from ``ProjectionSettings`` each time one opens."""
 
 VIEWS: Final[dict[str, str]] = {
+    "jobs": "SELECT * EXCLUDE (_state) FROM _jobs_live UNION ALL SELECT * FROM _jobs_done",
     "projection_status": """
         SELECT version, seq AS checkpoint_seq, events, unknown_events, malformed_events,
                applied_at
