@@ -99,6 +99,10 @@ class Attempt:
             paused=paused,
         )
 
+    def stopping(self) -> bool:
+        """Whether the agent has decided to end the attempt."""
+        return self.halted is not None
+
     async def halt(self, halt: Halt) -> None:
         """Cancel the execution (once it exists) and report ``halt`` as its end."""
         if self.halted is None:
@@ -128,12 +132,15 @@ class Attempt:
         self.ctx.stats.executions += 1
         if self.ctx.journal is not None:
             self.ctx.journal.executions.append(self.key)
+        if self.stopping():  # drained before the engine started
+            await self._end(Stopped())
+            return
         started = await self.ctx.engine.start(self.dispatch)
         if isinstance(started, Failed):
             await self._end(started)
             return
         self.execution, self.clock = started, WorkClock()
-        if self.halted is not None:  # drained while the engine started
+        if self.stopping():  # drained while the engine started
             await started.cancel()
         ending = await self._follow(started)
         await self._keep_log(started)
