@@ -8,15 +8,19 @@ agent's FFmpeg runs in a process group of its own) are noted before the SIGTERM 
 they outlive their parent, so a stop leaves no process behind.
 
 A child that dies is reported once by ``poll`` and never restarted: a farm that hides crashes
-by restarting them teaches nobody anything.
+by restarting them teaches nobody anything. On Linux each child also asks the kernel for a
+SIGTERM when ``up`` itself dies (``PR_SET_PDEATHSIG``), so even ``kill -9`` of ``up`` leaves
+no farm running without it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO, Final
@@ -27,6 +31,13 @@ import psutil
 from ffrtmp.farm import Child, stop_groups
 
 _POLL_S: Final = 0.05
+_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
+
+
+def _term_with_parent() -> None:
+    """In the child, before exec: SIGTERM me when the process that started me dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Exit(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +86,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
+                preexec_fn=_term_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509 -- async-signal-safe: one prctl call
             )
             self._running[child.name] = _Running(child, proc, log)
 

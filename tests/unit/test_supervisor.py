@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from ffrtmp.farm import Child, Role
 from ffrtmp.supervisor import Exit, Supervisor
@@ -104,3 +107,34 @@ def test_a_dead_child_is_reported_once_and_not_restarted(tmp_path: Path) -> None
     assert not supervisor.alive("scheduler")
     assert "no lease for you" in supervisor.log_tail("scheduler")
     assert supervisor.stop(1.0) == []
+
+
+_PARENT = """
+import sys, time
+from pathlib import Path
+from ffrtmp.farm import Child, Role
+from ffrtmp.supervisor import Supervisor
+child = Child(name="local-1", role=Role.AGENT, argv=(sys.executable, "-c", sys.argv[1]))
+supervisor = Supervisor([child], Path(sys.argv[2]), {})
+supervisor.start()
+Path(sys.argv[3]).write_text(str(supervisor.pids()["local-1"]))
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_children_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """``kill -9`` of the supervising process: the kernel sends its children SIGTERM."""
+    pid_file = tmp_path / "child.pid"
+    argv = [sys.executable, "-c", _PARENT, "import time; time.sleep(600)", str(tmp_path / "logs"),
+            str(pid_file)]  # fmt: skip
+    parent = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[2])  # noqa: S603
+    _wait_for(pid_file)
+    child = psutil.Process(int(pid_file.read_text()))
+    parent.kill()
+    parent.wait()
+    try:
+        child.wait(DEADLINE_S)  # raises TimeoutExpired if the child outlives its parent
+    finally:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
