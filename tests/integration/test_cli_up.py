@@ -243,3 +243,33 @@ def test_a_busy_nats_port_is_one_line_naming_the_flag(tmp_path: Path) -> None:
     assert f"port {port} is already in use" in lines[0]
     assert "--nats-port" in lines[0]
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d" / "nats").glob("*"))
+
+
+def test_a_child_that_dies_at_start_stops_the_farm_with_its_last_words(tmp_path: Path) -> None:
+    """The projector refuses a missing config file: up says so in one line, exits 1, and stops."""
+    require_nats_server()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    env["FFRTMP_CONFIG"] = str(tmp_path / "missing.toml")  # only the projector reads it
+    port = free_port()
+    argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
+            "--nats-port", str(port), "--metrics-port", str(free_port()),
+            "--data-dir", str(tmp_path / "d")]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, env=env, timeout=DEADLINE_S, check=False)  # noqa: S603
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 1, out.decode() + err.decode()
+    lines = err.decode().strip().splitlines()
+    assert len(lines) == 1, err
+    assert "projector exited with code 1 at start" in lines[0]
+    assert "missing.toml" in lines[0]
+    assert "Traceback" not in out.decode() + err.decode()
+    assert _farm_processes(f"127.0.0.1:{port}", str(tmp_path)) == []
+
+
+def _farm_processes(*needles: str) -> list[str]:
+    """Live processes whose command line names the farm's port or data directory."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(n in line for n in needles):
+            found.append(line)
+    return found
