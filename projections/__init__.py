@@ -7,6 +7,8 @@ The library API (kept stable; the exporter and the CLI build on it)::
     projector = Projector("farm.duckdb", prefix="ffrtmp")  # or ":memory:"; ProjectionSettings
     projector.apply([(seq, event), ...])   # one DuckDB transaction: rows + checkpoint
     projector.apply_raw([(seq, data), ...])  # the same from stream bytes; junk is counted
+    projector.prepare(batch) -> Prepared | None  # apply in two steps: fold + Arrow (Python) …
+    projector.commit(prepared) -> int      # … then the transaction (DuckDB); commit in order
     projector.checkpoint() -> int          # last stream sequence applied, 0 when none
     projector.status() -> Status           # checkpoint, events, unknown and malformed counts
     projector.query(sql, params, limit=None) -> QueryResult  # read-only, from any thread
@@ -28,8 +30,8 @@ quarantine). Views: ``queue_depth``, ``failure_reasons``, ``job_time_percentiles
 ``projection_status``. Settings tables, written from ``ProjectionSettings`` on every open:
 ``sla_targets``, ``cost_rates``, ``scenarios``.
 
-Layers: ``rows`` is the pure fold (events in, rows out), ``runner`` the DuckDB edge, ``query``
-the read-only fence, ``follow`` the stream edge, ``service`` the NATS request/reply face.
+Layers: ``rows`` is the pure fold (events in, rows out), ``batch`` turns its rows into Arrow
+tables, ``runner`` is the DuckDB edge, ``query`` the read-only fence, ``follow`` the stream edge, ``service`` the NATS request/reply face.
 """
 
 from projections.follow import catch_up, follow

@@ -2,9 +2,11 @@
 
 The read is ``events.reader`` (the store's own raw read, ``(seq, bytes)`` in order), from the
 projector's checkpoint + 1. A pump task takes messages as they arrive; the applier takes all
-that has arrived (up to ``max_batch``) and applies it in a worker thread, so the next batch is
-read while DuckDB writes this one. At a trickle a batch is a few events and lands at once; under
-load batches grow by themselves, which is what keeps a rebuild fast.
+that has arrived (up to ``max_batch``), folds it and converts it to Arrow in a worker thread
+(``Projector.prepare``) while the batch before commits in another (``Projector.commit``): the
+commit is DuckDB's work, without the GIL, so it overlaps the next batch's Python work. At a
+trickle a batch is a few events and lands at once; under load batches grow by themselves,
+which is what keeps a rebuild fast.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Final
 from nats.aio.client import Client as NatsClient
 
 from events.reader import read_forever, read_to_end
+from projections.batch import Prepared
 from projections.runner import Projector
 
 MAX_BATCH: Final = 20_000
@@ -60,22 +63,36 @@ async def _pump(
     max_batch: int,
     on_batch: OnBatch | None,
 ) -> int:
-    """Read in one task, apply in batches in this one; events applied."""
+    """Read in one task; prepare each batch while the one before commits; events applied."""
     buffer = _Buffer(max_batch)
     reader = asyncio.create_task(buffer.fill(read))
+    committing: asyncio.Task[None] | None = None
     applied = 0
     try:
         while batch := await buffer.take():
-            checkpoint = await asyncio.to_thread(projector.apply_raw, batch)
+            prepared = await asyncio.to_thread(projector.prepare_raw, batch)
+            if committing is not None:
+                await committing
+            if prepared is not None:
+                committing = asyncio.create_task(_commit(projector, prepared, on_batch))
             applied += len(batch)
-            if on_batch is not None:
-                on_batch(checkpoint, len(batch))
+        if committing is not None:
+            await committing
         await reader  # surfaces the reader's error, if it ended on one
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
+        if committing is not None and not committing.done():
+            # The commit's thread runs on; ``Projector.close`` waits for it.
+            committing.cancel()
     return applied
+
+
+async def _commit(projector: Projector, prepared: Prepared, on_batch: OnBatch | None) -> None:
+    checkpoint = await asyncio.to_thread(projector.commit, prepared)
+    if on_batch is not None:
+        on_batch(checkpoint, prepared.events)
 
 
 class _Buffer:

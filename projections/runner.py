@@ -18,32 +18,21 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import duckdb
 import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.compute as pc  # type: ignore[import-untyped]
 
 from events.codec import Decoded, decode_event
 from events.errors import FfrtmpError, MalformedMessage
 from events.scenarios import SCENARIOS
 from events.subjects import DEFAULT_PREFIX, Subjects
 from projections import schema
+from projections.batch import Prepared, Step, prepare
 from projections.query import QueryResult, run_read_only
-from projections.rows import Changes, Fold, Item, Row, decode_agent, decode_tracked
+from projections.rows import Fold, Item, Row, decode_agent, decode_tracked
 
-_ARROW: Final[dict[str, Any]] = {
-    "VARCHAR": pa.string(),
-    "BOOLEAN": pa.bool_(),
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BLOB": pa.binary(),
-    "VARCHAR[]": pa.list_(pa.string()),
-    "MAP(VARCHAR, VARCHAR)": pa.map_(pa.string(), pa.string()),
-}
-_MICROS: Final = 1_000_000
 log = logging.getLogger(__name__)
 
 
@@ -84,11 +73,13 @@ class Projector:
                 f"cannot open the projection database {self.db}: {exc}{hint}"
             ) from exc
         self._reader = self._con.cursor()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the database's writer
+        self._fold_lock = threading.Lock()  # the fold's memory
         self._cursor_lock = threading.Lock()
+        self._generation = 0
         self.rebuilt = self._open()
         self._fold = self._load()
-        self._seq = self._checkpoint()
+        self._seq = self._folded = self._checkpoint()
 
     # lifecycle
 
@@ -158,10 +149,11 @@ class Projector:
 
     def reset(self) -> None:
         """Drop every row and the checkpoint: the next apply starts from sequence 1."""
-        with self._lock:
+        with self._lock, self._fold_lock:
             self._create()
             self._fold = Fold()
-            self._seq = 0
+            self._seq = self._folded = 0
+            self._generation += 1
 
     def close(self) -> None:
         """Close the database."""
@@ -173,40 +165,60 @@ class Projector:
 
     def apply(self, batch: Sequence[Item]) -> int:
         """Fold and write a batch with its checkpoint in one transaction; the new checkpoint."""
-        with self._lock:
-            fresh = [item for item in batch if item[0] > self._seq]
-            if not fresh:
-                return self._seq
-            changes = self._fold.apply(fresh)
-            try:
-                self._write(changes)
-            except BaseException:
-                self._fold = self._load()  # the transaction rolled back: so does the memory
-                raise
-            self._seq = changes.last_seq
-            return self._seq
+        prepared = self.prepare(batch)
+        return self._seq if prepared is None else self.commit(prepared)
 
     def apply_raw(self, batch: Sequence[tuple[int, bytes]]) -> int:
         """``apply`` for messages as the stream holds them; a malformed one is counted."""
         return self.apply([(seq, _decode(seq, data)) for seq, data in batch])
 
-    def _write(self, changes: Changes) -> None:
+    def prepare(self, batch: Sequence[Item]) -> Prepared | None:
+        """Fold a batch into the memory and convert what it changed; None if all applied.
+
+        The fold runs ahead of the database until ``commit``; batches must be committed in
+        the order they were prepared.
+        """
+        with self._fold_lock:
+            fresh = [item for item in batch if item[0] > self._folded]
+            if not fresh:
+                return None
+            prepared = prepare(self._fold.apply(fresh), self._generation, fresh[0][0])
+            self._folded = prepared.last_seq
+            return prepared
+
+    def prepare_raw(self, batch: Sequence[tuple[int, bytes]]) -> Prepared | None:
+        """``prepare`` for messages as the stream holds them."""
+        return self.prepare([(seq, _decode(seq, data)) for seq, data in batch])
+
+    def commit(self, prepared: Prepared) -> int:
+        """Write a prepared batch and its checkpoint in one transaction; the new checkpoint."""
+        with self._lock:
+            if prepared.generation != self._generation or prepared.first_seq <= self._seq:
+                raise FfrtmpError(
+                    f"batch {prepared.first_seq}-{prepared.last_seq} was prepared before a failed"
+                    f" commit or out of order (checkpoint {self._seq}); follow again from it"
+                )
+            try:
+                self._write(prepared)
+            except BaseException:
+                with self._fold_lock:  # the transaction rolled back: so does the memory
+                    self._fold, self._folded = self._load(), self._seq
+                    self._generation += 1
+                raise
+            self._seq = prepared.last_seq
+            return self._seq
+
+    def _write(self, prepared: Prepared) -> None:
         con = self._con
         con.begin()
         try:
-            _replace(con, "_jobs_live", "job", changes.replaced_jobs, changes.live_rows())
-            _insert_folded(con, "_jobs_done", changes.done_rows())
-            _insert_folded(con, "job_transitions", changes.transitions)
-            _insert_folded(con, "results", changes.results)
-            _replace(con, "agents", "agent", changes.replaced_agents, changes.agent_rows())
-            _replace(
-                con, "_agent_fold", "agent", changes.replaced_agents, changes.agent_fold_rows()
-            )
+            for step in prepared.steps:
+                con.execute(_statement(con, step))
             con.execute(
                 "UPDATE _checkpoint SET seq = ?, events = events + ?, "
                 "unknown_events = unknown_events + ?, malformed_events = malformed_events + ?, "
                 "applied_at = now()::TIMESTAMP",
-                [changes.last_seq, changes.events, changes.unknown, changes.malformed],
+                [prepared.last_seq, prepared.events, prepared.unknown, prepared.malformed],
             )
             con.commit()
         except BaseException:
@@ -262,24 +274,17 @@ def _decode(seq: int, data: bytes) -> Decoded | MalformedMessage:
         return exc
 
 
-def _arrow(columns: Sequence[schema.Column], rows: Sequence[Row]) -> pa.Table:
-    """Rows (tuples in ``columns`` order) as an Arrow table of the columns' types."""
-    values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
-    arrays = [_array(column.sql, list(data)) for column, data in zip(columns, values, strict=True)]
-    return pa.Table.from_arrays(arrays, names=[column.name for column in columns])
+def _statement(con: duckdb.DuckDBPyConnection, step: Step) -> str:
+    """Register a step's Arrow table and say what to do with it.
 
-
-def _array(sql: str, data: list[Any]) -> pa.Array:
-    if sql == "TIMESTAMP":  # float Unix seconds in, microseconds out
-        seconds = pa.array(data, pa.float64())
-        micros = pc.round(pc.multiply(seconds, float(_MICROS)))
-        return micros.cast(pa.int64()).cast(pa.timestamp("us"))
-    return pa.array(data, _ARROW[sql])
-
-
-def _insert_folded(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Row]) -> None:
-    if rows:
-        _ingest(con, table, _arrow(schema.FOLDED_TABLES[table], rows))
+    The table stays registered under a name of its own (the next batch replaces it; other
+    cursors cannot see it): one call fewer per step.
+    """
+    name = f"_new{step.table}"
+    con.register(name, step.data)
+    if step.key:
+        return f"DELETE FROM {step.table} WHERE {step.key} IN (SELECT k FROM {name})"  # noqa: S608
+    return f"INSERT INTO {step.table} BY NAME SELECT * FROM {name}"  # noqa: S608
 
 
 def _insert(
@@ -300,17 +305,3 @@ def _ingest(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
     """
     con.register(f"_new{table}", data)
     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new{table}")  # noqa: S608
-
-
-def _replace(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    key: str,
-    replaced: set[str],
-    rows: Sequence[Row],
-) -> None:
-    """Delete the stored rows of ``replaced`` keys, then insert ``rows``."""
-    if replaced:
-        con.register("_keys", pa.table({"k": pa.array(list(replaced), pa.string())}))
-        con.execute(f"DELETE FROM {table} WHERE {key} IN (SELECT k FROM _keys)")  # noqa: S608
-    _insert_folded(con, table, rows)

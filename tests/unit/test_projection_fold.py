@@ -5,17 +5,19 @@ from __future__ import annotations
 import itertools
 import tempfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.codec import Decoded
 from events.enums import JobStatus
-from events.errors import MalformedMessage
+from events.errors import FfrtmpError, MalformedMessage
 from events.job import fold
 from events.job_events import JobAssigned, JobEvent, JobSubmitted
 from events.spec import JobSpec
-from projections import Projector
+from projections import Projector, runner
 from projections.rows import Item
 from tests.projection_support import legal_history, snapshot
 
@@ -122,3 +124,45 @@ def test_malformed_message_type_is_what_apply_takes() -> None:
     projector = Projector()
     projector.apply([(1, MalformedMessage("junk"))])
     assert projector.status().malformed_events == 1
+
+
+@SETTINGS
+@given(data=st.data(), steps=st.integers(1, 80))
+def test_preparing_ahead_of_commits_equals_a_rebuild(data: st.DataObject, steps: int) -> None:
+    """Every batch folded before any is committed (as the follower overlaps them): same tables."""
+    items = numbered(legal_history(data, steps))
+    projector = Projector()
+    prepared = [projector.prepare(batch) for batch in splits(data, items)]
+    for batch in prepared:
+        if batch is not None:
+            projector.commit(batch)
+    assert snapshot(projector) == snapshot(rebuilt(items))
+
+
+def test_a_failed_commit_rolls_back_rows_and_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commit failing midway leaves no row; batches prepared after it are refused as stale."""
+    items = numbered(_simple_history())
+    projector = Projector()
+    first, second = projector.prepare(items[:2]), projector.prepare(items[2:])
+    assert first is not None
+    assert second is not None
+    statement = runner._statement
+    calls = 0
+
+    def second_fails(con: Any, step: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("disk on fire")
+        return statement(con, step)
+
+    monkeypatch.setattr(runner, "_statement", second_fails)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        projector.commit(first)
+    monkeypatch.undo()
+    assert projector.checkpoint() == 0
+    assert projector.query("SELECT count(*) FROM jobs").rows == [[0]]
+    with pytest.raises(FfrtmpError, match="prepared before a failed commit"):
+        projector.commit(second)
+    projector.apply(items)
+    assert snapshot(projector) == snapshot(rebuilt(items))
