@@ -31,7 +31,8 @@ quarantine). Views: ``queue_depth``, ``failure_reasons``, ``job_time_percentiles
 ``sla_targets``, ``cost_rates``, ``scenarios``.
 
 Layers: ``rows`` is the pure fold (events in, rows out), ``batch`` turns its rows into Arrow
-tables, ``runner`` is the DuckDB edge, ``query`` the read-only fence, ``follow`` the stream edge, ``service`` the NATS request/reply face.
+tables, ``runner`` is the DuckDB edge, ``query`` the read-only fence, ``follow`` the stream
+edge, ``service`` the NATS request/reply face.
 """
 
 from projections.follow import catch_up, follow
