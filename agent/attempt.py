@@ -120,9 +120,9 @@ class Attempt:
             self.ctx.stats.errors += 1
             _log.warning("%s: attempt %s abandoned: %s", self.ctx.agent, self.key, exc)
         except asyncio.CancelledError:
-            if self.execution is not None:
+            if self.execution is not None:  # shielded: a second cancel must not leave FFmpeg
                 with contextlib.suppress(Exception):
-                    await self.execution.cancel()
+                    await asyncio.shield(self.execution.cancel())
             raise
 
     async def _run(self) -> None:

@@ -38,6 +38,7 @@ from agent.engine import Engine
 from agent.logs import open_logs
 from agent.report import JobWriter
 from agent.tally import AgentStats, AttemptKey, Journal
+from agent.tasks import cancel_all
 from agent.telemetry import Hardware
 from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities
 from events.base import Event
@@ -171,11 +172,7 @@ class AgentService:
             await self._drain()
         tasks = [*self._tasks, *(a.task for a in self._attempts.values() if a.task)]
         self._tasks = []
-        for task in tasks:
-            task.cancel()
-        for result in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(result, Exception):
-                _log.error("%s: a task had failed", self.agent, exc_info=result)
+        await cancel_all(tasks, self.settings.fetch_s)
         if deregister and self._registration:
             gone = AgentDeregistered(
                 agent=self.agent,
@@ -189,9 +186,7 @@ class AgentService:
     async def _stop_pulling(self) -> None:
         puller, self._puller = self._puller, None
         if puller is not None:
-            puller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await puller
+            await cancel_all([puller], self.settings.fetch_s)
         if self._sub is not None:
             sub, self._sub = self._sub, None
             with contextlib.suppress(NatsError):
@@ -264,7 +259,7 @@ class AgentService:
     # the work subject
 
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
-        while True:
+        while self._puller is not None:  # a cancel lost inside nats-py still ends the loop
             try:
                 msgs = await sub.fetch(1, timeout=self.settings.fetch_s)
             except TimeoutError:

@@ -32,6 +32,7 @@ from nats.aio.msg import Msg
 from agent.attempt import AttemptSettings
 from agent.scripted import Behaviour, ScriptedEngine
 from agent.service import AgentService, AgentSettings
+from agent.tasks import background
 from events import subjects as wire
 from events.codec import decode_event, encode
 from events.commands import SubmitJob
@@ -47,7 +48,6 @@ from ffrtmp.bench.schedule import (
     job_spec,
     machine,
     percentile,
-    running,
     until,
 )
 from ffrtmp.bench.schedule import _submit_steadily as submit_steadily
@@ -131,7 +131,7 @@ async def farm(
             for agent in agents:
                 await agent.start()
             scheduler = Scheduler(store, ServiceSettings(use_lease=False), name=f"bench-{tag}")
-            async with running(scheduler):
+            async with background(scheduler.run(), scheduler.name):
                 await scheduler.leading.wait()
                 yield _Farm(store=store, nc=nc, agents=agents)
         finally:

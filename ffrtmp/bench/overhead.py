@@ -33,6 +33,7 @@ from agent.command import Machine, build
 from agent.ffmpeg_binary import find_ffmpeg
 from agent.ffmpeg_engine import DEFAULT_NICE
 from agent.hardware import host
+from agent.tasks import background
 from events import subjects as wire
 from events.agent_events import AgentRegistered
 from events.codec import decode_event, encode
@@ -45,7 +46,7 @@ from events.spec import JobSpec
 from events.subjects import Subjects
 from ffrtmp.bench.harness import embedded_server
 from ffrtmp.bench.schedule import Machine as MachineInfo
-from ffrtmp.bench.schedule import machine, running, until
+from ffrtmp.bench.schedule import machine, until
 from ffrtmp.bench.stats import median, ratio, round_order
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 
@@ -159,7 +160,7 @@ async def run_through(settings: OverheadSettings, ffmpeg: str, tag: str) -> _Thr
         try:
             scheduler = Scheduler(store, ServiceSettings(use_lease=False), name="bench-overhead")
             async with (
-                running(scheduler),
+                background(scheduler.run(), scheduler.name),
                 agent_process(server.url, subjects, settings.parallel, ffmpeg) as pid,
             ):
                 await scheduler.leading.wait()
