@@ -43,7 +43,7 @@ from events import subjects as wire
 from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
 from events.streams import ERR_STREAM_NAME_IN_USE
 from events.subjects import Subjects
-from ffrtmp.scheduler.natsboundary import jetstream_boundary
+from ffrtmp.scheduler.natsboundary import jetstream_boundary, log_replicas
 
 _log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class Lease:
         if not ttl_s > 0:
             raise InvalidSpec("lease ttl", f"{ttl_s} s: use a positive number of seconds")
         self._js = js
+        self._subjects = subjects
         self._bucket = lease_bucket(subjects)
         self._holder = holder
         self._ttl = ttl_s
@@ -100,14 +101,15 @@ class Lease:
 
     async def open(self) -> None:
         """Create the bucket (history 1, max age ttl), or bind it and adopt its ttl."""
-        config = KeyValueConfig(
-            bucket=self._bucket,
-            description="ffrtmp scheduler leader lease",
-            history=1,
-            ttl=self._ttl,
-            storage=StorageType.FILE,
-        )
         with self._boundary("open"):
+            config = KeyValueConfig(
+                bucket=self._bucket,
+                description="ffrtmp scheduler leader lease",
+                history=1,
+                ttl=self._ttl,
+                storage=StorageType.FILE,
+                replicas=await log_replicas(self._js, self._subjects),
+            )
             try:
                 self._kv = await self._js.create_key_value(config)
             except APIError as exc:

@@ -182,14 +182,24 @@ class Scheduler:
         return time.perf_counter() - started
 
     async def _follow(self) -> None:
-        """Apply every new event; wake the decider when there is something to act on."""
-        async for seq, event in self.store.follow(self.core.covered + 1):
-            if isinstance(event, JobEventBase | AgentEventBase):
-                self.core.apply(seq, event, self.clock())
-            self.core.advance(seq)
-            await self._learn_unknown()
-            if self.core.dirty:
-                self._wake.set()
+        """Apply every new event; wake the decider when there is something to act on.
+
+        A read the server cannot serve for a while (a cluster electing a leader, a restart)
+        is opened again from the last event applied, so the follower outlives any outage.
+        """
+        while True:
+            try:
+                async for seq, event in self.store.follow(self.core.covered + 1):
+                    if isinstance(event, JobEventBase | AgentEventBase):
+                        self.core.apply(seq, event, self.clock())
+                    self.core.advance(seq)
+                    await self._learn_unknown()
+                    if self.core.dirty:
+                        self._wake.set()
+            except StoreUnavailable as exc:
+                self.stats.outages += 1
+                log.warning("follower paused: %s", exc)
+                await asyncio.sleep(OUTAGE_PAUSE_S)
 
     async def _on_heartbeat(self, msg: Msg) -> None:
         try:
@@ -224,10 +234,17 @@ class Scheduler:
                 self.leading.clear()
 
     async def _acquire(self) -> None:
-        """Wait until this process holds the lease, trying every third of its time to live."""
-        await self._lease.open()
+        """Wait until this process holds the lease, trying every third of its time to live.
+
+        Opening the bucket is retried like the rest: a server or cluster node going away while
+        a standby waits must not end the scheduler.
+        """
+        opened = False
         while True:
             try:
+                if not opened:
+                    await self._lease.open()
+                    opened = True
                 if await self._lease.try_acquire():
                     return
             except (FfrtmpError, NatsError) as exc:

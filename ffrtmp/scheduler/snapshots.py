@@ -44,7 +44,7 @@ from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_STREAM_TEMPLATE, O
 from events.errors import FfrtmpError
 from events.streams import ERR_STREAM_NAME_IN_USE
 from events.subjects import Subjects
-from ffrtmp.scheduler.natsboundary import jetstream_boundary
+from ffrtmp.scheduler.natsboundary import jetstream_boundary, log_replicas
 
 _log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class SnapshotStore:
     def __init__(self, js: JetStreamContext, subjects: Subjects, name: str = "scheduler") -> None:
         """Keep snapshots of ``name`` in this prefix's bucket."""
         self._js = js
+        self._subjects = subjects
         self._bucket = snapshot_bucket(subjects)
         self._stream = OBJ_STREAM_TEMPLATE.format(bucket=self._bucket)
         self._name = name
@@ -106,6 +107,7 @@ class SnapshotStore:
                     self._bucket,
                     description="ffrtmp scheduler snapshots",
                     storage=StorageType.FILE,
+                    replicas=await log_replicas(self._js, self._subjects),
                 )
             except APIError as exc:
                 if exc.err_code != ERR_STREAM_NAME_IN_USE:
