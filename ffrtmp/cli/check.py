@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Final
 
 import msgspec
@@ -18,6 +19,7 @@ import typer
 from events.jetstream import JetStreamEventStore
 from events.subjects import DEFAULT_PREFIX, Subjects
 from ffrtmp.check.invariants import DEFAULT_GRACE_S, CheckSettings, Report
+from ffrtmp.check.projection import check_projection
 from ffrtmp.check.read import check_store
 
 EXIT_VIOLATIONS: Final = 3
@@ -45,15 +47,19 @@ def command(
     grace_s: Annotated[
         float, typer.Option(help="How long a due retry or a lost holder may wait.")
     ] = DEFAULT_GRACE_S,
+    db: Annotated[
+        Path | None,
+        typer.Option(help="Also compare this projection (a stopped projector's DuckDB file)."),
+    ] = None,
 ) -> None:
     """Check the log's invariants: no job lost, run twice, stuck, or moved illegally.
 
-    Example: ffrtmp check --nats nats://127.0.0.1:4222 --output json
+    Example: ffrtmp check --nats nats://127.0.0.1:4222 --output json --db farm-copy.duckdb
     """
     logging.basicConfig(level=logging.ERROR)  # nats-py's reconnect chatter is not the answer
     subjects = Subjects(prefix)
     settings = CheckSettings(grace_s=grace_s, quiescent=quiescent)
-    report = asyncio.run(_check(nats_url, subjects, settings))
+    report = asyncio.run(_check(nats_url, subjects, settings, db))
     if output is Output.JSON:
         typer.echo(msgspec.json.encode(report).decode())
     else:
@@ -62,9 +68,12 @@ def command(
         raise typer.Exit(EXIT_VIOLATIONS)
 
 
-async def _check(url: str, subjects: Subjects, settings: CheckSettings) -> Report:
+async def _check(url: str, subjects: Subjects, settings: CheckSettings, db: Path | None) -> Report:
     async with await JetStreamEventStore.connect(url, subjects) as store:
-        return await check_store(store, settings)
+        report = await check_store(store, settings)
+        if db is not None:
+            report.violations += await check_projection(store.nc, db, subjects.prefix)
+        return report
 
 
 def _print(report: Report) -> None:
