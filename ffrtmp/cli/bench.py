@@ -25,8 +25,10 @@ from ffrtmp.bench.projections import ProjectionsBenchSettings, bench_projections
 from ffrtmp.bench.replay import ReplaySettings, bench_replay
 from ffrtmp.bench.schedule import TARGETS, ScheduleReport, ScheduleSettings, bench_schedule
 from ffrtmp.bench.stats import Comparison
+from ffrtmp.cli import chaos
 
 app = typer.Typer(help="Measure ffrtmp against raw baselines; prints JSON.", no_args_is_help=True)
+app.command(name="chaos")(chaos.command)
 
 Messages = Annotated[int, typer.Option("--messages", min=1, help="Messages per measurement.")]
 Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds; medians win.")]
