@@ -8,7 +8,6 @@ JetStream API request also gets no answer. Both are checked.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import time
@@ -27,7 +26,6 @@ from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
 from events.spec import JobSpec
 from events.store import Append
-from events.streams import ensure_streams
 from events.subjects import MSG_ID, Subjects
 from ffrtmp.authconf import password_variable, render, users
 from ffrtmp.bench.simagent import Behaviour, SimAgent
@@ -35,6 +33,7 @@ from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
 from projections.runner import Projector
 from projections.service import ask, serve, sql_subject
 from tests.farm import CPU, FAST, scheduler, wait_until
+from tests.secured import start_secured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
 PREFIX = "sec"
@@ -59,28 +58,11 @@ def secured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NatsSer
         port=free_port(), store_dir=str(tmp_path / "nats"), host="127.0.0.1", config=str(conf)
     )
     server = NatsServer(settings)
-    server.spawn()
     try:
-        asyncio.run(_ready(server))
+        start_secured(server, lambda: _connect(server, "scheduler"), SUBJECTS)
         yield server
     finally:
         server.kill()
-
-
-async def _ready(server: NatsServer) -> None:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            nc = await _connect(server, "scheduler")
-        except (OSError, NatsError, TimeoutError):
-            assert time.monotonic() < deadline, "secured nats-server never came up"
-            await asyncio.sleep(0.05)
-            continue
-        try:
-            await ensure_streams(nc, SUBJECTS)
-        finally:
-            await nc.close()
-        return
 
 
 class Seen:

@@ -6,12 +6,10 @@ without it skips these tests.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +21,9 @@ from nats.errors import Error as NatsError
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
 from events.store import Append
-from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
+from tests.secured import start_secured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
 SUBJECTS = Subjects("tls")
@@ -82,9 +80,8 @@ def tls_server(pki: Path) -> Iterator[NatsServer]:
         port=free_port(), store_dir=str(pki / "nats"), host="127.0.0.1", config=str(conf)
     )
     server = NatsServer(settings)
-    server.spawn()
     try:
-        asyncio.run(_ready(server, _context(pki / "ca.pem")))
+        start_secured(server, lambda: _connect(server, _context(pki / "ca.pem")), SUBJECTS)
         yield server
     finally:
         server.kill()
@@ -106,22 +103,6 @@ async def _connect(server: NatsServer, context: ssl.SSLContext | None) -> NatsCl
     return await nats.connect(
         url, tls=context, allow_reconnect=False, max_reconnect_attempts=1, error_cb=quiet
     )
-
-
-async def _ready(server: NatsServer, context: ssl.SSLContext) -> None:
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            nc = await _connect(server, context)
-        except (OSError, NatsError, TimeoutError):
-            assert time.monotonic() < deadline, "TLS nats-server never came up"
-            await asyncio.sleep(0.05)
-            continue
-        try:
-            await ensure_streams(nc, SUBJECTS)
-        finally:
-            await nc.close()
-        return
 
 
 async def test_a_client_trusting_the_ca_appends_over_tls(tls_server: NatsServer, pki: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -185,23 +186,15 @@ def test_a_second_completion_is_found(data: st.DataObject, steps: int) -> None:
     assert (Kind.COMPLETED_TWICE, first.job, len(events)) in kinds_at(report)
 
 
+@pytest.mark.parametrize("report_type", [JobStarted, JobCompleted])
 @settings(max_examples=25, deadline=None)
 @given(data=history, steps=st.integers(min_value=10, max_value=40))
-def test_an_attempt_started_by_another_agent_is_found(data: st.DataObject, steps: int) -> None:
-    """A start by an agent that was not assigned the attempt is a wrong-agent violation."""
+def test_a_report_by_another_agent_is_found(
+    report_type: type, data: st.DataObject, steps: int
+) -> None:
+    """A start or completion by an agent that does not hold the attempt is a wrong-agent one."""
     events, _ = legal_history(data, steps)
-    index = _first(events, JobStarted)
-    events[index] = msgspec.structs.replace(events[index], agent="intruder")
-    report = check(records(events))
-    assert (Kind.WRONG_AGENT, events[index].job, index + 1) in kinds_at(report)
-
-
-@settings(max_examples=25, deadline=None)
-@given(data=history, steps=st.integers(min_value=10, max_value=40))
-def test_a_completion_by_another_agent_is_found(data: st.DataObject, steps: int) -> None:
-    """A completion by an agent that does not hold the attempt is a wrong-agent violation."""
-    events, _ = legal_history(data, steps)
-    index = _first(events, JobCompleted)
+    index = _first(events, report_type)
     events[index] = msgspec.structs.replace(events[index], agent="intruder")
     report = check(records(events))
     assert (Kind.WRONG_AGENT, events[index].job, index + 1) in kinds_at(report)
