@@ -20,6 +20,7 @@ from agent.logs import LogNotFound, read_log
 from agent.scripted import Behaviour, Outcome, Plan, ScriptedEngine, ScriptedExecution
 from agent.service import AgentService, AgentSettings, default_slots
 from agent.tally import Journal
+from agent.telemetry import Hardware
 from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities, GpuInfo
 from events.base import AgentEventBase
 from events.codec import decode_heartbeat
@@ -27,7 +28,7 @@ from events.commands import CancelJob, PauseJob, ResumeJob
 from events.enums import FailureReason, JobStatus
 from events.job_events import JobCompleted, JobFailed, JobProgressed, JobRetrying
 from events.subjects import MSG_ID
-from events.work import Heartbeat
+from events.work import GpuTelemetry, Heartbeat
 from tests.farm import CPU, Farm, scheduler, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -274,6 +275,32 @@ async def test_heartbeats_carry_running_jobs_and_free_slots(farm: Farm, agents: 
         await farm.wait_status("j", S.COMPLETED)
     await beat_shows(farm, "a1", lambda b: (b.free_slots, b.running) == (2, ()))
     assert agent.service.stats.heartbeats >= 3
+
+
+async def test_heartbeats_carry_hardware_readings_and_survive_a_failing_one(farm: Farm) -> None:
+    """The telemetry's readings ride on the heartbeat; a reading that raises leaves them empty."""
+    gpu = GpuTelemetry(index=0, utilization_percent=40.0, temperature_c=61.0, power_w=70.0)
+    readings = [Hardware(cpu_percent=12.5, memory_total_bytes=1 << 30, power_w=95.0, gpus=(gpu,))]
+
+    def read() -> Hardware:
+        if not readings:
+            raise OSError("sensor gone")
+        return readings[0]
+
+    settings = AgentSettings(heartbeat_s=0.05, keep_logs=False)
+    service = AgentService(
+        farm.store.nc, farm.store, farm.subjects, "hw", CPU, ScriptedEngine(), settings,
+        telemetry=read,
+    )  # fmt: skip
+    await service.start()
+    try:
+        await beat_shows(farm, "hw", lambda b: (b.cpu_percent, b.gpus) == (12.5, (gpu,)))
+        readings.clear()
+        await beat_shows(
+            farm, "hw", lambda b: (b.cpu_percent, b.gpus, b.power_w) == (None, (), None)
+        )
+    finally:
+        await service.stop(deregister=False)
 
 
 async def test_the_agent_times_out_an_attempt_over_budget_without_a_scheduler(
