@@ -23,6 +23,7 @@ from events.commands import (
     RequeueDue,
     RespondToJob,
     ResumeJob,
+    RetryJob,
     Start,
     SubmitJob,
     TimeOut,
@@ -81,6 +82,8 @@ def recorded_command(event: JobEvent) -> JobCommand | None:  # noqa: C901, PLR09
             return SubmitJob(id=_CHECK_ID, job=event.job, at=event.at, spec=event.spec)
         case JobInputReceived():
             return RespondToJob(id=_CHECK_ID, job=event.job, at=event.at, approve=event.approved)
+        case JobQueued() if event.by:  # an operator's retry of a failed or canceled job
+            return RetryJob(id=_CHECK_ID, job=event.job, at=event.at, by=event.by)
         case JobQueued():
             return RequeueDue()
         case JobAssigned():

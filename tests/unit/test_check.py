@@ -30,6 +30,7 @@ from events.commands import (
     RequeueDue,
     RespondToJob,
     ResumeJob,
+    RetryJob,
     Start,
     SubmitJob,
     TimeOut,
@@ -102,6 +103,7 @@ def _command(data: st.DataObject, state: JobState, now: float) -> JobCommand:
         PauseJob(**op),
         ResumeJob(**op),
         RespondToJob(**op, approve=data.draw(st.booleans())),
+        RetryJob(**op, by="op"),
         ControlDone(agent=agent, action=data.draw(st.sampled_from(ControlAction))),
     ]
     command: JobCommand = data.draw(st.sampled_from(choices))
@@ -279,6 +281,32 @@ def test_a_retry_never_queued_again_is_stuck() -> None:
     assert check(records(events), CheckSettings(now=T0 + 10)).ok
     report = check(records(events), CheckSettings(now=T0 + 1000))
     assert [v.kind for v in report.violations] == [Kind.STUCK]
+
+
+ENDINGS: dict[str, list[JobCommand]] = {
+    "failed": [Fail(agent="a1", attempt=1, reason=FailureReason.USER_ERROR)],
+    "canceled": [
+        CancelJob(id="c", job="j1", at=T0),
+        ControlDone(agent="a1", action=ControlAction.CANCEL, attempt=1),
+    ],
+}
+
+
+@pytest.mark.parametrize("ending", ENDINGS.values(), ids=ENDINGS.keys())
+def test_an_operators_retry_of_an_ended_job_is_legal(ending: list[JobCommand]) -> None:
+    """``RetryJob`` queues a failed or canceled job again: legal, and the job is live."""
+    events = _held()
+    state = initial("j1")
+    for event in events[2:]:
+        state = evolve(state, event)
+    for command in [*ending, RetryJob(id="r", job="j1", at=T0 + 2, by="op")]:
+        for event in decide(state, command, T0 + 2):
+            state = evolve(state, event)
+            events.append(event)
+    assert state.status is JobStatus.QUEUED
+    report = check(records(events), CheckSettings(now=T0 + 3))
+    assert report.ok, report.violations
+    assert report.statuses == {"queued": 1}
 
 
 def test_unknown_events_are_counted_not_flagged() -> None:
