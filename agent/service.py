@@ -44,7 +44,7 @@ from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities
 from events.base import Event
 from events.codec import decode_work, encode
 from events.commands import Fail
-from events.enums import FailureReason
+from events.enums import ControlAction, FailureReason
 from events.errors import FfrtmpError, MalformedMessage
 from events.store import Append, EventStore
 from events.subjects import Subjects
@@ -76,6 +76,7 @@ class AgentSettings(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat_s: float = 5.0
     drain_grace_s: float = 30.0  # how long running attempts may finish on a clean stop
     cancel_wait_s: float = 30.0  # how long canceled attempts may take to report, after that
+    slot_wait_s: float = 10.0  # how long a dispatch waits for a slot a canceled attempt frees
     attempt: AttemptSettings = AttemptSettings()
     fetch_s: float = 1.0  # one pull's wait; a pull left behind by a crash expires with it
     ack_wait_s: float = 10.0
@@ -111,6 +112,8 @@ class AgentService:
         self._js: JetStreamContext = nc.jetstream()
         self._telemetry = telemetry
         self._attempts: dict[AttemptKey, Attempt] = {}
+        self._stopping: set[AttemptKey] = set()  # attempts told to cancel, still holding slots
+        self._freed = asyncio.Event()  # set whenever an attempt gives its slot back
         self._tasks: list[asyncio.Task[None]] = []
         self._puller: asyncio.Task[None] | None = None
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -311,12 +314,28 @@ class AgentService:
         if key in self._attempts or not self.wants(dispatch):
             return
         writer = JobWriter(self._store, self._subjects, self.agent, dispatch)
+        await self._await_stopping_slot()
         if not self.free_slots:
             await self._refuse(dispatch, writer)
             return
         assert self._ctx is not None  # noqa: S101 -- pulling starts after the context exists
         attempt = self._attempts[key] = Attempt(self._ctx, dispatch, writer)
         attempt.task = asyncio.create_task(self._run(attempt), name=f"{self.agent}-{key}")
+
+    async def _await_stopping_slot(self) -> None:
+        """With no free slot but an attempt being canceled, wait (bounded) for it to end.
+
+        The scheduler frees a slot when it times an attempt out or cancels it, and may place the
+        next attempt here before this agent has stopped the old one; refusing that dispatch
+        would burn one of the job's retries on a slot that frees in a moment.
+        """
+        deadline = time.monotonic() + self.settings.slot_wait_s
+        while not self.free_slots and self._stopping.intersection(self._attempts):
+            self._freed.clear()
+            try:
+                await asyncio.wait_for(self._freed.wait(), deadline - time.monotonic())
+            except TimeoutError:
+                return
 
     async def _refuse(self, dispatch: Dispatch, writer: JobWriter) -> None:
         """Fail a dispatch beyond the free slots as a resource error: it retries elsewhere."""
@@ -338,6 +357,8 @@ class AgentService:
             await attempt.run()
         finally:
             self._attempts.pop(attempt.key, None)
+            self._stopping.discard(attempt.key)
+            self._freed.set()
 
     def _on_control(self, control: Control) -> None:
         self.stats.controls += 1
@@ -345,4 +366,6 @@ class AgentService:
             self.journal.controls_seen.append((control.job, control.attempt, control.action))
         attempt = self._attempts.get((control.job, control.attempt))
         if attempt is not None:
+            if control.action is ControlAction.CANCEL:
+                self._stopping.add(attempt.key)
             attempt.controls.put_nowait(control)
