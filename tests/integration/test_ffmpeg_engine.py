@@ -123,7 +123,9 @@ async def test_ffmpeg_killed_externally_is_a_runtime_error(engine: FfmpegEngine)
 
 async def test_pause_stops_the_process_and_resume_lets_it_complete(engine: FfmpegEngine) -> None:
     """Pause leaves FFmpeg stopped (at the lower priority); after resume it completes."""
-    execution = await started(engine, duration_s=3.0)
+    # Long enough to be still encoding at its first progress block (every 0.5 s) on an idle
+    # machine: 3 s of video finished before it, and the process was gone when looked at.
+    execution = await started(engine, duration_s=20.0)
     await encoding(execution)
     process = psutil.Process(execution.pid)
     assert process.nice() == 10
@@ -139,7 +141,7 @@ async def test_pause_stops_the_process_and_resume_lets_it_complete(engine: Ffmpe
     assert process.status() != psutil.STATUS_STOPPED
     ending = await execution.wait()
     assert isinstance(ending, Done), ending
-    assert ending.results.frames == 90
+    assert ending.results.frames == 600
 
 
 async def test_cancel_ends_the_attempt_and_leaves_no_process(engine: FfmpegEngine) -> None:
