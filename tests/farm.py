@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from agent.tasks import cancel_all
 from events.agent_events import Capabilities, GpuInfo
 from events.codec import encode
 from events.commands import VERBS, OperatorCommand, SubmitJob
@@ -157,4 +156,6 @@ async def scheduler(
             await wait_until(leading, "the scheduler to lead")
         yield sched
     finally:
-        await cancel_all([task], every_s=5.0)  # a lost cancel (3.11's wait_for) would hang
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
