@@ -32,7 +32,6 @@ import nats
 from nats.errors import Error as NatsError
 
 from events.errors import FfrtmpError
-from ffrtmp.lifeline import PREEXEC
 
 BINARY: Final = "nats-server"
 LOG_NAME: Final = "nats-server.log"
@@ -170,15 +169,13 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
         self._log = self.log_path.open("ab")
-        # Its own session: a terminal's Ctrl-C reaches us only, and we stop it in order; and it
-        # ends with us (``lifeline``), so a killed ``up`` or ``server`` leaves no server behind.
+        # Its own session: a terminal's Ctrl-C reaches us only, and we stop it in order.
         self._proc = subprocess.Popen(  # noqa: S603 -- our own binary, argv we built
             argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=PREEXEC,  # noqa: PLW1509 -- async-signal-safe: one prctl call
         )
 
     async def wait_ready(self) -> None:

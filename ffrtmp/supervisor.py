@@ -16,9 +16,11 @@ no farm running without it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import IO, Final
@@ -27,9 +29,15 @@ import msgspec
 import psutil
 
 from ffrtmp.farm import Child, stop_groups
-from ffrtmp.lifeline import PREEXEC
 
 _POLL_S: Final = 0.05
+_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
+
+
+def _term_with_parent() -> None:
+    """In the child, before exec: SIGTERM me when the process that started me dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Exit(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,7 +86,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=PREEXEC,  # noqa: PLW1509 -- async-signal-safe: one prctl call
+                preexec_fn=_term_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509 -- async-signal-safe: one prctl call
             )
             self._running[child.name] = _Running(child, proc, log)
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from events.errors import FfrtmpError
 from ffrtmp import natsd
-from ffrtmp.natsd import NatsServer, NatsSettings, free_port
+from ffrtmp.natsd import NatsServer, NatsSettings
 
 
 def test_missing_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,37 +59,3 @@ def test_a_port_in_use_is_refused_clearly(nats_server: NatsServer, tmp_path: Pat
     with pytest.raises(FfrtmpError, match="already in use"):
         clash.start()
     assert not _running(clash)
-
-
-_PARENT = """
-import sys, time
-from pathlib import Path
-from ffrtmp.natsd import NatsServer, NatsSettings
-server = NatsServer(NatsSettings(port=int(sys.argv[1]), store_dir=sys.argv[2], host="127.0.0.1"))
-server.spawn()
-Path(sys.argv[3]).write_text(str(server._proc.pid))
-time.sleep(600)
-"""
-
-
-@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
-def test_the_server_ends_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
-    """``kill -9`` of ``ffrtmp up`` or ``ffrtmp server`` leaves no nats-server behind."""
-    pid_file = tmp_path / "nats.pid"
-    argv = [sys.executable, "-c", _PARENT, str(free_port()), str(tmp_path / "store"), str(pid_file)]
-    parent = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[2])  # noqa: S603
-    try:
-        end = time.monotonic() + 20
-        while not pid_file.exists() or not pid_file.read_text():
-            assert parent.poll() is None, "the parent died before starting the server"
-            assert time.monotonic() < end, "the server was never started"
-            time.sleep(0.02)
-        server = psutil.Process(int(pid_file.read_text()))
-    finally:
-        parent.kill()
-        parent.wait()
-    try:
-        server.wait(20)  # raises TimeoutExpired if the server outlives its parent
-    finally:
-        with contextlib.suppress(psutil.Error):
-            server.kill()
