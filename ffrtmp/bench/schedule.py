@@ -38,6 +38,7 @@ import psutil
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from agent.tasks import cancel_all
 from events import subjects as wire
 from events.agent_events import AgentRegistered, Capabilities
 from events.base import JobEventBase, Unknown
@@ -313,9 +314,7 @@ async def running(scheduler: Scheduler) -> AsyncIterator[Scheduler]:
     try:
         yield scheduler
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_all([task], every_s=5.0)  # a lost cancel (3.11's wait_for) would hang
 
 
 async def until(done: Callable[[], bool], timeout_s: float, what: str) -> None:
