@@ -25,7 +25,10 @@ from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
 PROGRESS_PERIOD_S: Final = 0.5
 _LIVE: Final = frozenset({OutputKind.RTMP, OutputKind.SRT})
 _MUXERS: Final = {OutputKind.RTMP: "flv", OutputKind.SRT: "mpegts"}
-SRT_LINGER_S: Final = 2  # without it libsrt closes at once and the receiver loses the last ~0.5 s
+# Without a linger libsrt closes before the receiver has acknowledged the stream's end (27 of
+# 30 frames arrived). A receiver with a jitter buffer (TSBPD, SRT's default) still drops what
+# that buffer holds when the caller closes; that is the receiver's setting, see README.
+SRT_LINGER_S: Final = 2
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True):
