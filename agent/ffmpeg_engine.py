@@ -193,7 +193,8 @@ class FfmpegExecution:
         if self.resume():
             log.debug("continued stopped FFmpeg %d so it can act on SIGTERM", child.pid)
         try:
-            await asyncio.wait_for(child.wait(), self._engine.settings.cancel_grace_s)
+            async with asyncio.timeout(self._engine.settings.cancel_grace_s):
+                await child.wait()
         except TimeoutError:
             log.warning("FFmpeg %d ignored SIGTERM for %.1f s: killing it", child.pid,
                         self._engine.settings.cancel_grace_s)  # fmt: skip

@@ -117,7 +117,8 @@ class ScriptedExecution:
                 return self._ending()
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self._timeout())
+                async with asyncio.timeout(self._timeout()):
+                    await self._changed.wait()
 
     def log_tail(self) -> bytes:
         """The behaviour's log."""

@@ -38,9 +38,9 @@ from agent.engine import Engine
 from agent.logs import open_logs
 from agent.report import JobWriter
 from agent.tally import AgentStats, AttemptKey, Journal
-from agent.tasks import cancel_all
 from agent.telemetry import Hardware
 from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities
+from events.aio import cancel_all, raise_if_cancelling
 from events.base import Event
 from events.codec import decode_work, encode
 from events.commands import Fail
@@ -246,6 +246,7 @@ class AgentService:
         try:
             await self._nc.publish(self._subjects.heartbeat(self.agent), encode(beat))
         except NatsError as exc:
+            raise_if_cancelling()
             _log.warning("%s: heartbeat not sent: %s", self.agent, exc)
         else:
             self.stats.heartbeats += 1
@@ -270,6 +271,7 @@ class AgentService:
             except ConnectionClosedError:
                 return
             except NatsError as exc:
+                raise_if_cancelling()
                 _log.warning("%s: pull failed: %s", self.agent, exc)
                 await asyncio.sleep(self.settings.fetch_s)  # reconnecting: poll gently
                 continue
@@ -277,6 +279,7 @@ class AgentService:
                 try:
                     await self._handle(msg)
                 except NatsError as exc:  # an ack lost: the message comes back, and is fenced
+                    raise_if_cancelling()
                     _log.warning("%s: %s", self.agent, exc)
 
     async def _handle(self, msg: Msg) -> None:
@@ -333,7 +336,8 @@ class AgentService:
         while not self.free_slots and self._stopping.intersection(self._attempts):
             self._freed.clear()
             try:
-                await asyncio.wait_for(self._freed.wait(), deadline - time.monotonic())
+                async with asyncio.timeout(deadline - time.monotonic()):
+                    await self._freed.wait()
             except TimeoutError:
                 return
 

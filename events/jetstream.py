@@ -223,7 +223,8 @@ class JetStreamEventStore:
                     reply = f"{self._inbox}{call}_{i - first_reply}" if i >= first_reply else ""
                     await self._publish(item, reply, extra)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(pending.done, self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    await pending.done
         finally:
             del self._calls[call]
         return pending.msgs
@@ -315,7 +316,8 @@ class JetStreamEventStore:
                 api = f"$JS.API.DIRECT.GET.{self._stream}"
                 await self._nc.publish(api, msgspec.json.encode(request), f"{self._inbox}{call}")
                 while True:
-                    msg = await asyncio.wait_for(queue.get(), self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        msg = await queue.get()
                     status = msg.headers.get(wire.STATUS) if msg.headers else None
                     if status is not None:
                         return msgs, self._end_of_batch(status, msg)

@@ -28,6 +28,7 @@ from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
 
 DEADLINE_S = 20.0
+STOP_DEADLINE_S = 30.0  # a scheduler's shutdown: lease release, a snapshot being saved
 GIB = 1024**3
 CPU = Capabilities(hostname="cpu", encoders=("libx264", "libx265", "libsvtav1"))
 GPU = Capabilities(
@@ -156,6 +157,14 @@ async def scheduler(
             await wait_until(leading, "the scheduler to lead")
         yield sched
     finally:
+        # One cancel ends it (``events.aio``); the deadline turns a lost one into a failure
+        # naming it instead of a test run that never ends.
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                async with asyncio.timeout(STOP_DEADLINE_S):
+                    await task
+        except TimeoutError:
+            raise AssertionError(
+                f"the scheduler ran on {STOP_DEADLINE_S} s after its cancel"
+            ) from None

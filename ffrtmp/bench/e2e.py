@@ -32,8 +32,8 @@ from nats.aio.msg import Msg
 from agent.attempt import AttemptSettings
 from agent.scripted import Behaviour, ScriptedEngine
 from agent.service import AgentService, AgentSettings
-from agent.tasks import background
 from events import subjects as wire
+from events.aio import background
 from events.codec import decode_event, encode
 from events.commands import SubmitJob
 from events.errors import FfrtmpError

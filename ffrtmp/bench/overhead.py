@@ -33,9 +33,9 @@ from agent.command import Machine, build
 from agent.ffmpeg_binary import find_ffmpeg
 from agent.ffmpeg_engine import DEFAULT_NICE
 from agent.hardware import host
-from agent.tasks import background
 from events import subjects as wire
 from events.agent_events import AgentRegistered
+from events.aio import background
 from events.codec import decode_event, encode
 from events.commands import SubmitJob
 from events.errors import FfrtmpError

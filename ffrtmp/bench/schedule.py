@@ -38,9 +38,9 @@ import psutil
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from agent.tasks import cancel_all
 from events import subjects as wire
 from events.agent_events import AgentRegistered, Capabilities
+from events.aio import cancel_all
 from events.base import JobEventBase, Unknown
 from events.codec import decode_event, decode_work, encode
 from events.commands import SubmitJob

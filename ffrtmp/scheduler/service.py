@@ -30,6 +30,7 @@ from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import FetchTimeoutError
 
+from events.aio import raise_if_cancelling
 from events.base import AgentEventBase, Event, JobEventBase
 from events.codec import decode_command, decode_heartbeat, encode
 from events.commands import AgentCommandBase, OperatorCommand
@@ -197,6 +198,7 @@ class Scheduler:
                     if self.core.dirty:
                         self._wake.set()
             except StoreUnavailable as exc:
+                raise_if_cancelling()
                 self.stats.outages += 1
                 log.warning("follower paused: %s", exc)
                 await asyncio.sleep(OUTAGE_PAUSE_S)
@@ -248,6 +250,7 @@ class Scheduler:
                 if await self._lease.try_acquire():
                     return
             except (FfrtmpError, NatsError) as exc:
+                raise_if_cancelling()
                 log.warning("lease unreachable: %s", exc)
             await asyncio.sleep(self._lease.ttl_s / 3)
 
@@ -259,6 +262,7 @@ class Scheduler:
                 if not await self._lease.renew():
                     return
             except (FfrtmpError, NatsError) as exc:
+                raise_if_cancelling()
                 log.warning("lease renewal failed: %s", exc)
                 if not self._lease.held:  # lapsed by our own clock: a standby may lead now
                     return
@@ -288,6 +292,7 @@ class Scheduler:
                 except (FetchTimeoutError, TimeoutError):
                     continue
                 except NatsError as exc:  # reconnecting: the durable consumer keeps our place
+                    raise_if_cancelling()
                     log.warning("command intake paused: %s", exc)
                     await asyncio.sleep(OUTAGE_PAUSE_S)
                     continue
@@ -309,10 +314,12 @@ class Scheduler:
             if self._inbox.empty() and not self.core.dirty:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):  # wait_for loses a racing cancel
+                        await self._wake.wait()
             try:
                 next_tick = await self._step(next_tick)
             except (FfrtmpError, NatsError, TimeoutError) as exc:
+                raise_if_cancelling()  # nats-py turns a cancel into its own error at times
                 # The server restarting or unreachable: nothing was decided that did not land,
                 # so wait a moment and go on from what the log says.
                 self.stats.outages += 1

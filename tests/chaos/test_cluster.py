@@ -19,7 +19,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsClient
 
-from agent.tasks import background, cancel_all
+from events.aio import background, cancel_all
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
