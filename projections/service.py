@@ -53,6 +53,10 @@ def sql_subject(subjects: Subjects) -> str:
     return f"{subjects.prefix}.api.sql"
 
 
+class NoProjector(FfrtmpError):
+    """No projector serves the prefix (NATS had no responder): the caller may fold the log."""
+
+
 class SqlRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One question."""
 
@@ -151,7 +155,7 @@ async def ask(
     try:
         msg = await nc.request(subject, payload, timeout=timeout_s)
     except NoRespondersError as exc:
-        raise FfrtmpError(f"no projector answers on {subject}: {START_HINT}") from exc
+        raise NoProjector(f"no projector answers on {subject}: {START_HINT}") from exc
     except TimeoutError as exc:
         raise FfrtmpError(f"no projector answered on {subject} in {timeout_s} s") from exc
     except (NatsError, OSError) as exc:

@@ -1,9 +1,10 @@
 """``ffrtmp jobs list|status|history``: jobs as the log says they are, were, and became.
 
-``list`` folds the whole log here with ``events.job.evolve`` (the scheduler's own fold), so it
-needs nothing but NATS. ``status --at`` is time travel: the job's events folded up to a stream
-sequence or a time. ``history`` prints each event with its writer, taken from the subject it
-was stored on (``<prefix>.evt.job.<job>.<writer>``), and what it changed.
+``list`` asks a projector, or folds the whole log here with ``events.job.evolve`` (the
+scheduler's own fold) when none answers (``joblist``). ``status --at`` is time travel: the
+job's events folded up to a stream sequence or a time. ``history`` prints each event with its
+writer, taken from the subject it was stored on (``<prefix>.evt.job.<job>.<writer>``), and
+what it changed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from events.enums import JobStatus, Priority, Queue
 from events.errors import FfrtmpError
 from events.job import JobState, evolve, initial, is_terminal
 from events.work import RunningJob
+from ffrtmp.cli import joblist
 from ffrtmp.cli.common import (
     NatsOpt,
     OutputOpt,
@@ -38,14 +40,13 @@ from ffrtmp.cli.common import (
     when,
 )
 from ffrtmp.cli.follow import OUTCOME_EXIT, ProgressView, follow_job, live_of
-from ffrtmp.cli.read import FarmView, entries, fold_log, heartbeat, load_job, resolve_job
+from ffrtmp.cli.joblist import JobFilter, Listing
+from ffrtmp.cli.read import entries, heartbeat, load_job, resolve_job
 from ffrtmp.cli.render import (
-    JobRow,
     changes,
     detail,
     event_type,
     failure,
-    job_row,
     results_line,
     styled,
 )
@@ -54,26 +55,6 @@ IdArg = Annotated[str, typer.Argument(help="Job id, or any unique prefix of it."
 
 
 # --- list ----------------------------------------------------------------------------------
-
-
-def _keep(
-    state: JobState,
-    states: set[str],
-    queue: Queue | None,
-    priority: Priority | None,
-    agent: str | None,
-    since: float | None,
-) -> bool:
-    spec = state.spec
-    if spec is None:
-        return False  # only refusals were recorded under this id
-    return (
-        (not states or state.status in states)
-        and (queue is None or spec.queue is queue)
-        and (priority is None or spec.priority is priority)
-        and (agent is None or state.agent.startswith(agent))
-        and (since is None or state.submitted_at >= since)
-    )
 
 
 def list_jobs(
@@ -89,11 +70,14 @@ def list_jobs(
         str | None, typer.Option(help="Submitted since: 10m, 2h, 1d or an ISO time.")
     ] = None,
     limit: Annotated[int, typer.Option(help="Newest N jobs; 0 for all.")] = 50,
+    local: Annotated[
+        bool, typer.Option("--local", help="Fold the log here instead of asking a projector.")
+    ] = False,
     nats: NatsOpt = None,
     prefix: PrefixOpt = None,
     output: OutputOpt = None,
 ) -> None:
-    """List jobs, newest first, with their failure reasons (folds the log here).
+    """List jobs, newest first, with their failure reasons (from a projector, else the log).
 
     Example: ffrtmp jobs list --state failed --since 1h
     """
@@ -101,29 +85,30 @@ def list_jobs(
     now = time.time()
     with explained():
         since_ts = None if since is None else parse_time(since, now)
-    wanted = {str(s) for s in state or ()}
-    view = run(_view(where))
-    rows = [
-        job_row(s) for s in view.jobs.values() if _keep(s, wanted, queue, priority, agent, since_ts)
-    ]
-    rows.sort(key=lambda r: (r.submitted_at, r.id), reverse=True)
-    if limit > 0:
-        rows = rows[:limit]
+    wanted = JobFilter(
+        states=frozenset(str(s) for s in state or ()),
+        queue=queue,
+        priority=priority,
+        agent=agent,
+        since=since_ts,
+        limit=max(0, limit),
+    )
+    listing = run(_listing(where, wanted, local))
     if where.json:
-        echo_json(rows)
+        echo_json(listing.rows)
         return
-    _print_rows(rows, now, len(view.jobs))
+    _print_rows(listing, now)
 
 
-async def _view(where: Target) -> FarmView:
+async def _listing(where: Target, wanted: JobFilter, local: bool) -> Listing:
     async with connect(where) as conn:
-        return await fold_log(conn)
+        return await joblist.list_jobs(conn, wanted, local=local)
 
 
-def _print_rows(rows: list[JobRow], now: float, total: int) -> None:
+def _print_rows(listing: Listing, now: float) -> None:
     table = Table("ID", "STATUS", "SCENARIO", "QUEUE", "PRIORITY", "AGENT", "TRY", "PROGRESS",
                   "SUBMITTED", "FAILURE REASON", box=None, pad_edge=False)  # fmt: skip
-    for row in rows:
+    for row in listing.rows:
         why = f"{row.reason}: {row.message}" if row.reason and row.message else row.reason
         table.add_row(
             row.id, styled(row.status), row.scenario, row.queue, row.priority, row.agent,
@@ -132,7 +117,9 @@ def _print_rows(rows: list[JobRow], now: float, total: int) -> None:
         )  # fmt: skip
     out = console()
     out.print(table)
-    out.print(f"{len(rows)} of {total} jobs", style="dim")
+    cut = f", cut at {len(listing.rows)} rows" if listing.truncated else ""
+    shown = f"{len(listing.rows)} of {listing.total} jobs"
+    out.print(f"{shown} (from {listing.source}{cut})", style="dim")
 
 
 # --- status --------------------------------------------------------------------------------

@@ -186,3 +186,45 @@ def test_projections_rebuild_reports_events_per_second(log: Log, tmp_path: Path)
         assert projector.query("SELECT count(*) FROM jobs").rows == [[JOBS]]
     finally:
         projector.close()
+
+
+def _jobs_list(log: Log, *more: str) -> list[dict[str, object]]:
+    code, out, err = invoke(
+        "jobs", "list", *more, "-o", "json", "--nats", log.url, "--prefix", log.prefix
+    )
+    assert code == 0, err
+    rows: list[dict[str, object]] = json.loads(out)
+    return rows
+
+
+LIST_FILTERS: tuple[list[str], ...] = (
+    [],
+    ["--limit", "5"],
+    ["--state", "completed"],
+    ["--state", "failed"],
+    ["--agent", "agent", "--since", "2026-01-01T00:00:00+00:00", "--limit", "0"],
+)
+
+
+@pytest.mark.usefixtures("projector")
+def test_jobs_list_asks_the_projector_and_agrees_with_the_fold(log: Log) -> None:
+    """``jobs list`` answers from a projector with the rows ``--local`` folds, filters too."""
+    for filters in LIST_FILTERS:
+        asked, folded = _jobs_list(log, *filters), _jobs_list(log, "--local", *filters)
+        assert [r["id"] for r in asked] == [r["id"] for r in folded], filters
+        for a, f in zip(asked, folded, strict=True):
+            assert a == {**f, "submitted_at": a["submitted_at"], "finished_at": a["finished_at"]}
+            assert a["submitted_at"] == pytest.approx(f["submitted_at"], abs=1e-5)
+            assert a["finished_at"] == pytest.approx(f["finished_at"], abs=1e-5)
+    assert len(_jobs_list(log)) == min(JOBS, 50)
+    assert _jobs_list(log, "--state", "failed") == []
+    code, out, _ = invoke("jobs", "list", "--nats", log.url, "--prefix", log.prefix)
+    assert code == 0
+    assert f"{JOBS} of {JOBS} jobs (from projector at seq {log.last})" in out
+
+
+def test_jobs_list_folds_the_log_when_no_projector_answers(log: Log) -> None:
+    """With no projector on the prefix the listing is folded here, and says so."""
+    code, out, err = invoke("jobs", "list", "--nats", log.url, "--prefix", log.prefix)
+    assert code == 0, err
+    assert f"{JOBS} of {JOBS} jobs (from the log, folded here)" in out
