@@ -20,6 +20,7 @@ from rich.table import Table
 from ffrtmp.bench.append import AppendSettings, bench_append
 from ffrtmp.bench.e2e import E2ESettings, bench_e2e
 from ffrtmp.bench.fold import bench_fold
+from ffrtmp.bench.listing import ListingBenchSettings, bench_listing
 from ffrtmp.bench.overhead import OverheadSettings, bench_overhead
 from ffrtmp.bench.projections import ProjectionsBenchSettings, bench_projections
 from ffrtmp.bench.replay import ReplaySettings, bench_replay
@@ -44,6 +45,7 @@ _SCHEDULE = ScheduleSettings()
 _E2E = E2ESettings()
 _OVERHEAD = OverheadSettings()
 _PROJECTIONS = ProjectionsBenchSettings()
+_LISTING = ListingBenchSettings()
 
 
 @app.command()
@@ -181,6 +183,30 @@ def e2e(
         f"ffrtmp bench e2e: {jobs:,} jobs, {agents} agents",
         msgspec.structs.asdict(report),
         report.targets,
+    )
+
+
+@app.command()
+def listing(
+    events: Annotated[
+        int, typer.Option(min=4, help="Events in the log the listing covers.")
+    ] = _LISTING.events,
+    rounds: Rounds = _LISTING.rounds,
+    as_json: AsJson = False,
+) -> None:
+    """``jobs list`` asked of a projector against folding the whole log here.
+
+    Example: ffrtmp bench listing --events 1000000 --json
+    """
+    settings = ListingBenchSettings(events=events, rounds=rounds)
+    report = _run(lambda: bench_listing(settings), as_json, "listing jobs both ways")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    _show_figures(
+        f"ffrtmp bench listing: {report.jobs:,} jobs, {report.events:,} events",
+        msgspec.structs.asdict(report),
+        {},
     )
 
 
