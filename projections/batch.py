@@ -61,6 +61,7 @@ def prepare(changes: Changes, generation: int, first_seq: int) -> Prepared:
     _insert(steps, "_jobs_done", changes.done_rows())
     _insert(steps, "job_transitions", changes.transitions)
     _insert(steps, "results", changes.results)
+    _insert(steps, "set_aside_events", changes.set_aside)
     _replace(steps, "agents", "agent", changes.replaced_agents, changes.agent_rows())
     _replace(steps, "_agent_fold", "agent", changes.replaced_agents, changes.agent_fold_rows())
     return Prepared(

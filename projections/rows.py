@@ -67,6 +67,7 @@ class Changes:
         "replaced_agents",
         "replaced_jobs",
         "results",
+        "set_aside",
         "transitions",
         "unknown",
     )
@@ -77,6 +78,7 @@ class Changes:
         self.replaced_jobs: set[str] = set()  # jobs whose stored row must go first
         self.transitions: list[Row] = []
         self.results: list[Row] = []
+        self.set_aside: list[Row] = []  # ``set_aside_events`` rows
         self.agents: dict[str, tuple[AgentState, int]] = {}
         self.replaced_agents: set[str] = set()
         self.events = 0
@@ -148,8 +150,11 @@ class Fold:
                 self._agent(changes, seq, event)
             elif isinstance(event, Unknown):
                 changes.unknown += 1
+                reason = f"type {event.type} v{event.v} is not known to this projector"
+                changes.set_aside.append((seq, "unknown", event.type, reason))
             elif isinstance(event, MalformedMessage):
                 changes.malformed += 1
+                changes.set_aside.append((seq, "malformed", None, event.reason))
             else:
                 self._job(changes, seq, event)
         return changes

@@ -17,7 +17,7 @@ import msgspec
 
 from events.enums import Queue
 
-VERSION: Final = 2
+VERSION: Final = 3
 """The projection's version; a database holding another one is rebuilt from the log."""
 
 
@@ -176,6 +176,18 @@ AGENT_FOLD: Final = _columns(
 )
 """Internal: every agent's fold state (capabilities whole, not flattened)."""
 
+SET_ASIDE: Final = _columns(
+    """
+    seq BIGINT,
+    kind VARCHAR,
+    type VARCHAR,
+    reason VARCHAR
+    """
+)
+"""Events the fold skipped: ``malformed`` (they do not decode) or ``unknown`` (a type or
+version this code does not know, ``type`` names it). The log keeps each one whole at ``seq``
+(``ffrtmp events replay --from-seq``); this table is where to find them."""
+
 FOLDED_TABLES: Final[dict[str, tuple[Column, ...]]] = {
     "_jobs_live": (*JOBS, Column("_state", "BLOB")),
     "_jobs_done": JOBS,
@@ -183,6 +195,7 @@ FOLDED_TABLES: Final[dict[str, tuple[Column, ...]]] = {
     "results": RESULTS,
     "agents": AGENTS,
     "_agent_fold": AGENT_FOLD,
+    "set_aside_events": SET_ASIDE,
 }
 
 CHECKPOINT_DDL: Final = """

@@ -108,6 +108,8 @@ def test_unknown_and_malformed_events_are_counted_and_skipped() -> None:
         1,
     )
     assert projector.query("SELECT count(*) FROM jobs").rows == [[0]]
+    set_aside = projector.query("SELECT seq, kind, type FROM set_aside_events ORDER BY seq")
+    assert set_aside.rows == [[1, "unknown", "JobTeleported"], [2, "malformed", None]]
 
 
 def _simple_history() -> list[Decoded]:
