@@ -127,6 +127,8 @@ class Scheduler:
         self._js = store.nc.jetstream()
         self._wake = asyncio.Event()
         self._inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * self.settings.fetch_batch)
+        self._held: list[Msg] = []  # commands whose appends met an outage: decided again first
+        self._outage = False  # an append of the current commit failed for want of the store
         self._snapshots = SnapshotStore(self._js, self.subjects)
         self._lease = Lease(self._js, self.subjects, self.name, ttl_s=self.settings.lease_ttl_s)
         self._snapshot_seq = 0
@@ -308,10 +310,11 @@ class Scheduler:
     async def _decide(self) -> None:
         """The decider: take over, then commands, clock and placement, forever."""
         await self._take_over()
+        self._held = []  # held under an earlier lead: the server redelivers them to the leader
         next_tick = 0.0
         while True:
             timeout = max(0.0, next_tick - self.clock())
-            if self._inbox.empty() and not self.core.dirty:
+            if self._inbox.empty() and not self._held and not self.core.dirty:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):  # wait_for loses a racing cancel
@@ -355,7 +358,7 @@ class Scheduler:
 
     async def _commands(self) -> None:
         """Decide every waiting command; one round per job, appends pipelined per round."""
-        msgs: list[Msg] = []
+        msgs, self._held = self._held, []
         while not self._inbox.empty() and len(msgs) < self.settings.fetch_batch:
             msgs.append(self._inbox.get_nowait())
         while msgs:
@@ -372,7 +375,10 @@ class Scheduler:
                     continue
                 seen.add(key)
                 round_.append((msg, command))
-            await self._decide_commands(round_)
+            held = await self._decide_commands(round_)
+            if held:
+                self._held = held + later
+                raise FfrtmpError(f"{len(self._held)} commands held until the log takes appends")
             msgs = later
 
     async def _decode(self, msg: Msg) -> OperatorCommand | None:
@@ -407,17 +413,31 @@ class Scheduler:
         await self._nc.publish(self.subjects.dead_letter("cmd"), msg.data, headers=headers)
         await msg.term()
 
-    async def _decide_commands(self, round_: Sequence[tuple[Msg, OperatorCommand]]) -> None:
+    async def _decide_commands(self, round_: Sequence[tuple[Msg, OperatorCommand]]) -> list[Msg]:
+        """Decide, commit and acknowledge; the commands to hold because the store was away.
+
+        A command whose append conflicts is decided again from the re-read job, and set aside
+        only when it keeps conflicting over several deliveries. One whose append found no
+        store (a restart, a cluster electing a stream leader) is held here and decided again
+        after a pause, without a redelivery: deliveries are capped, and an outage that used
+        them up would set a valid command aside, losing the job it submits.
+        """
         pending = list(round_)
         for _ in range(CONFLICT_RETRIES):
             if not pending:
-                return
+                return []
             # A job the core does not hold is decided as new, expecting sequence 0: if the log
             # knows it after all (forgotten, or only refusals so far), the append conflicts and
             # the job is read from the store for the next try. No read on the hot path.
             now = self.clock()
             decisions = [self.core.on_command(command, now) for _, command in pending]
-            outcomes = await self._commit(decisions, now)
+            self._outage = False
+            try:
+                outcomes = await self._commit(decisions, now)
+            except StoreUnavailable as exc:
+                raise_if_cancelling()
+                log.warning("commands held: %s", exc)
+                self._outage, outcomes = True, [False] * len(decisions)
             retry = []
             for (msg, command), decision, ok in zip(pending, decisions, outcomes, strict=True):
                 if ok:
@@ -428,12 +448,19 @@ class Scheduler:
                 else:
                     retry.append((msg, command))
             pending = retry
+            if pending and self._outage:
+                held = [msg for msg, _ in pending]
+                for msg in held:  # restart the ack timer so the server does not redeliver
+                    with contextlib.suppress(NatsError, TimeoutError):
+                        await msg.in_progress()
+                return held
         for msg, command in pending:
             if msg.metadata.num_delivered >= MAX_DELIVER:
                 await self._set_aside(msg, MalformedMessage(f"kept conflicting: {command.id}"))
                 continue
             log.warning("command %s kept conflicting; it will be redelivered", command.id)
             await msg.nak(delay=1.0)
+        return []
 
     async def _tick(self, now: float) -> None:
         returned = [self.core.returned(agent, now) for agent in sorted(self._returned)]
@@ -525,6 +552,8 @@ class Scheduler:
             if decision.job:
                 await self._learn(decision.job)
             return
+        if isinstance(error, StoreUnavailable):
+            self._outage = True
         log.warning("append for %s failed: %s", decision.job or decision.agent, error)
 
     def _follow_up(

@@ -1,0 +1,45 @@
+"""A command that arrives while the log takes no appends is held, never set aside."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from events.enums import JobStatus
+from events.streams import events_stream
+from ffrtmp.scheduler.service import MAX_DELIVER, OUTAGE_PAUSE_S
+from tests.farm import Farm, scheduler, wait_until
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_submit_during_an_outage_lands_when_the_log_is_back(farm: Farm) -> None:
+    """Held past the old capped redeliveries, the job is placed once the stream is back.
+
+    The events stream stops taking its subjects for longer than the capped redeliveries would
+    last (a cluster electing a stream leader looks the same to the scheduler); the submitted
+    job is then queued and placed, and nothing was dead-lettered.
+    """
+    js, subjects = farm.js, farm.subjects
+    config = events_stream(subjects)
+    detached = dataclasses.replace(config, subjects=[f"{subjects.prefix}.detached.>"])
+    dead_letters = await farm.store.nc.subscribe(subjects.dead_letter("cmd"))
+    await farm.agent("a1")
+    async with scheduler(farm.store) as sched:
+        await js.update_stream(detached)
+        try:
+            await farm.submit("held")
+            pauses = 2 * MAX_DELIVER / OUTAGE_PAUSE_S  # twice the old 1 s x 5 deliveries
+
+            async def long_held() -> bool:
+                return sched.stats.outages >= pauses
+
+            await wait_until(long_held, "the scheduler to hold the command through the outage")
+        finally:
+            await js.update_stream(config)
+        done = await farm.wait_status("held", JobStatus.COMPLETED)
+    assert done.agent == "a1"
+    assert sched.stats.malformed == 0
+    assert dead_letters.pending_msgs == 0
+    await dead_letters.unsubscribe()
