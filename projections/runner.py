@@ -14,9 +14,10 @@ file, and questions (``query``) cannot read others. A database written under ano
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,19 @@ class Projector:
         """Run one read-only statement; writes, DDL and file access raise ``QueryRefused``."""
         with self._cursor() as cur:
             return run_read_only(cur, sql, params, limit)
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Callable[[str], list[list[Any]]]]:
+        """Our own queries (unchecked: never an asker's), all in one read transaction.
+
+        Every answer then comes from the same committed batch, as a scrape needs.
+        """
+        with self._cursor() as cur:
+            cur.begin()
+            try:
+                yield lambda sql: [list(row) for row in cur.execute(sql).fetchall()]
+            finally:
+                cur.rollback()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of the caller's own (DuckDB connections are not shared across threads)."""

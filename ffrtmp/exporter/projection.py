@@ -15,7 +15,7 @@ assignment with the start of the same attempt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -78,54 +78,67 @@ class ProjectionView:
         """Close the database."""
         self.projector.close()
 
-    def _rows(self, sql: str) -> list[list[Any]]:
-        return self.projector.query(sql).rows
+    def figures(self) -> LogFigures:
+        """The figures as of the checkpoint, every one from the same committed batch."""
+        with self.projector.snapshot() as rows:
+            return _figures(_Reading(rows))
 
-    def _counts(self, sql: str) -> dict[str, int]:
-        return {str(key): int(count) for key, count in self._rows(sql) if key is not None}
 
-    def _histogram(self, values_sql: str, bounds: Sequence[float]) -> Histogram:
+def _figures(read: _Reading) -> LogFigures:
+    ((position,),) = read.rows("SELECT coalesce(max(seq), 0) FROM _checkpoint")
+    entered = read.counts("SELECT to_status, count(*) FROM job_transitions GROUP BY 1")
+    queued = read.rows(
+        "SELECT queue, priority, count(*) FROM jobs WHERE status = 'queued' GROUP BY 1, 2"
+    )
+    nodes = read.rows(
+        "SELECT status, count(*), count(*) FILTER (WHERE quarantined) FROM agents GROUP BY 1"
+    )
+    return LogFigures(
+        position=position,
+        entered=entered,
+        by_state=read.counts("SELECT status, count(*) FROM jobs WHERE status <> 'new' GROUP BY 1"),
+        queued_by_priority=_sum_by(queued, 1),
+        queued_by_queue=_sum_by(queued, 0),
+        assignments=entered.get("assigned", 0),
+        rejections=entered.get("rejected", 0),
+        failed_by_reason=read.counts(
+            "SELECT reason, count(*) FROM job_transitions WHERE to_status = 'failed' GROUP BY 1"
+        ),
+        retries=entered.get("retrying", 0),
+        duration=read.histogram(
+            "SELECT run_s AS v FROM jobs WHERE status = 'completed'", DURATION_BUCKETS_S
+        ),
+        wait=read.histogram("SELECT wait_s AS v FROM jobs", WAIT_BUCKETS_S),
+        schedule_to_start=read.histogram(_SCHEDULE_TO_START, START_BUCKETS_S),
+        nodes_by_status={str(status): int(count) for status, count, _ in nodes},
+        nodes_quarantined=sum(int(quarantined) for _, _, quarantined in nodes),
+        results=tuple(_group(row) for row in read.rows(_RESULTS)),
+    )
+
+
+class _Reading:
+    """Our own queries, all in one read transaction (``Projector.snapshot``)."""
+
+    def __init__(self, read: Callable[[str], list[list[Any]]]) -> None:
+        self._read = read
+
+    def rows(self, sql: str) -> list[list[Any]]:
+        """The rows of one of our own queries."""
+        return self._read(sql)
+
+    def counts(self, sql: str) -> dict[str, int]:
+        """``key, count`` rows as a dict; a NULL key is left out."""
+        return {str(key): int(count) for key, count in self.rows(sql) if key is not None}
+
+    def histogram(self, values_sql: str, bounds: Sequence[float]) -> Histogram:
+        """Cumulative buckets of the ``v`` column of ``values_sql``."""
         cells = ", ".join(f"count(*) FILTER (WHERE v <= {bound!r})" for bound in bounds)
         sql = (
             f"SELECT {cells}, count(*), coalesce(sum(v), 0) FROM ({values_sql}) WHERE v IS NOT NULL"  # noqa: S608 -- our own queries
         )
-        ((*counts, total, summed),) = self._rows(sql)
+        ((*counts, total, summed),) = self.rows(sql)
         buckets = (*zip(bounds, counts, strict=True), (float("inf"), total))
         return Histogram(buckets=tuple((b, int(c)) for b, c in buckets), sum=float(summed))
-
-    def figures(self) -> LogFigures:
-        """The figures as of the checkpoint."""
-        position = self.position
-        entered = self._counts("SELECT to_status, count(*) FROM job_transitions GROUP BY 1")
-        queued = self._rows(
-            "SELECT queue, priority, count(*) FROM jobs WHERE status = 'queued' GROUP BY 1, 2"
-        )
-        nodes = self._rows(
-            "SELECT status, count(*), count(*) FILTER (WHERE quarantined) FROM agents GROUP BY 1"
-        )
-        return LogFigures(
-            position=position,
-            entered=entered,
-            by_state=self._counts(
-                "SELECT status, count(*) FROM jobs WHERE status <> 'new' GROUP BY 1"
-            ),
-            queued_by_priority=_sum_by(queued, 1),
-            queued_by_queue=_sum_by(queued, 0),
-            assignments=entered.get("assigned", 0),
-            rejections=entered.get("rejected", 0),
-            failed_by_reason=self._counts(
-                "SELECT reason, count(*) FROM job_transitions WHERE to_status = 'failed' GROUP BY 1"
-            ),
-            retries=entered.get("retrying", 0),
-            duration=self._histogram(
-                "SELECT run_s AS v FROM jobs WHERE status = 'completed'", DURATION_BUCKETS_S
-            ),
-            wait=self._histogram("SELECT wait_s AS v FROM jobs", WAIT_BUCKETS_S),
-            schedule_to_start=self._histogram(_SCHEDULE_TO_START, START_BUCKETS_S),
-            nodes_by_status={str(status): int(count) for status, count, _ in nodes},
-            nodes_quarantined=sum(int(quarantined) for _, _, quarantined in nodes),
-            results=tuple(_group(row) for row in self._rows(_RESULTS)),
-        )
 
 
 def _sum_by(rows: list[list[Any]], column: int) -> dict[str, int]:
