@@ -15,14 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 import msgspec
-import nats
 
 from events.errors import FfrtmpError
-from events.jetstream import JetStreamEventStore
-from events.streams import events_stream
-from events.subjects import Subjects
-from ffrtmp.bench.harness import embedded_server, interleaved
-from ffrtmp.bench.replay import PREFIX, ReplaySettings, populate
+from ffrtmp.bench.harness import interleaved
+from ffrtmp.bench.replay import PREFIX, ReplaySettings, populated
 from ffrtmp.bench.stats import median
 from ffrtmp.bench.workload import EVENTS_PER_JOB
 from projections import Projector, catch_up
@@ -57,32 +53,24 @@ async def bench_listing(settings: ListingBenchSettings) -> ListingReport:
     """Fill, project, serve; then time the listing both ways, interleaved."""
     from ffrtmp.cli.common import Conn, target  # noqa: PLC0415 -- the CLI package imports us
 
-    subjects = Subjects(PREFIX)
-    async with embedded_server() as server:
-        nc = await nats.connect(server.url)
-        try:
-            await nc.jetstream().add_stream(events_stream(subjects))
-            store = JetStreamEventStore(nc, subjects)
-            await store.start()
-            jobs = await populate(store, ReplaySettings(messages=settings.events))
-            with tempfile.TemporaryDirectory(prefix="ffrtmp-bench-") as tmp:
-                projector = Projector(Path(tmp) / "p.duckdb", PREFIX)
-                try:
-                    await catch_up(projector, nc)
-                    service = await serve(nc, projector)
-                    conn = Conn(store, target(server.url, PREFIX, None))
-                    seconds = await interleaved(
-                        settings.rounds,
-                        {
-                            "projector": lambda _: _timed(conn, jobs, local=False),
-                            "local": lambda _: _timed(conn, jobs, local=True),
-                        },
-                    )
-                    await service.stop()
-                finally:
-                    projector.close()
-        finally:
-            await nc.close()
+    async with populated(ReplaySettings(messages=settings.events)) as (nc, store, jobs):
+        with tempfile.TemporaryDirectory(prefix="ffrtmp-bench-") as tmp:
+            projector = Projector(Path(tmp) / "p.duckdb", PREFIX)
+            try:
+                await catch_up(projector, nc)
+                service = await serve(nc, projector)
+                url = nc.connected_url.geturl() if nc.connected_url else ""
+                conn = Conn(store, target(url, PREFIX, None))
+                seconds = await interleaved(
+                    settings.rounds,
+                    {
+                        "projector": lambda _: _timed(conn, jobs, local=False),
+                        "local": lambda _: _timed(conn, jobs, local=True),
+                    },
+                )
+                await service.stop()
+            finally:
+                projector.close()
     asked, folded = median(seconds["projector"]), median(seconds["local"])
     return ListingReport(
         benchmark="listing",

@@ -21,15 +21,12 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
-import nats
 from nats.aio.client import Client as NatsClient
 
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
-from events.streams import events_stream
-from events.subjects import Subjects
-from ffrtmp.bench.harness import embedded_server, interleaved
-from ffrtmp.bench.replay import PREFIX, ReplaySettings, ordered_read, populate
+from ffrtmp.bench.harness import interleaved
+from ffrtmp.bench.replay import PREFIX, ReplaySettings, ordered_read, populated
 from ffrtmp.bench.stats import median, rate, ratio
 from ffrtmp.bench.workload import EVENTS_PER_JOB, T0, job_id, step
 from projections import Projector, catch_up, follow
@@ -72,28 +69,19 @@ class ProjectionsReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def bench_projections(settings: ProjectionsBenchSettings) -> ProjectionsReport:
     """Fill a stream, rebuild it both ways in rounds, then measure lag; summarise."""
-    subjects = Subjects(PREFIX)
+    fill = ReplaySettings(messages=settings.events, window=settings.window)
     with tempfile.TemporaryDirectory(prefix="ffrtmp-bench-db-") as tmp:
-        async with embedded_server() as server:
-            nc = await nats.connect(server.url)
-            try:
-                await nc.jetstream().add_stream(events_stream(subjects))
-                store = JetStreamEventStore(nc, subjects)
-                await store.start()
-                fill = ReplaySettings(messages=settings.events, window=settings.window)
-                jobs = await populate(store, fill)
-                count = jobs * EVENTS_PER_JOB
-                rates = await interleaved(
-                    settings.rounds,
-                    {
-                        "ours": lambda i: _rebuild(nc, Path(tmp) / f"round{i}.duckdb", count),
-                        "raw": lambda _: ordered_read(nc, subjects, count),
-                    },
-                )
-                last_db = Path(tmp) / f"round{settings.rounds - 1}.duckdb"
-                lags = await _lag(store, last_db, settings, first_job=jobs)
-            finally:
-                await nc.close()
+        async with populated(fill) as (nc, store, jobs):
+            count = jobs * EVENTS_PER_JOB
+            rates = await interleaved(
+                settings.rounds,
+                {
+                    "ours": lambda i: _rebuild(nc, Path(tmp) / f"round{i}.duckdb", count),
+                    "raw": lambda _: ordered_read(nc, store.subjects, count),
+                },
+            )
+            last_db = Path(tmp) / f"round{settings.rounds - 1}.duckdb"
+            lags = await _lag(store, last_db, settings, first_job=jobs)
     return _report(settings, count, rates, lags)
 
 

@@ -10,8 +10,10 @@ fastest public read, counting messages and doing nothing with them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from typing import Final
+from collections.abc import AsyncIterator
+from typing import Final, NamedTuple
 
 import msgspec
 import nats
@@ -42,6 +44,29 @@ class ReplaySettings(msgspec.Struct, frozen=True, kw_only=True):
 
 async def bench_replay(settings: ReplaySettings) -> Comparison:
     """Fill one stream, then read it back both ways in interleaved rounds; summarise."""
+    async with populated(settings) as (nc, store, jobs):
+        count = jobs * EVENTS_PER_JOB
+        rates = await interleaved(
+            settings.rounds,
+            {
+                "ours": lambda _: _fold(store, jobs),
+                "raw": lambda _: ordered_read(nc, store.subjects, count),
+            },
+        )
+    return compare("replay", count, rates, TARGET)
+
+
+class Populated(NamedTuple):
+    """A filled benchmark stream: the client, the store on it, and how many jobs it holds."""
+
+    nc: NatsClient
+    store: JetStreamEventStore
+    jobs: int
+
+
+@contextlib.asynccontextmanager
+async def populated(settings: ReplaySettings) -> AsyncIterator[Populated]:
+    """A fresh server whose events stream holds ``settings.messages`` events (``populate``)."""
     subjects = Subjects(PREFIX)
     async with embedded_server() as server:
         nc = await nats.connect(server.url)
@@ -49,18 +74,9 @@ async def bench_replay(settings: ReplaySettings) -> Comparison:
             await nc.jetstream().add_stream(events_stream(subjects))
             store = JetStreamEventStore(nc, subjects)
             await store.start()
-            jobs = await populate(store, settings)
-            count = jobs * EVENTS_PER_JOB
-            rates = await interleaved(
-                settings.rounds,
-                {
-                    "ours": lambda _: _fold(store, jobs),
-                    "raw": lambda _: ordered_read(nc, subjects, count),
-                },
-            )
+            yield Populated(nc, store, await populate(store, settings))
         finally:
             await nc.close()
-    return compare("replay", count, rates, TARGET)
 
 
 async def populate(store: JetStreamEventStore, settings: ReplaySettings) -> int:
