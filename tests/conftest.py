@@ -19,6 +19,7 @@ from events.jetstream import JetStreamEventStore
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer, NatsSettings, find_binary, free_port
 from tests.farm import Farm
+from tests.receivers import http_server, rtmp_server, srt_listener  # noqa: F401 - fixtures
 
 
 @pytest.fixture

@@ -1,0 +1,305 @@
+"""Real receivers for media tests: an RTMP server, an SRT listener and an HTTP file server.
+
+Each is started by the test on a free loopback port, owns a temporary directory, and records
+what arrived so the test can probe it. None is a stand-in: RTMP is Debian's nginx with
+``libnginx-mod-rtmp`` (its own config and prefix, run in the foreground as the current user,
+the module loaded with ``load_module``), SRT is FFmpeg's own listener, HTTP is the standard
+library's server in a thread. A missing nginx or module skips the RTMP tests locally and fails
+them in CI, as a missing nats-server does.
+
+Readiness and completion are conditions with deadlines (``wait_for``), never sleeps:
+
+- ``RtmpServer.recorded(stream)`` holds once nginx has closed the stream's recording (its
+  ``exec_record_done`` hook leaves a ``.done`` marker beside the FLV file).
+- ``SrtListener.recorded()`` holds once the listener FFmpeg has exited (it does when the caller
+  closes); ``tsbpd=0`` so its jitter buffer does not drop the stream's end (README, live outputs).
+- ``HttpServer.requests`` lists each request's path and status, so a test can count retries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final, Self
+
+import psutil
+import pytest
+
+from agent.ffmpeg_binary import locate
+from ffrtmp.natsd import free_port, port_in_use
+
+DEADLINE_S: Final = 30.0
+RTMP_MODULE: Final = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+NGINX_CONF: Final = """\
+load_module {module};
+daemon off;
+master_process off;
+pid {root}/nginx.pid;
+error_log {root}/error.log info;
+events {{ worker_connections 64; }}
+rtmp {{
+  server {{
+    listen 127.0.0.1:{port};
+    application live {{
+      live on;
+      record all;
+      record_path {root}/rec;
+      record_unique off;
+      exec_record_done {touch} $path.done;
+    }}
+  }}
+}}
+"""
+
+
+def wait_for(check: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
+    """Poll ``check`` until it holds; fail naming ``what`` when the deadline passes."""
+    end = time.monotonic() + deadline_s
+    while not check():
+        if time.monotonic() > end:
+            msg = f"timed out after {deadline_s:g} s waiting for {what}"
+            raise AssertionError(msg)
+        time.sleep(0.02)
+
+
+def _missing(reason: str) -> None:
+    """Skip a test whose receiver cannot run here; in CI that is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class RtmpServer:
+    """nginx-rtmp on a free port; every stream published to ``live/<name>`` is recorded."""
+
+    def __init__(self, root: Path) -> None:
+        """Prepare the config under ``root``; ``start`` (or ``with``) runs nginx."""
+        self.root = root
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, stream: str = "x") -> str:
+        """Where a publisher pushes ``stream``."""
+        return f"rtmp://127.0.0.1:{self.port}/live/{stream}"
+
+    def recording(self, stream: str = "x") -> Path:
+        """The FLV file nginx records ``stream`` into."""
+        return self.root / "rec" / f"{stream}.flv"
+
+    def recorded(self, stream: str = "x") -> bool:
+        """Whether ``stream`` was published and its recording is closed."""
+        return Path(f"{self.recording(stream)}.done").exists()
+
+    def wait_recorded(self, stream: str = "x", deadline_s: float = DEADLINE_S) -> Path:
+        """The closed recording of ``stream``, once nginx has finished it."""
+        wait_for(lambda: self.recorded(stream), f"nginx to close the recording of {stream}",
+                 deadline_s)  # fmt: skip
+        return self.recording(stream)
+
+    def log(self) -> str:
+        """The error log of nginx (connections, publishes, record events)."""
+        path = self.root / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self) -> Self:
+        """Run nginx in the foreground and wait until it accepts connections."""
+        nginx, touch = shutil.which("nginx"), shutil.which("touch")
+        if nginx is None or touch is None or not RTMP_MODULE.exists():
+            _missing("nginx with libnginx-mod-rtmp is not installed (.ci/run installs it)")
+        (self.root / "rec").mkdir(parents=True, exist_ok=True)
+        conf = self.root / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.format(module=RTMP_MODULE, root=self.root, port=self.port, touch=touch)
+        )
+        argv = [str(nginx), "-p", str(self.root), "-e", str(self.root / "error.log"),
+                "-c", str(conf)]  # fmt: skip
+        self.process = subprocess.Popen(  # noqa: S603 - fixed argv
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        process = self.process
+        wait_for(lambda: port_in_use(self.port) or process.poll() is not None, "nginx to listen")
+        if process.poll() is not None:
+            msg = f"nginx exited {process.returncode}: {self.log()[-800:]}"
+            raise AssertionError(msg)
+        return self
+
+    def stop(self) -> None:
+        """Stop nginx."""
+        if self.process is not None:
+            _stop(self.process)
+
+    def __enter__(self) -> Self:
+        """Start it."""
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        """Stop it."""
+        self.stop()
+
+
+class SrtListener:
+    """FFmpeg listening for one SRT caller and remuxing what it sends into an MPEG-TS file."""
+
+    def __init__(self, root: Path, ffmpeg: str | None = None) -> None:
+        """Prepare under ``root``; ``start`` (or ``with``) begins listening."""
+        self.root = root
+        self.ffmpeg = ffmpeg or str(locate())
+        self.port = free_port()
+        self.recording = root / "srt-recording.ts"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Where a caller sends its stream."""
+        return f"srt://127.0.0.1:{self.port}?mode=caller"
+
+    def listening(self) -> bool:
+        """Whether the listener's UDP socket is bound."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        sockets = psutil.Process(self.process.pid).net_connections(kind="udp")
+        return any(s.laddr.port == self.port for s in sockets)
+
+    def recorded(self) -> bool:
+        """Whether the caller closed and the listener finished its file."""
+        return self.process is not None and self.process.poll() is not None
+
+    def wait_recorded(self, deadline_s: float = DEADLINE_S) -> Path:
+        """The finished recording; fails if the listener exited with an error."""
+        wait_for(self.recorded, "the SRT listener to finish", deadline_s)
+        assert self.process is not None
+        assert self.process.returncode == 0, self.stderr()
+        return self.recording
+
+    def stderr(self) -> str:
+        """What the listener logged."""
+        path = self.root / "srt-listener.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self) -> Self:
+        """Start the listener and wait until its socket is bound."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        listen = f"srt://127.0.0.1:{self.port}?mode=listener&tsbpd=0"
+        argv = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", listen,
+                "-map", "0", "-c", "copy", "-f", "mpegts", "-y", str(self.recording)]  # fmt: skip
+        with (self.root / "srt-listener.log").open("wb") as err:
+            self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)  # noqa: S603
+        wait_for(self.listening, "the SRT listener's socket")
+        return self
+
+    def stop(self) -> None:
+        """Stop the listener if it still runs."""
+        if self.process is not None:
+            _stop(self.process)
+
+    def __enter__(self) -> Self:
+        """Start it."""
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        """Stop it."""
+        self.stop()
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves files and notes each request; quiet on stderr."""
+
+    server: _Server
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Record the request's path and status instead of printing it."""
+        del size
+        self.server.requests.append((self.path, int(code) if str(code).isdigit() else 0))
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+        """Say nothing."""
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    requests: list[tuple[str, int]]
+
+
+class HttpServer:
+    """The standard library's HTTP server on a free port, serving files from ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        """Serve ``root`` (created if absent) once started."""
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        handler = functools.partial(_Handler, directory=str(root))
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server.requests = []
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        """The URL of ``root/name``."""
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    @property
+    def missing_url(self) -> str:
+        """A URL that answers 404."""
+        return self.url("no-such-file.mp4")
+
+    @property
+    def requests(self) -> list[tuple[str, int]]:
+        """``(path, status)`` of every request served so far, in order."""
+        return list(self._server.requests)
+
+    def start(self) -> Self:
+        """Serve in a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        with contextlib.suppress(Exception):
+            self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Self:
+        """Start it."""
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        """Stop it."""
+        self.stop()
+
+
+@pytest.fixture
+def rtmp_server(tmp_path: Path) -> Iterator[RtmpServer]:
+    """A running nginx-rtmp server of this test's own."""
+    with RtmpServer(tmp_path / "nginx") as server:
+        yield server
+
+
+@pytest.fixture
+def srt_listener(tmp_path: Path) -> Iterator[SrtListener]:
+    """A running SRT listener of this test's own, waiting for one caller."""
+    with SrtListener(tmp_path / "srt") as listener:
+        yield listener
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[HttpServer]:
+    """A running HTTP server of this test's own, serving ``tmp_path / "www"``."""
+    with HttpServer(tmp_path / "www") as server:
+        yield server
