@@ -13,7 +13,8 @@ replies come back on ``_INBOX.>``, the only subject most roles may subscribe to)
 - **operator** (the CLI): publish commands (``P.cmd.>``), ask the projector's SQL service
   (``P.api.>``) and read: stream info, direct gets, ephemeral consumers on the events and
   heartbeat streams.
-- **exporter**: read only: the same reads as the operator, no command.
+- **exporter**: read only: the same reads as the operator, no command, and the scheduler's lease
+  (``STREAM.MSG.GET`` on its KV stream) for ``ffrtmp_scheduler_up``.
 - **projector**: read the log, set aside on ``P.dlq.projector``, serve ``P.api.>`` (a NATS
   micro service: it also answers ``$SRV.>`` discovery) and reply to the askers.
 - **scheduler**: the control plane: its own job events, agent events, dispatches, the whole
@@ -33,6 +34,7 @@ import msgspec
 
 from events.errors import InvalidSpec
 from events.subjects import SCHEDULER_WRITER, Subjects
+from ffrtmp.scheduler.lease import lease_bucket
 
 INBOX: Final = "_INBOX.>"
 API: Final = "$JS.API"
@@ -86,6 +88,11 @@ def _reads(subjects: Subjects) -> list[str]:
             f"$JS.FC.{stream}.>",  # flow-control answers of a push consumer
         ]
     return found
+
+
+def _lease_read(subjects: Subjects) -> str:
+    """Reading the leader lease (a KV get; the bucket has no direct gets): who leads, since when."""
+    return f"{API}.STREAM.MSG.GET.KV_{lease_bucket(subjects)}"
 
 
 def _agent(subjects: Subjects, agent: str) -> User:
@@ -149,7 +156,12 @@ def users(subjects: Subjects, agents: Sequence[str]) -> list[User]:
             subscribe=(INBOX, f"{subjects.prefix}.api.>", "$SRV.>"),
             responses=True,
         ),
-        User(name="exporter", role=Role.EXPORTER, publish=reads, subscribe=(INBOX,)),
+        User(
+            name="exporter",
+            role=Role.EXPORTER,
+            publish=(*reads, _lease_read(subjects)),
+            subscribe=(INBOX,),
+        ),
     ]
     return found + [_agent(subjects, agent) for agent in agents]
 

@@ -191,6 +191,11 @@ def result_families(groups: Sequence[ResultGroup]) -> Iterator[Metric]:
 # --- workers ----------------------------------------------------------------------------------
 
 _WORKER_GAUGES: Final[tuple[tuple[str, str, Callable[[Worker], float | None]], ...]] = (
+    ("slots", "Concurrent jobs the agent offers.", lambda w: w.last.slots),
+    ("has_gpu", "1 when the agent reports an NVIDIA GPU.", lambda w: float(bool(w.last.gpus))),
+    ("last_heartbeat_timestamp_seconds", "When the agent last heartbeat.", lambda w: w.last.at),
+)
+_LOAD_GAUGES: Final[tuple[tuple[str, str, Callable[[Worker], float | None]], ...]] = (
     (
         "cpu_usage_ratio",
         "CPU busy, 0 to 1.",
@@ -199,9 +204,6 @@ _WORKER_GAUGES: Final[tuple[tuple[str, str, Callable[[Worker], float | None]], .
     ("memory_bytes", "Memory in use.", lambda w: w.last.memory_used_bytes),
     ("power_watts", "Power drawn, where the agent measures it.", lambda w: w.last.power_w),
     ("active_jobs", "Attempts the agent is running.", lambda w: len(w.last.running)),
-    ("slots", "Concurrent jobs the agent offers.", lambda w: w.last.slots),
-    ("has_gpu", "1 when the agent reports an NVIDIA GPU.", lambda w: float(bool(w.last.gpus))),
-    ("last_heartbeat_timestamp_seconds", "When the agent last heartbeat.", lambda w: w.last.at),
 )
 _GPU_GAUGES: Final = (
     ("gpu_usage_ratio", "GPU busy, 0 to 1.", "utilization_percent", 0.01),
@@ -213,16 +215,22 @@ _GPU_GAUGES: Final = (
 
 
 def worker_families(workers: Sequence[Worker]) -> Iterator[Metric]:
-    """Per-agent gauges from each agent's latest heartbeat, and per-GPU ones."""
-    for name, doc, pick in _WORKER_GAUGES:
-        family = GaugeMetricFamily(
-            f"{NS}_worker_{name}", f"{doc} Latest heartbeat.", labels=["agent"]
-        )
-        for worker in workers:
-            value = pick(worker)
-            if value is not None:
-                family.add_metric([worker.last.agent], value)
-        yield family
+    """Per-agent gauges from each agent's latest heartbeat, and per-GPU ones.
+
+    Load (CPU, memory, power, jobs, GPUs) is shown only from a fresh heartbeat: a silent
+    agent's last reading is not its load, and a flat line would say it is.
+    """
+    fresh = [worker for worker in workers if worker.fresh]
+    for gauges, shown in ((_WORKER_GAUGES, workers), (_LOAD_GAUGES, fresh)):
+        for name, doc, pick in gauges:
+            family = GaugeMetricFamily(
+                f"{NS}_worker_{name}", f"{doc} Latest heartbeat.", labels=["agent"]
+            )
+            for worker in shown:
+                value = pick(worker)
+                if value is not None:
+                    family.add_metric([worker.last.agent], value)
+            yield family
     beats = CounterMetricFamily(
         f"{NS}_worker_heartbeats", "Heartbeats seen from each agent since the exporter started.",
         labels=["agent"],
@@ -230,7 +238,7 @@ def worker_families(workers: Sequence[Worker]) -> Iterator[Metric]:
     for worker in workers:
         beats.add_metric([worker.last.agent], worker.heartbeats)
     yield beats
-    yield from _gpu_families(workers)
+    yield from _gpu_families(fresh)
 
 
 def _gpu_families(workers: Sequence[Worker]) -> Iterator[Metric]:
@@ -292,7 +300,9 @@ class FfrtmpCollector(Collector):
         self._health = health
 
     def collect(self) -> Iterable[Metric]:
-        """Every family, in a fixed order."""
-        yield from log_families(self._figures())
-        yield from worker_families(self._workers())
+        """Every family, in a fixed order; an agent the log says deregistered has no gauges."""
+        figures = self._figures()
+        yield from log_families(figures)
+        present = [w for w in self._workers() if w.last.agent not in figures.departed]
+        yield from worker_families(present)
         yield from health_families(self._health())

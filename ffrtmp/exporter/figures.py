@@ -70,6 +70,7 @@ class LogFigures(msgspec.Struct, frozen=True, kw_only=True):
     schedule_to_start: Histogram = empty_histogram(START_BUCKETS_S)
     nodes_by_status: dict[str, int] = {}
     nodes_quarantined: int = 0
+    departed: frozenset[str] = frozenset()  # agents deregistered (stopped or removed): no gauges
     results: tuple[ResultGroup, ...] = ()
 
 

@@ -93,6 +93,7 @@ def _figures(read: _Reading) -> LogFigures:
     nodes = read.rows(
         "SELECT status, count(*), count(*) FILTER (WHERE quarantined) FROM agents GROUP BY 1"
     )
+    departed = read.rows("SELECT agent FROM agents WHERE status = 'offline'")
     return LogFigures(
         position=position,
         entered=entered,
@@ -112,6 +113,7 @@ def _figures(read: _Reading) -> LogFigures:
         schedule_to_start=read.histogram(_SCHEDULE_TO_START, START_BUCKETS_S),
         nodes_by_status={str(status): int(count) for status, count, _ in nodes},
         nodes_quarantined=sum(int(quarantined) for _, _, quarantined in nodes),
+        departed=frozenset(str(agent) for (agent,) in departed),
         results=tuple(_group(row) for row in read.rows(_RESULTS)),
     )
 

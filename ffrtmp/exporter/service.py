@@ -30,7 +30,7 @@ from ffrtmp.exporter.figures import Health, LogFigures
 from ffrtmp.exporter.http import bound_port, serve
 from ffrtmp.exporter.projection import ProjectionView, database
 from ffrtmp.exporter.tally import Tally
-from ffrtmp.exporter.workers import Worker, WorkerBoard, follow_heartbeats
+from ffrtmp.exporter.workers import STALE_AFTER_S, Worker, WorkerBoard, follow_heartbeats
 from ffrtmp.scheduler.lease import LEADER_KEY, Claim, lease_bucket
 from projections import Projector
 
@@ -44,6 +44,7 @@ class ExporterSettings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 9090
     data_dir: str | None = None  # None: the projection lives in memory, rebuilt on start
     worker_max_age_s: float = HEARTBEAT_MAX_AGE_S  # a silent agent's gauges go after this
+    worker_stale_after_s: float = STALE_AFTER_S  # a silent agent's load gauges go after this
 
 
 class LogView(Protocol):
@@ -113,7 +114,7 @@ class Exporter:
         self.view: LogView = view or ProjectionView(
             Projector(database(self.settings.data_dir), prefix=store.subjects.prefix)
         )
-        self.board = WorkerBoard(self.settings.worker_max_age_s)
+        self.board = WorkerBoard(self.settings.worker_max_age_s, self.settings.worker_stale_after_s)
         self.clock = clock
         self.listening = asyncio.Event()
         self.port = 0

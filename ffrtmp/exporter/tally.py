@@ -16,7 +16,7 @@ from events.agent import AgentState, evolve_agent, initial_agent
 from events.agent_events import AgentEvent
 from events.base import AgentEventBase, JobEventBase, Unknown
 from events.codec import Decoded
-from events.enums import TERMINAL_STATUSES, JobStatus
+from events.enums import TERMINAL_STATUSES, AgentStatus, JobStatus
 from events.job import RERUNNABLE, JobState, evolve, initial
 from events.job_events import JobAssigned, JobCompleted, JobEvent, JobStarted
 from events.scenarios import SCENARIOS
@@ -185,6 +185,9 @@ class Tally:
             schedule_to_start=self._start.figures(),
             nodes_by_status=dict(nodes),
             nodes_quarantined=sum(agent.quarantined for agent in self._agents.values()),
+            departed=frozenset(
+                name for name, agent in self._agents.items() if agent.status is AgentStatus.OFFLINE
+            ),
             results=tuple(self._groups()),
         )
 

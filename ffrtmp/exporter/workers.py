@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Final
 
 import msgspec
 from nats.aio.client import Client as NatsClient
@@ -25,19 +26,31 @@ from events.work import Heartbeat
 _log = logging.getLogger(__name__)
 
 
+STALE_AFTER_S: Final = 30.0
+"""A heartbeat older than this no longer stands for the agent's load (it stopped sending)."""
+
+
 class Worker(msgspec.Struct, frozen=True, kw_only=True):
     """One agent's latest heartbeat and how many the exporter has seen from it."""
 
     last: Heartbeat
     heartbeats: int
+    fresh: bool = True  # heard within the board's ``stale_after_s``: its telemetry is current
 
 
 class WorkerBoard:
-    """The latest heartbeat per agent; agents silent past ``max_age_s`` leave the board."""
+    """The latest heartbeat per agent; agents silent past ``max_age_s`` leave the board.
 
-    def __init__(self, max_age_s: float = HEARTBEAT_MAX_AGE_S) -> None:
+    An agent silent past ``stale_after_s`` stays on the board (its last heartbeat time is what
+    an alert on a silent agent reads) but is no longer ``fresh``: its last load is not its load.
+    """
+
+    def __init__(
+        self, max_age_s: float = HEARTBEAT_MAX_AGE_S, stale_after_s: float = STALE_AFTER_S
+    ) -> None:
         """An empty board."""
         self.max_age_s = max_age_s
+        self.stale_after_s = stale_after_s
         self._workers: dict[str, Worker] = {}
         self.malformed = 0
 
@@ -69,7 +82,12 @@ class WorkerBoard:
             if now - worker.last.at <= self.max_age_s
         }
         self._workers = live
-        return [live[agent] for agent in sorted(live)]
+        return [
+            msgspec.structs.replace(
+                live[agent], fresh=now - live[agent].last.at <= self.stale_after_s
+            )
+            for agent in sorted(live)
+        ]
 
 
 async def follow_heartbeats(

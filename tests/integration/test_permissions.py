@@ -33,6 +33,7 @@ from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
 from projections.runner import Projector
 from projections.service import ask, serve, sql_subject
 from tests.farm import CPU, FAST, scheduler, wait_until
+from tests.scrape import Samples, running, scrape_when, value
 from tests.secured import start_secured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
@@ -307,3 +308,23 @@ async def test_the_operator_asks_the_projectors_sql_and_the_exporter_cannot(
                 await _denied_request(nc, seen, sql_subject(SUBJECTS))
         finally:
             await service.stop()
+
+
+async def test_the_exporter_sees_the_leading_scheduler_as_its_own_user(
+    secured: NatsServer,
+) -> None:
+    """Under the exporter user, ``ffrtmp_scheduler_up`` reads 1 while a scheduler leads."""
+    async with contextlib.AsyncExitStack() as stack:
+        sched_nc = await stack.enter_async_context(_closing(await _connect(secured, "scheduler")))
+        exporter_nc = await stack.enter_async_context(_closing(await _connect(secured, "exporter")))
+        sched_store = JetStreamEventStore(sched_nc, SUBJECTS)
+        await sched_store.start()
+        exporter_store = JetStreamEventStore(exporter_nc, SUBJECTS)
+        await exporter_store.start()
+        async with scheduler(sched_store, FAST), running(exporter_store) as exporter:
+
+            def leads(samples: Samples) -> bool:
+                return value(samples, "ffrtmp_scheduler_up") == 1
+
+            samples = await scrape_when(exporter.port, leads, "the exporter to see the leader")
+        assert (value(samples, "ffrtmp_scheduler_uptime_seconds") or -1) >= 0

@@ -141,10 +141,12 @@ def test_every_mounted_file_exists() -> None:
 def test_configs_point_at_what_compose_mounts() -> None:
     """Prometheus's rule file and Grafana's dashboard folder are where compose mounts them."""
     targets = {(name, container) for name, _, container in mounts()}
+    assert ("prometheus", "/etc/prometheus") in targets
+    (config_flag,) = (f for f in SERVICES["prometheus"]["command"] if f.startswith("--config"))
+    assert config_flag == "--config.file=/etc/prometheus/prometheus.yml"
     config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
     for rule_file in config["rule_files"]:
-        assert ("prometheus", rule_file) in targets
-    assert ("prometheus", "/etc/prometheus/prometheus.yml") in targets
+        assert (DEPLOY / "prometheus" / rule_file).is_file(), rule_file
     providers = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "ffrtmp.yml")
     for provider in providers["providers"]:
         assert ("grafana", provider["options"]["path"]) in targets
