@@ -8,6 +8,12 @@ job moved on, when the agent drains, or when its budget of unpaused work ran out
 ``budget_grace_s``: the scheduler times attempts out first and tells the agent; the agent's own
 watchdog is the backstop that frees the slot while no scheduler runs. What a ``Stopped``
 ending reports depends on why it stopped: the ``Halt`` set before the cancel says so.
+
+A report that meets a store outage (a restarting server, a cluster electing the stream's
+leader) is sent again with a doubling pause, under the same dedup id, until the log answers or
+the attempt's budget is spent (``report_outage_s`` at least): a finished encode is never given
+up because the log was away for a moment; the log decides, as always, whether it still
+applies. Only a progress milestone is skipped instead: it is not worth holding the attempt.
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ from agent.report import JobWriter
 from agent.tally import AgentStats, AttemptKey, Journal
 from events.commands import Complete, ControlDone, Fail, Progress, Start
 from events.enums import ControlAction, FailureReason
-from events.errors import FfrtmpError
+from events.errors import FfrtmpError, StoreUnavailable
 from events.job import AgentReport
 from events.work import Control, Dispatch, RunningJob
 
 _log = logging.getLogger(__name__)
+_MAX_OUTAGE_PAUSE_S: Final = 5.0
 
 MILESTONES: Final = (25.0, 50.0, 75.0)
 
@@ -44,6 +51,8 @@ class AttemptSettings(msgspec.Struct, frozen=True, kw_only=True):
     poll_s: float = 0.5  # how often progress, the budget and pending controls are looked at
     milestones: tuple[float, ...] = MILESTONES  # percents reported to the log on the way
     budget_grace_s: float = 10.0  # past its budget by this much, the agent cancels an attempt
+    report_outage_s: float = 120.0  # a report meeting an outage is retried this long at least
+    outage_pause_s: float = 0.2  # the first pause before sending it again (doubles, up to 5 s)
 
 
 class Halt(msgspec.Struct, frozen=True, kw_only=True):
@@ -119,6 +128,8 @@ class Attempt:
         except FfrtmpError as exc:
             self.ctx.stats.errors += 1
             _log.warning("%s: attempt %s abandoned: %s", self.ctx.agent, self.key, exc)
+            if self.execution is not None:  # no execution outlives the attempt that owns it
+                await self.execution.cancel()
         except asyncio.CancelledError:
             if self.execution is not None:  # shielded: a second cancel must not leave FFmpeg
                 with contextlib.suppress(Exception):
@@ -179,7 +190,10 @@ class Attempt:
         if passed and not self.halted:
             self.reported = max(passed)
             milestone = Progress(agent=self.ctx.agent, attempt=self.key[1], percent=self.reported)
-            await self._report(milestone)
+            try:
+                await self._report(milestone)
+            except StoreUnavailable as exc:
+                _log.info("%s: milestone of %s skipped: %s", self.ctx.agent, self.key, exc)
 
     async def _obey(self, execution: Execution, control: Control) -> None:
         """Act on a control and report what actually happened."""
@@ -241,11 +255,33 @@ class Attempt:
 
     async def _report(self, command: AgentReport, cause: str = "") -> bool:
         """Write a report; False when it does not apply. A job that moved on is given up."""
-        if await self.writer.report(command, time.time(), cause):
+        if await self._through_outage(command, cause):
             return True
         if not self.writer.holds:
             await self._drop(command)
         return False
+
+    async def _through_outage(self, command: AgentReport, cause: str) -> bool:
+        """Write a report, sending it again while the store is out, until the deadline."""
+        deadline = time.monotonic() + self._outage_allowance()
+        pause = self.ctx.settings.outage_pause_s
+        while True:
+            try:
+                return bool(await self.writer.report(command, time.time(), cause))
+            except StoreUnavailable as exc:
+                if isinstance(command, Progress) or time.monotonic() + pause > deadline:
+                    raise
+                self.ctx.stats.outage_retries += 1
+                _log.info("%s: %s of %s waits %g s: %s", self.ctx.agent, type(command).__name__,
+                          self.key, pause, exc)  # fmt: skip
+            await asyncio.sleep(pause)  # a backoff between sends while the store is out
+            pause = min(2 * pause, _MAX_OUTAGE_PAUSE_S)
+
+    def _outage_allowance(self) -> float:
+        """How long a report may wait for the store: what is left of the budget, or the floor."""
+        settings, clock, budget = self.ctx.settings, self.clock, self.dispatch.budget_s
+        left = 0.0 if clock is None or budget <= 0 else budget - clock.elapsed()
+        return max(settings.report_outage_s, left + settings.budget_grace_s)
 
     async def _drop(self, command: AgentReport) -> None:
         """The job moved on: stop the execution, report nothing more."""

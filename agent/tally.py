@@ -28,6 +28,7 @@ class AgentStats:
     controls: int = 0
     malformed: int = 0  # work messages set aside on the dead-letter subject
     errors: int = 0  # reports that could not be written
+    outage_retries: int = 0  # reports sent again because the store did not answer
     heartbeats: int = 0
 
 

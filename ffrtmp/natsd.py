@@ -29,12 +29,15 @@ from typing import IO, Final, Self
 
 import msgspec
 import nats
+import psutil
 from nats.errors import Error as NatsError
 
 from events.errors import FfrtmpError
+from ffrtmp.lifeline import PREEXEC
 
 BINARY: Final = "nats-server"
 LOG_NAME: Final = "nats-server.log"
+PID_NAME: Final = "nats-server.pid"
 _POLL_S: Final = 0.05
 _ANY_ADDRESS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- recognised, not bound
 
@@ -111,6 +114,18 @@ async def jetstream_ready(url: str, timeout_s: float = 1.0) -> bool:
         await nc.close()
 
 
+def stale_server(pid_file: Path, store_dir: Path) -> int | None:
+    """The PID of a live ``nats-server`` the pid file names, serving ``store_dir``; else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        proc = psutil.Process(pid)
+        alive = proc.status() != psutil.STATUS_ZOMBIE
+        ours = alive and BINARY in proc.name() and str(store_dir) in proc.cmdline()
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return pid if ours else None
+
+
 async def _quiet(_: Exception) -> None:
     """Connection errors while polling are expected; the deadline reports the failure."""
 
@@ -143,6 +158,11 @@ class NatsServer:
         return self.store_dir / LOG_NAME
 
     @property
+    def pid_path(self) -> Path:
+        """Where the server writes its process id (``-P``), so a later start can find it."""
+        return self.store_dir / PID_NAME
+
+    @property
     def running(self) -> bool:
         """Whether the process is alive."""
         return self._proc is not None and self._proc.poll() is None
@@ -152,6 +172,7 @@ class NatsServer:
         s = self.settings
         argv = [str(find_binary()), "-c", s.config or str(packaged_config())]
         argv += ["-p", str(s.port), "-sd", str(self.store_dir), "-m", str(s.http_port or 0)]
+        argv += ["-P", str(self.pid_path)]
         if s.host is not None:
             argv += ["-a", s.host]
         return argv + list(s.extra_args)
@@ -160,6 +181,7 @@ class NatsServer:
         """Start the process without waiting for it; ``wait_ready`` says when it serves."""
         if self.running:
             return
+        self.refuse_stale()
         if port_in_use(self.settings.port):
             # Else our server would fail to bind while the readiness poll reaches the other one.
             raise FfrtmpError(
@@ -169,14 +191,25 @@ class NatsServer:
         self.store_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()
         self._log = self.log_path.open("ab")
-        # Its own session: a terminal's Ctrl-C reaches us only, and we stop it in order.
+        # Its own session: a terminal's Ctrl-C reaches us only, and we stop it in order; and it
+        # ends with us (``lifeline``), so a killed ``up`` or ``server`` leaves no server behind.
         self._proc = subprocess.Popen(  # noqa: S603 -- our own binary, argv we built
             argv,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=PREEXEC,  # noqa: PLW1509 -- async-signal-safe: one prctl call
         )
+
+    def refuse_stale(self) -> None:
+        """A server an earlier start left running on this store is an error naming its PID."""
+        pid = stale_server(self.pid_path, self.store_dir)
+        if pid is not None and not self.running:
+            raise FfrtmpError(
+                f"a {BINARY} from an earlier start still runs on {self.store_dir} (pid {pid}): "
+                f"stop it (kill {pid}), then start again"
+            )
 
     async def wait_ready(self) -> None:
         """Poll until JetStream answers; a dead process or the deadline raises ``FfrtmpError``."""

@@ -6,8 +6,10 @@ the scheduler, the projector, the exporter and ``--agents`` local agents as chil
 scheduler holds the lease, the projector answers SQL, the exporter serves /metrics, every agent
 is registered), prints where everything is, and shows the farm live (``--no-live``, or a
 stdout that is not a terminal, prints a plain log of what happens instead). A child that dies
-is reported, not restarted. Ctrl-C or SIGTERM stops the agents first (they drain), then the
-scheduler, projector and exporter, and NATS last; whatever outlives its deadline is killed.
+is reported and restarted with a doubling delay until it starts too often (``ffrtmp.restart``;
+``--no-restart`` leaves it down); the live view and the log say which. Ctrl-C or SIGTERM
+stops the agents first (they drain), then the scheduler, projector and exporter, and NATS
+last; whatever outlives its deadline is killed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import sys
 import time
@@ -45,7 +48,8 @@ from ffrtmp.farm import (
     plan,
 )
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, port_in_use
-from ffrtmp.supervisor import Exit, Supervisor
+from ffrtmp.restart import NO_RESTART, GiveUp, Restart, RestartPolicy
+from ffrtmp.supervisor import Exit, Restarted, Supervisor
 
 CLI: Final = (sys.executable, "-m", "ffrtmp.cli")
 REFRESH_S: Final = 1.0
@@ -55,7 +59,9 @@ PROBE_S: Final = 0.25
 class Farm:
     """One running farm: its NATS server, its children, and a connection to watch it."""
 
-    def __init__(self, settings: FarmSettings, layout: Layout) -> None:
+    def __init__(
+        self, settings: FarmSettings, layout: Layout, policy: RestartPolicy | None = None
+    ) -> None:
         """Plan the farm; nothing starts until ``start``."""
         self.settings, self.layout = settings, layout
         self.subjects = Subjects(settings.prefix)
@@ -63,9 +69,8 @@ class Farm:
             NatsSettings(port=settings.nats_port, store_dir=layout.nats, http_port=None)
         )
         self.children = plan(settings, layout, CLI)
-        self.supervisor = Supervisor(self.children, Path(layout.logs), dict(os.environ))
+        self.supervisor = Supervisor(self.children, Path(layout.logs), dict(os.environ), policy)
         self.watcher = Watcher()
-        self.exits: list[Exit] = []
 
     def prepare(self) -> None:
         """Make the agents' working directories (the rest make their own)."""
@@ -87,13 +92,11 @@ class Farm:
         self.nats.stop()
         return ended
 
-    def died(self) -> list[Exit]:
-        """Children that ended since the last call; NATS ending is an error."""
+    def changes(self) -> list[Exit | Restarted]:
+        """Children that ended or were restarted since the last call; NATS ending is an error."""
         if not self.nats.running:
             raise FfrtmpError(f"nats-server stopped by itself; see {self.nats.log_path}")
-        ended = self.supervisor.poll()
-        self.exits += ended
-        return ended
+        return self.supervisor.poll()
 
 
 # --- readiness -----------------------------------------------------------------------------
@@ -126,7 +129,7 @@ async def wait_ready(farm: Farm, conn: Conn, timeout_s: float, say: Callable[[st
     pending = _probes(farm, conn)
     deadline = time.monotonic() + timeout_s
     while pending:
-        for ended in farm.died():
+        for ended in (c for c in farm.changes() if isinstance(c, Exit)):
             raise FfrtmpError(
                 f"{ended.name} {ended.describe()} at start: {farm.supervisor.log_tail(ended.name)}"
             )
@@ -146,13 +149,14 @@ async def wait_ready(farm: Farm, conn: Conn, timeout_s: float, say: Callable[[st
 
 
 def _components(farm: Farm) -> Table:
-    table = Table("COMPONENT", "PID", "STATE", box=None, pad_edge=False)
-    table.add_row("nats", "", "[green]up[/]" if farm.nats.running else "[red]down[/]")
-    pids = farm.supervisor.pids()
-    ended = {e.name: e for e in farm.exits}
+    table = Table("COMPONENT", "PID", "STATE", "RESTARTS", box=None, pad_edge=False)
+    table.add_row("nats", "", "[green]up[/]" if farm.nats.running else "[red]down[/]", "")
+    pids, supervisor = farm.supervisor.pids(), farm.supervisor
     for child in farm.children:
-        state = f"[red]{ended[child.name].describe()}[/]" if child.name in ended else "[green]up[/]"
-        table.add_row(child.name, str(pids.get(child.name, "")), state)
+        state = supervisor.state(child.name)
+        colour = "green" if state == "up" else "yellow" if state.startswith("restarting") else "red"
+        restarts = str(supervisor.restarts(child.name))
+        table.add_row(child.name, str(pids.get(child.name, "")), f"[{colour}]{state}[/]", restarts)
     return table
 
 
@@ -160,11 +164,27 @@ def _screen(farm: Farm, header: list[str], body: RenderableType) -> RenderableTy
     return Group(Text("\n".join(header)), Text(), _components(farm), Text(), body)
 
 
-def _report(ended: Exit, farm: Farm) -> str:
-    log = farm.supervisor.log_path(ended.name)
+def by_hand(farm: Farm, name: str) -> str:
+    """The command that runs a component of the farm by hand, as ``up`` ran it."""
+    child = next(c for c in farm.children if c.name == name)
+    return shlex.join(["ffrtmp", *child.argv[len(CLI) :]])
+
+
+def _report(change: Exit | Restarted, farm: Farm) -> str:
+    """One line of ``up``'s log for a child that died or was restarted."""
+    if isinstance(change, Restarted):
+        return f"{change.name} restarted (restart {change.number}, pid {change.pid})"
+    log = farm.supervisor.log_path(change.name)
+    match change.then:
+        case Restart(after_s=after_s, number=number):
+            then = f"restart {number} in {after_s:g} s"
+        case GiveUp(why=why):
+            then = f"not restarted: {why}; by hand: {by_hand(farm, change.name)}"
+        case None:
+            then = "stopping"
     return (
-        f"! {ended.name} {ended.describe()} (not restarted; log {log}): "
-        f"{farm.supervisor.log_tail(ended.name, 3)}"
+        f"! {change.name} {change.describe()} ({then}; log {log}): "
+        f"{farm.supervisor.log_tail(change.name, 3)}"
     )
 
 
@@ -174,7 +194,7 @@ async def watch(farm: Farm, conn: Conn, header: list[str], out: Console, *, live
         seen: dict[str, str] = {}
         while True:
             await farm.watcher.refresh(conn)
-            lines = [_report(e, farm) for e in farm.died()]
+            lines = [_report(e, farm) for e in farm.changes()]
             lines += transitions(seen, farm.watcher.view)
             for line in lines:
                 out.print(line, soft_wrap=True)
@@ -183,7 +203,7 @@ async def watch(farm: Farm, conn: Conn, header: list[str], out: Console, *, live
     with Live(console=out, auto_refresh=False, screen=False) as screen:
         while True:
             shown = await farm.watcher.refresh(conn)
-            notes += [_report(e, farm) for e in farm.died()]
+            notes += [_report(e, farm) for e in farm.changes()]
             body = Group(render(shown), *(Text(n, style="red") for n in notes[-5:]))
             screen.update(_screen(farm, header, body), refresh=True)
             await asyncio.sleep(REFRESH_S)  # the refresh period of the live view
@@ -260,6 +280,14 @@ def command(
     stop_timeout_s: Annotated[
         float, typer.Option(help="How long each group may take to stop before it is killed.")
     ] = 20.0,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart/--no-restart",
+            help="Restart a component that dies (1 s, 2 s, 4 s … up to 30 s; at most 5 starts a"
+            " minute), or leave it down.",
+        ),
+    ] = True,
 ) -> None:
     """Run a whole farm here: NATS, scheduler, projector, exporter and local agents.
 
@@ -275,7 +303,8 @@ def command(
             agent_ports=tuple(free_port() for _ in range(agents)),
             stop_timeout_s=stop_timeout_s,
         )
+        farm = Farm(settings, Layout.under(settings.data_dir), None if restart else NO_RESTART)
+        farm.nats.refuse_stale()
         _check_ports(settings)
-        farm = Farm(settings, Layout.under(settings.data_dir))
         farm.prepare()
         asyncio.run(_run(farm, live=live and sys.stdout.isatty(), ready_timeout_s=ready_timeout_s))

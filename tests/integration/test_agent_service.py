@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from events.codec import decode_heartbeat
 from events.commands import CancelJob, PauseJob, ResumeJob
 from events.enums import FailureReason, JobStatus
 from events.job_events import JobCompleted, JobFailed, JobProgressed, JobRetrying
+from events.streams import events_stream
 from events.subjects import MSG_ID
 from events.work import GpuTelemetry, Heartbeat
 from tests.farm import CPU, Farm, scheduler, wait_until
@@ -398,3 +400,35 @@ async def test_ffmpeg_pause_resume_cancel_act_on_the_process(farm: Farm) -> None
     assert canceled.agent == "ff"
     assert not process.is_running()
     assert ffmpeg_children() == []
+
+
+async def test_a_completion_that_meets_an_outage_is_stored_once_the_log_is_back(
+    farm: Farm, agents: Factory
+) -> None:
+    """The encode ends while the events stream takes no appends: its Complete is sent again.
+
+    Detaching the stream's subjects looks to a writer like a cluster electing a stream leader:
+    the append finds no stream. The finished attempt is not abandoned (its slot busy, the job
+    left to time out and run again): once the stream is back, attempt 1 completes, once.
+    """
+    agent = await agents("a1", HANG)
+    config = events_stream(farm.subjects)
+    detached = dataclasses.replace(config, subjects=[f"{farm.subjects.prefix}.detached.>"])
+    async with scheduler(farm.store):
+        await farm.submit("j")
+        await farm.wait_status("j", S.RUNNING)
+        await farm.js.update_stream(detached)
+        try:
+            agent.execution("j").finish()
+
+            async def held() -> bool:
+                return agent.service.stats.outage_retries >= 3
+
+            await wait_until(held, "the agent to send its Complete again through the outage")
+        finally:
+            await farm.js.update_stream(config)
+        done = await farm.wait_status("j", S.COMPLETED)
+    assert (done.agent, done.attempt) == ("a1", 1)
+    assert (agent.service.stats.completed, agent.service.stats.errors) == (1, 0)
+    completions = [e for e in await farm.history("j") if isinstance(e, JobCompleted)]
+    assert len(completions) == 1

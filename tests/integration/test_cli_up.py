@@ -3,7 +3,7 @@
 One farm for the module, started with the README's own ``ffrtmp up`` command (on free ports,
 with a temporary data directory and ``--no-live``): every component answers, a submitted job
 completes, the README's ``ffrtmp demo`` ends with the outcomes it promises, ``ffrtmp top``
-draws, a killed agent is reported and not restarted, and SIGTERM stops it all leaving no
+draws, a killed agent is reported and restarted, and SIGTERM stops it all leaving no
 process behind. The tests run in file order and share the farm; the last one stops it.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ffrtmp.natsd import free_port
+from ffrtmp.natsd import NatsServer, NatsSettings, free_port
 from tests.conftest import require_nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,15 +206,24 @@ def _agent(up: Up, name: str) -> psutil.Process:
     pytest.fail(f"no process for agent {name}")
 
 
-def test_a_child_that_dies_is_reported_and_not_restarted(up: Up) -> None:
-    """SIGKILL of an agent shows up in up's log once, naming it; no new agent process appears."""
+def test_a_child_that_dies_is_restarted_and_comes_back(up: Up) -> None:
+    """SIGKILL of an agent: up's log names the death and the restart; the agent is online again."""
     victim = _agent(up, "local-2")
     victim.kill()
-    up.wait_for(lambda: "! local-2 killed by SIGKILL" in up.output(), "the death to be reported")
-    assert up.output().count("! local-2 killed by SIGKILL") == 1
-    names = "\n".join(" ".join(p.cmdline()) for p in up.descendants() if p.is_running())
-    assert "--id local-2" not in names
-    assert "--id local-1" in names
+    death = "! local-2 killed by SIGKILL (restart 1 in 1 s; log "
+    up.wait_for(lambda: death in up.output(), "the death and its restart to be reported")
+    back = re.compile(r"local-2 restarted \(restart 1, pid (\d+)\)")
+    up.wait_for(lambda: back.search(up.output()) is not None, "the agent to be restarted")
+    match = back.search(up.output())
+    assert match is not None
+    assert up.output().count(death) == 1
+    assert _agent(up, "local-2").pid == int(match.group(1)) != victim.pid
+
+    def online_again() -> bool:
+        nodes = json.loads(up.cli("nodes", "list", "--output", "json").stdout)
+        return {n["id"]: n["status"] for n in nodes}.get("local-2") == "online"
+
+    up.wait_for(online_again, "the restarted agent to be online")
 
 
 def test_sigterm_stops_everything_and_leaves_no_process(up: Up) -> None:
@@ -273,3 +282,50 @@ def _farm_processes(*needles: str) -> list[str]:
         if proc.info["status"] != psutil.STATUS_ZOMBIE and any(n in line for n in needles):
             found.append(line)
     return found
+
+
+def _start_up(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+    """``ffrtmp up`` with no agents on ``tmp_path/d``, its output in ``tmp_path/up.out``."""
+    argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
+            "--nats-port", str(port), "--metrics-port", str(free_port()),
+            "--data-dir", str(tmp_path / "d")]  # fmt: skip
+    with (tmp_path / "up.out").open("wb") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+
+
+def test_kill_9_of_up_leaves_no_nats_server_and_no_child(tmp_path: Path) -> None:
+    """The embedded nats-server and every child end with ``up`` even when it is SIGKILLed."""
+    require_nats_server()
+    proc = _start_up(tmp_path, free_port())
+    out = tmp_path / "up.out"
+    try:
+        end = time.monotonic() + DEADLINE_S
+        while "farm ready" not in out.read_text(errors="replace"):
+            assert proc.poll() is None, out.read_text(errors="replace")
+            assert time.monotonic() < end, out.read_text(errors="replace")
+            time.sleep(0.1)
+        farm = psutil.Process(proc.pid).children(recursive=True)
+        server = int((tmp_path / "d" / "nats" / "nats-server.pid").read_text())
+        assert server in {p.pid for p in farm}
+    finally:
+        proc.kill()
+        proc.wait()
+    _, alive = psutil.wait_procs(farm, timeout=DEADLINE_S)
+    for survivor in alive:
+        survivor.kill()
+    assert [p.pid for p in alive] == []
+
+
+def test_a_stale_server_on_the_data_dir_is_named_with_its_pid(tmp_path: Path) -> None:
+    """An earlier farm's nats-server still on the data dir: one line naming its PID, exit 1."""
+    require_nats_server()
+    port = free_port()
+    store = str(tmp_path / "d" / "nats")
+    with NatsServer(NatsSettings(port=port, store_dir=store, host="127.0.0.1")) as earlier:
+        pid = int(earlier.pid_path.read_text())
+        proc = _start_up(tmp_path, port)
+        assert proc.wait(DEADLINE_S) == 1
+        lines = (tmp_path / "up.out").read_text().strip().splitlines()
+        assert len(lines) == 1, lines
+        assert f"still runs on {Path(store).resolve()} (pid {pid})" in lines[0]
+        assert earlier.running

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from events.errors import FfrtmpError
 from ffrtmp import natsd
-from ffrtmp.natsd import NatsServer, NatsSettings
+from ffrtmp.natsd import NatsServer, NatsSettings, free_port
 
 
 def test_missing_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,3 +64,53 @@ def test_a_port_in_use_is_refused_clearly(nats_server: NatsServer, tmp_path: Pat
     with pytest.raises(FfrtmpError, match="already in use"):
         clash.start()
     assert not _running(clash)
+
+
+_PARENT = """
+import sys, time
+from pathlib import Path
+from ffrtmp.natsd import NatsServer, NatsSettings
+server = NatsServer(NatsSettings(port=int(sys.argv[1]), store_dir=sys.argv[2], host="127.0.0.1"))
+server.spawn()
+Path(sys.argv[3]).write_text(str(server._proc.pid))
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_server_ends_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    """``kill -9`` of ``ffrtmp up`` or ``ffrtmp server`` leaves no nats-server behind."""
+    pid_file = tmp_path / "nats.pid"
+    argv = [sys.executable, "-c", _PARENT, str(free_port()), str(tmp_path / "store"), str(pid_file)]
+    parent = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[2])  # noqa: S603
+    try:
+        end = time.monotonic() + 20
+        while not pid_file.exists() or not pid_file.read_text():
+            assert parent.poll() is None, "the parent died before starting the server"
+            assert time.monotonic() < end, "the server was never started"
+            time.sleep(0.02)
+        server = psutil.Process(int(pid_file.read_text()))
+    finally:
+        parent.kill()
+        parent.wait()
+    try:
+        server.wait(20)  # raises TimeoutExpired if the server outlives its parent
+    finally:
+        with contextlib.suppress(psutil.Error):
+            server.kill()
+
+
+def test_a_server_left_running_on_the_store_is_named_by_its_pid(tmp_path: Path) -> None:
+    """A second start on a store an earlier server still serves is refused, naming that PID."""
+    store = str(tmp_path / "store")
+    with NatsServer(NatsSettings(port=free_port(), store_dir=store, host="127.0.0.1")) as earlier:
+        assert earlier.pid_path.read_text().strip() == str(earlier._proc.pid)  # type: ignore[union-attr]
+        later = NatsServer(NatsSettings(port=free_port(), store_dir=store, host="127.0.0.1"))
+        with pytest.raises(FfrtmpError) as refused:
+            later.spawn()
+        assert not _running(later)
+        pid = earlier._proc.pid  # type: ignore[union-attr]
+        assert f"still runs on {Path(store).resolve()} (pid {pid})" in str(refused.value)
+        assert f"kill {pid}" in str(refused.value)
+    with NatsServer(NatsSettings(port=free_port(), store_dir=store, host="127.0.0.1")) as again:
+        assert _running(again)  # the pid file of a server that ended names no live server

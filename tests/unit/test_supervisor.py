@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from ffrtmp.farm import Child, Role
-from ffrtmp.supervisor import Exit, Supervisor
+from ffrtmp.restart import NO_RESTART, GiveUp, Restart, RestartPolicy
+from ffrtmp.supervisor import Exit, Restarted, Supervisor
 
 # A child that records its SIGTERM in a shared file, then exits after `delay` seconds.
 _POLITE = """
@@ -88,25 +89,77 @@ def test_a_child_that_ignores_sigterm_is_killed_with_its_descendants(tmp_path: P
     assert not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE
 
 
-def test_a_dead_child_is_reported_once_and_not_restarted(tmp_path: Path) -> None:
-    """``poll`` reports a child that exited, once, with its code and what it printed."""
+def _changes(supervisor: Supervisor, count: int) -> list[Exit | Restarted]:
+    """Poll until ``count`` deaths and restarts were reported (a poll interval, not a sleep)."""
+    seen: list[Exit | Restarted] = []
+    end = time.monotonic() + DEADLINE_S
+    while len(seen) < count:
+        assert time.monotonic() < end, f"only {seen} reported"
+        seen += supervisor.poll()
+        time.sleep(0.02)
+    return seen
+
+
+def test_a_dead_child_is_reported_once_and_left_down_with_no_restart(tmp_path: Path) -> None:
+    """``--no-restart``: ``poll`` reports the death once, with its code and what it printed."""
     children = [
         _child("scheduler", Role.SCHEDULER, "import sys; print('no lease for you'); sys.exit(3)"),
     ]
-    supervisor = Supervisor(children, tmp_path / "logs", {})
+    supervisor = Supervisor(children, tmp_path / "logs", {}, NO_RESTART)
     supervisor.start()
-    reported: list[Exit] = []
-    end = time.monotonic() + DEADLINE_S
-    while not reported:
-        assert time.monotonic() < end, "the dead child was never reported"
-        reported = supervisor.poll()
-        time.sleep(0.02)
-    assert reported == [Exit(name="scheduler", code=3)]
+    reported = _changes(supervisor, 1)
+    assert reported == [Exit(name="scheduler", code=3, then=GiveUp(why="--no-restart"))]
+    assert isinstance(reported[0], Exit)
     assert reported[0].describe() == "exited with code 3"
     assert supervisor.poll() == []
     assert not supervisor.alive("scheduler")
+    assert supervisor.state("scheduler") == "down: exited with code 3 (--no-restart)"
     assert "no lease for you" in supervisor.log_tail("scheduler")
     assert supervisor.stop(1.0) == []
+
+
+def test_a_dead_child_is_restarted_until_the_start_limit(tmp_path: Path) -> None:
+    """A crash loop: restarted after a doubling delay, then left down once it starts too often."""
+    children = [_child("projector", Role.PROJECTOR, "import sys; print('boom'); sys.exit(2)")]
+    policy = RestartPolicy(delay_s=0.05, max_delay_s=1.0, burst=3, interval_s=60.0)
+    supervisor = Supervisor(children, tmp_path / "logs", {}, policy)
+    supervisor.start()
+    first = supervisor.pids()["projector"]
+    changes = _changes(supervisor, 5)
+    pids = [c.pid for c in changes if isinstance(c, Restarted)]
+    assert changes == [
+        Exit(name="projector", code=2, then=Restart(after_s=0.05, number=1)),
+        Restarted(name="projector", pid=pids[0], number=1),
+        Exit(name="projector", code=2, then=Restart(after_s=0.1, number=2)),
+        Restarted(name="projector", pid=pids[1], number=2),
+        Exit(name="projector", code=2, then=GiveUp(why="start limit: 3 starts within 60 s")),
+    ]
+    assert len({first, *pids}) == 3
+    assert supervisor.restarts("projector") == 2
+    assert supervisor.state("projector").startswith("down: exited with code 2 (start limit")
+    assert supervisor.log_tail("projector").count("boom") == 3
+    assert supervisor.poll() == []
+    assert supervisor.stop(1.0) == []
+
+
+def test_a_restarted_child_is_up_again_and_stops_with_the_rest(tmp_path: Path) -> None:
+    """SIGKILL of a running child: ``restarting in …``, then ``up`` with a new pid; stop ends it."""
+    children = [_child("local-1", Role.AGENT, "import time; time.sleep(600)")]
+    policy = RestartPolicy(delay_s=0.5, burst=5)
+    supervisor = Supervisor(children, tmp_path / "logs", {}, policy)
+    supervisor.start()
+    victim = psutil.Process(supervisor.pids()["local-1"])
+    victim.kill()
+    (death,) = _changes(supervisor, 1)
+    assert death == Exit(name="local-1", code=-signal.SIGKILL, then=Restart(after_s=0.5, number=1))
+    assert supervisor.state("local-1") in {"restarting in 0 s (killed by SIGKILL)",
+                                           "restarting in 1 s (killed by SIGKILL)"}  # fmt: skip
+    (back,) = _changes(supervisor, 1)
+    assert isinstance(back, Restarted)
+    assert supervisor.state("local-1") == "up"
+    assert supervisor.pids()["local-1"] == back.pid != victim.pid
+    assert [(e.name, e.then) for e in supervisor.stop(DEADLINE_S)] == [("local-1", None)]
+    assert not psutil.pid_exists(back.pid)
 
 
 _PARENT = """
