@@ -7,57 +7,53 @@ anything else is a bug and keeps its traceback only under ``--debug``.
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from events.errors import FfrtmpError
 from ffrtmp import __version__
-from ffrtmp.cli import (
-    agent,
-    auth,
-    bench,
-    check,
-    demo,
-    events_cmd,
-    exporter,
-    jobs,
-    nodes,
-    projector,
-    scenarios,
-    scheduler,
-    server,
-    sql,
-    top,
-    up,
-)
+from ffrtmp.cli.lazy import LazyGroup
 
 app = typer.Typer(
     name="ffrtmp",
+    cls=LazyGroup,  # each command's module is imported when that command runs
     help="Schedule FFmpeg transcoding and streaming jobs across a farm, on NATS JetStream.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command(name="server")(server.command)
-app.command(name="scenarios")(scenarios.command)
-app.command(name="check")(check.command)
-app.command(name="sql")(sql.command)
-app.command(name="up")(up.command)
-app.command(name="top")(top.command)
-app.command(name="demo")(demo.command)
-app.add_typer(bench.app, name="bench")
-app.add_typer(auth.app, name="auth")
-app.add_typer(scheduler.app, name="scheduler")
-app.add_typer(agent.app, name="agent")
-app.add_typer(exporter.app, name="exporter")
-app.add_typer(projector.app, name="projector")
-app.add_typer(projector.rebuild_app, name="projections")
-app.add_typer(jobs.app, name="jobs")
-app.add_typer(nodes.app, name="nodes")
-app.add_typer(events_cmd.app, name="events")
 
 EXIT_ERROR = 1
 EXIT_BUG = 70  # EX_SOFTWARE: an unexpected exception, i.e. a bug in ffrtmp
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(__version__)
+        raise typer.Exit
+
+
+@app.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print ffrtmp's version and exit.",
+        ),
+    ] = False,
+    _debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            help="Show the traceback of an unexpected error (may stand anywhere on the line).",
+        ),
+    ] = False,
+) -> None:
+    """Schedule FFmpeg transcoding and streaming jobs across a farm, on NATS JetStream."""
 
 
 @app.command()
