@@ -36,6 +36,12 @@ class Cli:
     async def __call__(self, app: typer.Typer, *args: str) -> Result:
         return await anyio.to_thread.run_sync(lambda: self.invoke_sync(app, *args))
 
+    async def with_input(self, text: str, app: typer.Typer, *args: str) -> Result:
+        """The command with ``text`` on its standard input."""
+        return await anyio.to_thread.run_sync(
+            lambda: self.runner.invoke(app, list(args), env=self.env, input=text)
+        )
+
 
 def dead_url() -> str:
     """A NATS URL nobody listens on."""

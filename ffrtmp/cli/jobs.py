@@ -32,7 +32,7 @@ from events.ids import check_id
 from events.job import JobState, evolve, initial, is_terminal
 from events.job_events import CommandRefused, JobEvent
 from events.spec import JobSpec, parse_spec, validate
-from ffrtmp.cli import jobviews
+from ffrtmp.cli import bulk, jobviews
 from ffrtmp.cli.common import (
     Conn,
     NatsOpt,
@@ -345,6 +345,14 @@ def submit(
     spec_file: Annotated[
         Path | None, typer.Option("--spec", help="A JSON job spec; replaces the options above.")
     ] = None,
+    jobs_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help='Many jobs: one JSON spec a line (an optional "id" beside its fields), '
+            "- for stdin; replaces the options above.",
+        ),
+    ] = None,
     job_id: Annotated[
         str | None, typer.Option("--id", help="Choose the job id (a retried submit is a no-op).")
     ] = None,
@@ -360,8 +368,13 @@ def submit(
     """Submit a job; with --wait, follow it to the end (exit 0 completed, 3 failed, 4 canceled).
 
     Example: ffrtmp jobs submit --scenario 4K60-h264 --queue live --priority high --duration 30
+
+    Many at once: ffrtmp jobs submit --file jobs.jsonl
     """
     where = target(nats, prefix, output)
+    if jobs_file is not None:
+        bulk.submit_command(where, jobs_file, decision_wait_s)
+        return
     with explained():
         if spec_file is not None:
             spec = parse_spec(spec_file.read_bytes())
