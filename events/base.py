@@ -42,3 +42,17 @@ class Unknown(msgspec.Struct, frozen=True):
     type: str
     v: int
     raw: bytes
+
+
+class SetAside(msgspec.Struct, frozen=True):
+    """A stored message no reader applies: it does not decode, or its writer may not write it.
+
+    Folds as a no-op like ``Unknown``, but it is a fault, not the future: every reader counts
+    it, long-running ones log it once, and ``ffrtmp check`` and the projection list it by
+    sequence. ``subject`` is where it was stored.
+    """
+
+    reason: str
+    raw: bytes
+    subject: str = ""
+    kind: str = "malformed"  # or "forged": it decodes, but its writer may not write it

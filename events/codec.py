@@ -15,14 +15,15 @@ from typing import Any, Final, TypeVar, cast, get_args
 import msgspec
 
 from events.agent_events import AgentEvent
-from events.base import Message, Unknown
+from events.base import Message, SetAside, Unknown
 from events.commands import OperatorCommand
 from events.errors import MalformedMessage
 from events.job_events import JobEvent
 from events.work import Heartbeat, WorkMessage
 
 AnyEvent = JobEvent | AgentEvent
-Decoded = AnyEvent | Unknown
+Decoded = AnyEvent | Unknown | SetAside
+"""What a reader gets for a stored message (``events.admit.read_event``)."""
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 MAX_MESSAGE_BYTES: Final = 1 << 20  # the server's max_payload in nats.conf
@@ -67,8 +68,11 @@ def encode(message: Message) -> bytes:
     return _ENCODER.encode(message)
 
 
-def decode_event(data: bytes) -> Decoded:
-    """An event from the log, ``Unknown`` for a newer type or version, upcast if older."""
+def decode_event(data: bytes) -> AnyEvent | Unknown:
+    """An event from the log, ``Unknown`` for a newer type or version, upcast if older.
+
+    Junk raises ``MalformedMessage``: readers of the log go through ``events.admit`` instead.
+    """
     try:
         event = _EVENT_DECODER.decode(data)
     except _UNDECODABLE:
@@ -79,7 +83,7 @@ def decode_event(data: bytes) -> Decoded:
     return _decode_slow(data)
 
 
-def _decode_slow(data: bytes) -> Decoded:
+def _decode_slow(data: bytes) -> AnyEvent | Unknown:
     """The envelope first: tell an unknown type or version from an old one and from junk."""
     envelope = _envelope(data)
     current = CURRENT_VERSIONS.get(envelope.type)
@@ -109,7 +113,9 @@ def _malformed_event(data: bytes) -> MalformedMessage:
     return MalformedMessage("undecodable event", data)  # pragma: no cover -- decoded above
 
 
-def _upcast(raw: dict[str, Any], kind: str, version: int, current: int, data: bytes) -> Decoded:
+def _upcast(
+    raw: dict[str, Any], kind: str, version: int, current: int, data: bytes
+) -> AnyEvent | Unknown:
     while version < current:
         step = UPCASTERS.get((kind, version))
         if step is None:

@@ -38,7 +38,9 @@ from nats.errors import MaxPayloadError
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from events import subjects as wire
-from events.codec import Decoded, decode_event, encode
+from events.admit import read_event
+from events.base import SetAside
+from events.codec import Decoded, encode
 from events.errors import BatchFailed, ConcurrencyConflict, FfrtmpError, StoreUnavailable
 from events.reader import read_forever, read_to_end
 from events.store import Append, Loaded
@@ -108,6 +110,8 @@ class JetStreamEventStore:
         self._gets: dict[str, asyncio.Queue[Msg]] = {}
         self._ids = map(str, itertools.count())
         self._owns = False
+        self.set_aside: set[int] = set()
+        """Sequences read here that no reader applies (``events.admit``), each logged once."""
 
     @classmethod
     async def connect(
@@ -291,7 +295,7 @@ class JetStreamEventStore:
     async def load(self, job: str) -> Loaded:
         """One job's events, in order, by direct-get batches on its subjects."""
         msgs = await self._direct(self.subjects.job_events(job), 1)
-        events = [(_seq(msg), decode_event(msg.data)) for msg in msgs]
+        events = [(_seq(msg), self._read(_seq(msg), _subject(msg), msg.data)) for msg in msgs]
         return Loaded(events=events, last_seq=events[-1][0] if events else 0)
 
     async def _direct(self, subject: str, start: int) -> list[Msg]:
@@ -347,13 +351,21 @@ class JetStreamEventStore:
         )
 
     async def _decoded(
-        self, read: AsyncGenerator[tuple[int, bytes], None]
+        self, read: AsyncGenerator[tuple[int, str, bytes], None]
     ) -> AsyncIterator[tuple[int, Decoded]]:
         """Decode a raw read, with NATS errors translated and the read closed however it ends."""
         with self._boundary():
             async with contextlib.aclosing(read) as items:
-                async for seq, data in items:
-                    yield seq, decode_event(data)
+                async for seq, subject, data in items:
+                    yield seq, self._read(seq, subject, data)
+
+    def _read(self, seq: int, subject: str, data: bytes) -> Decoded:
+        """One stored message through the one door; a set-aside one counted, logged once."""
+        event = read_event(subject, data)
+        if isinstance(event, SetAside) and seq not in self.set_aside:
+            self.set_aside.add(seq)
+            _log.warning("event %d on %s set aside, never applied: %s", seq, subject, event.reason)
+        return event
 
     async def last_seq(self) -> int:
         """The events stream's last sequence (0 when empty)."""
@@ -385,6 +397,11 @@ class JetStreamEventStore:
 def _seq(msg: Msg) -> int:
     """The stream sequence of a direct-get reply."""
     return int((msg.headers or {})[wire.SEQUENCE])
+
+
+def _subject(msg: Msg) -> str:
+    """The subject a direct-get reply's message was stored on."""
+    return (msg.headers or {}).get(wire.STORED_SUBJECT, "")
 
 
 def _batch_headers(batch: str, index: int, last: int) -> dict[str, str]:

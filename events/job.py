@@ -4,8 +4,10 @@ Nothing here reads a clock, a socket or a random source: ``now`` and ``cause`` a
 ``decide`` never raises for a command that does not apply. An operator's command is refused
 with a ``CommandRefused`` event whose reason a person understands; a scheduler's or agent's
 command that the job has moved past yields no events, so a stale or repeated decision is a
-no-op. ``evolve`` trusts the log (appends are checked by ``decide`` and by optimistic
-concurrency) and lets terminal states absorb everything.
+no-op. ``evolve`` trusts the log's order (appends are checked by ``decide`` and by optimistic
+concurrency) and lets terminal states absorb everything, but not what a report claims: a
+report from an agent that does not hold the current attempt changes nothing, so an agent that
+writes on its own subject (all that ``events.admit`` lets it write) cannot move another's job.
 """
 
 from __future__ import annotations
@@ -164,6 +166,26 @@ def _rerun(state: JobState, event: JobQueued) -> JobState:
     )
 
 
+def foreign_report(state: JobState, event: JobEvent) -> bool:
+    """Whether ``event`` is an agent's report on an attempt that agent does not hold.
+
+    ``evolve`` ignores exactly these; readers that list what they ignore ask here.
+    """
+    match event:
+        case JobStarted() | JobProgressed() | JobCompleted():
+            return event.agent != state.agent or event.attempt != state.attempt
+        case JobRetrying() | JobFailed():
+            return bool(event.agent) and not _held_by(state, event)
+        case JobPaused() | JobResumed() | JobCanceled():
+            return bool(event.agent) and event.agent != state.agent
+        case _:
+            return False
+
+
+def _held_by(state: JobState, event: JobRetrying | JobFailed) -> bool:
+    return event.agent == state.agent and event.attempt == state.attempt
+
+
 def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
     """Fold one event into the state. Terminal states absorb all but a retry; refusals nothing."""
     if state.status in TERMINAL_STATUSES:
@@ -173,8 +195,12 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
     # Cases in order of frequency in a typical history: replay tests them in turn.
     match event:
         case JobProgressed():
+            if event.agent != state.agent or event.attempt != state.attempt:
+                return state  # not the holder's report
             return _replace(state, percent=event.percent, last_progress_at=event.at)
         case JobStarted():
+            if event.agent != state.agent or event.attempt != state.attempt:
+                return state
             return _replace(state, status=S.RUNNING, started_at=event.at, last_progress_at=event.at)
         case JobAssigned():
             return _replace(
@@ -188,6 +214,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
                 percent=0.0,
             )
         case JobCompleted():  # written out: the commonest ending, kept cheap for replay
+            if event.agent != state.agent or event.attempt != state.attempt:
+                return state
             return _replace(
                 state,
                 status=S.COMPLETED,
@@ -211,6 +239,10 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
             return _ended(state, S.REJECTED, event.at, reason=event.reason, message=event.message)
         case JobControlRequested():
             return _replace(state, requested=event.action)
+        case JobPaused() | JobResumed() | JobCanceled() if (
+            event.agent and event.agent != state.agent
+        ):
+            return state  # an agent's control outcome on an attempt it does not hold
         case JobPaused():
             holder = state.agent if event.resume_to is S.RUNNING else ""
             return _replace(
@@ -232,6 +264,8 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
                 last_progress_at=event.at,
                 started_at=state.started_at + paused_for if back is S.RUNNING else state.started_at,
             )
+        case JobRetrying() | JobFailed() if event.agent and not _held_by(state, event):
+            return state
         case JobRetrying():
             return _retrying(state, event, event.retry_at)
         case JobTimedOut():

@@ -1,11 +1,12 @@
-"""Raw reads of a JetStream stream: ``(seq, bytes)`` in order, as cheaply as Python allows.
+"""Raw reads of a JetStream stream: ``(seq, subject, bytes)`` in order, as cheaply as can be.
 
 This is the read edge under ``replay`` and ``follow``: an ephemeral push consumer (no acks,
 flow control, idle heartbeats) created through the JetStream API, delivering to an inbox whose
 messages skip nats-py's per-message machinery. nats-py's parser hands every message to
 ``Client._process_msg``; for our inboxes a small router takes it there and keeps only the
 stream sequence, parsed from the ``$JS.ACK.<stream>.<consumer>.<n>.<sseq>.<dseq>.<ts>.<left>``
-reply subject, and the payload bytes: no header parsing, no ``Msg``, no queue, no task switch.
+reply subject, the subject it was stored on (the writer's token: see ``events.admit``) and the
+payload bytes: no header parsing, no ``Msg``, no queue, no task switch.
 Where ``_process_msg`` does not look as expected (another nats-py), the same consumer is read
 through a public ``subscribe`` callback, slower but equal in behaviour.
 
@@ -58,8 +59,8 @@ _HEARTBEAT: Final = "100"
 _PROCESS_MSG_ARGS: Final = ("sid", "subject", "reply", "data", "headers")
 _NS: Final = 1_000_000_000
 
-Item = tuple[int, bytes]
-"""A stream sequence and the message's payload."""
+Item = tuple[int, str, bytes]
+"""A stream sequence, the subject the message was stored on, and its payload."""
 
 
 class _ApiError(msgspec.Struct):
@@ -189,7 +190,7 @@ class _Feed:
         if self._next_dseq == 1:  # deliveries can overtake the API's reply
             self.pending = pending
 
-    def on_data(self, reply: bytes, data: bytes) -> None:
+    def on_data(self, reply: bytes, subject: str, data: bytes) -> None:
         """A stored message: keep it if it is the next delivery, else mark the consumer broken."""
         self.heard = True
         if self.broken:
@@ -200,7 +201,7 @@ class _Feed:
             return
         self._next_dseq += 1
         self.pending = numbers[2]
-        self._items.append((numbers[0], data))
+        self._items.append((numbers[0], subject, data))
         self._wake()
 
     def on_control(self, reply: bytes, headers: Mapping[str, str]) -> None:
@@ -214,17 +215,17 @@ class _Feed:
             self._heartbeat(headers)
         self._wake()
 
-    def on_raw(self, reply: bytes, data: bytes, headers: bytes | None) -> None:
+    def on_raw(self, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
         """The router's entry: the message as nats-py's parser saw it."""
         if reply[:8] == _ACK_PREFIX:
-            self.on_data(reply, data)
+            self.on_data(reply, subject.decode(errors="replace"), data)
         else:
             self.on_control(reply, _parse_headers(headers))
 
     async def on_msg(self, msg: Msg) -> None:
         """The public callback's entry, where the router cannot be installed."""
         if msg.reply.startswith("$JS.ACK."):
-            self.on_data(msg.reply.encode(), msg.data)
+            self.on_data(msg.reply.encode(), msg.subject, msg.data)
         else:
             self.on_control(msg.reply.encode(), msg.headers or {})
 
@@ -424,7 +425,7 @@ def _parse_headers(raw: bytes | None) -> dict[str, str]:
 
 # The router ---------------------------------------------------------------------------------
 
-_Route = Callable[[bytes, bytes, bytes | None], None]
+_Route = Callable[[bytes, bytes, bytes, bytes | None], None]
 _ProcessMsg = Callable[[int, bytes, bytes, bytes, bytes | None], Awaitable[None]]
 
 
@@ -444,7 +445,7 @@ class _Router:
         if route is None:
             await self._next(sid, subject, reply, data, headers)
         else:
-            route(reply, data, headers)
+            route(subject, reply, data, headers)
 
 
 def _router(nc: NatsClient) -> _Router | None:

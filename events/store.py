@@ -25,8 +25,9 @@ from typing import Protocol
 
 import msgspec
 
+from events.admit import read_event
 from events.base import Event
-from events.codec import Decoded, decode_event, encode
+from events.codec import Decoded, encode
 from events.errors import BatchFailed, ConcurrencyConflict
 
 
@@ -161,7 +162,7 @@ class MemoryEventStore:
     async def load(self, job: str) -> Loaded:
         """One job's events by scanning the log (fine for tests)."""
         events = [
-            (index + 1, decode_event(data))
+            (index + 1, read_event(subject, data))
             for index, (subject, data) in enumerate(self._log)
             if subject.split(".")[3:4] == [job] and ".evt.job." in subject
         ]
@@ -171,7 +172,7 @@ class MemoryEventStore:
         """Every event from ``from_seq`` to the end as of the call."""
         end = len(self._log)
         for index in range(max(from_seq, 1) - 1, end):
-            yield index + 1, decode_event(self._log[index][1])
+            yield index + 1, read_event(*self._log[index])
 
     async def follow(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
         """Every event from ``from_seq`` on, waiting for new ones."""
@@ -181,7 +182,7 @@ class MemoryEventStore:
             async with self._grew:
                 await self._grew.wait_for(lambda: len(self._log) >= wanted)  # noqa: B023
             while seq <= len(self._log):
-                yield seq, decode_event(self._log[seq - 1][1])
+                yield seq, read_event(*self._log[seq - 1])
                 seq += 1
 
     async def last_seq(self) -> int:

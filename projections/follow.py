@@ -1,9 +1,9 @@
 """Feeding a projector from the events stream: catch up to the end, or follow forever.
 
-The read is ``events.reader`` (the store's own raw read, ``(seq, bytes)`` in order), from the
-projector's checkpoint + 1. A pump task takes messages as they arrive; the applier takes all
-that has arrived (up to ``max_batch``), folds it and converts it to Arrow in a worker thread
-(``Projector.prepare``) while the batch before commits in another (``Projector.commit``): the
+The read is ``events.reader`` (the store's own raw read, ``(seq, subject, bytes)`` in order),
+from the projector's checkpoint + 1. A pump task takes messages as they arrive; the applier
+takes all that has arrived (up to ``max_batch``), folds it and converts it to Arrow in a worker
+thread (``Projector.prepare``) while the batch before commits in another (``Projector.commit``): the
 commit is DuckDB's work, without the GIL, so it overlaps the next batch's Python work. At a
 trickle a batch is a few events and lands at once; under load batches grow by themselves,
 which is what keeps a rebuild fast.
@@ -59,7 +59,7 @@ async def follow(
 
 async def _pump(
     projector: Projector,
-    read: AsyncGenerator[tuple[int, bytes], None],
+    read: AsyncGenerator[tuple[int, str, bytes], None],
     max_batch: int,
     on_batch: OnBatch | None,
 ) -> int:
@@ -99,14 +99,14 @@ class _Buffer:
     """Messages read and not yet applied; the reader waits while two batches are waiting."""
 
     def __init__(self, max_batch: int) -> None:
-        self._items: list[tuple[int, bytes]] = []
+        self._items: list[tuple[int, str, bytes]] = []
         self._max = max_batch
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._ended = False
 
-    async def fill(self, read: AsyncGenerator[tuple[int, bytes], None]) -> None:
+    async def fill(self, read: AsyncGenerator[tuple[int, str, bytes], None]) -> None:
         """Append what ``read`` yields until it ends (or fails: the applier sees it)."""
         try:
             async with contextlib.aclosing(read) as items:
@@ -120,7 +120,7 @@ class _Buffer:
             self._ended = True
             self._ready.set()
 
-    async def take(self) -> list[tuple[int, bytes]]:
+    async def take(self) -> list[tuple[int, str, bytes]]:
         """What has arrived, up to a batch; waits for something; empty once the read ended."""
         while not self._items and not self._ended:
             self._ready.clear()

@@ -20,17 +20,16 @@ from typing import Final
 import msgspec
 
 from events.agent import AgentState, evolve_agent, initial_agent
-from events.base import AgentEventBase, Unknown
+from events.base import AgentEventBase, SetAside, Unknown
 from events.codec import Decoded
 from events.enums import TERMINAL_STATUSES, JobStatus
-from events.errors import MalformedMessage
-from events.job import JobState, evolve, initial
+from events.job import JobState, evolve, foreign_report, initial
 from events.job_events import JobAssigned, JobCompleted, JobEvent, JobResults, JobSubmitted
 from events.scenarios import SCENARIOS
 
 Row = tuple[object, ...]
-Item = tuple[int, Decoded | MalformedMessage]
-"""A stream sequence and what its message decoded to (or why it did not)."""
+Item = tuple[int, Decoded]
+"""A stream sequence and what its message reads as (``events.admit.read_event``)."""
 
 _NO_RESULTS: Final = (None,) * len(JobResults.__struct_fields__)
 _FAILED: Final = frozenset({JobStatus.RETRYING, JobStatus.FAILED, JobStatus.REJECTED})
@@ -152,9 +151,9 @@ class Fold:
                 changes.unknown += 1
                 reason = f"type {event.type} v{event.v} is not known to this projector"
                 changes.set_aside.append((seq, "unknown", event.type, reason))
-            elif isinstance(event, MalformedMessage):
+            elif isinstance(event, SetAside):
                 changes.malformed += 1
-                changes.set_aside.append((seq, "malformed", None, event.reason))
+                changes.set_aside.append((seq, event.kind, None, event.reason))
             else:
                 self._job(changes, seq, event)
         return changes
@@ -167,6 +166,9 @@ class Fold:
         before = tracked.state if tracked is not None else initial(job)
         after = evolve(before, event)
         if after is before:
+            if foreign_report(before, event) and before.status not in TERMINAL_STATUSES:
+                why = f"{type(event).__name__} from an agent that does not hold the attempt"
+                changes.set_aside.append((seq, "not_holder", type(event).__name__, why))
             return
         if after.status is not before.status:
             changes.transitions.append(transition_row(seq, before, after, event))

@@ -25,8 +25,10 @@ import duckdb
 import msgspec
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from events.codec import Decoded, decode_event
-from events.errors import FfrtmpError, MalformedMessage
+from events.admit import read_event
+from events.base import SetAside
+from events.codec import Decoded
+from events.errors import FfrtmpError
 from events.scenarios import SCENARIOS
 from events.subjects import DEFAULT_PREFIX, Subjects
 from projections import schema
@@ -169,9 +171,9 @@ class Projector:
         prepared = self.prepare(batch)
         return self._seq if prepared is None else self.commit(prepared)
 
-    def apply_raw(self, batch: Sequence[tuple[int, bytes]]) -> int:
-        """``apply`` for messages as the stream holds them; a malformed one is counted."""
-        return self.apply([(seq, _decode(seq, data)) for seq, data in batch])
+    def apply_raw(self, batch: Sequence[tuple[int, str, bytes]]) -> int:
+        """``apply`` for messages as the stream holds them; a set-aside one is counted."""
+        return self.apply([(seq, _decode(seq, subject, data)) for seq, subject, data in batch])
 
     def prepare(self, batch: Sequence[Item]) -> Prepared | None:
         """Fold a batch into the memory and convert what it changed; None if all applied.
@@ -187,9 +189,9 @@ class Projector:
             self._folded = prepared.last_seq
             return prepared
 
-    def prepare_raw(self, batch: Sequence[tuple[int, bytes]]) -> Prepared | None:
+    def prepare_raw(self, batch: Sequence[tuple[int, str, bytes]]) -> Prepared | None:
         """``prepare`` for messages as the stream holds them."""
-        return self.prepare([(seq, _decode(seq, data)) for seq, data in batch])
+        return self.prepare([(seq, _decode(seq, subject, data)) for seq, subject, data in batch])
 
     def commit(self, prepared: Prepared) -> int:
         """Write a prepared batch and its checkpoint in one transaction; the new checkpoint."""
@@ -280,12 +282,11 @@ class Projector:
             return self._reader.cursor()
 
 
-def _decode(seq: int, data: bytes) -> Decoded | MalformedMessage:
-    try:
-        return decode_event(data)
-    except MalformedMessage as exc:
-        log.warning("event %d is malformed, counted and skipped: %s", seq, exc.reason)
-        return exc
+def _decode(seq: int, subject: str, data: bytes) -> Decoded:
+    event = read_event(subject, data)
+    if isinstance(event, SetAside):
+        log.warning("event %d on %s set aside, counted and skipped: %s", seq, subject, event.reason)
+    return event
 
 
 def _statement(con: duckdb.DuckDBPyConnection, step: Step) -> str:

@@ -17,7 +17,7 @@ import msgspec
 
 from events.enums import Queue
 
-VERSION: Final = 3
+VERSION: Final = 4  # 4: reports from an agent that does not hold the attempt are set aside
 """The projection's version; a database holding another one is rebuilt from the log."""
 
 
@@ -184,9 +184,11 @@ SET_ASIDE: Final = _columns(
     reason VARCHAR
     """
 )
-"""Events the fold skipped: ``malformed`` (they do not decode) or ``unknown`` (a type or
-version this code does not know, ``type`` names it). The log keeps each one whole at ``seq``
-(``ffrtmp events replay --from-seq``); this table is where to find them."""
+"""Events the fold skipped: ``malformed`` (they do not decode), ``forged`` (stored where their
+writer may not write them: ``events.admit``), ``not_holder`` (a report from an agent that does
+not hold the attempt) or ``unknown`` (a type or version this code does not know, ``type`` names
+it). The log keeps each one whole at ``seq`` (``ffrtmp events replay --from-seq``); this table
+is where to find them."""
 
 FOLDED_TABLES: Final[dict[str, tuple[Column, ...]]] = {
     "_jobs_live": (*JOBS, Column("_state", "BLOB")),

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from events.agent_events import Capabilities, GpuInfo
+from events.base import JobEventBase
 from events.codec import encode
 from events.commands import VERBS, OperatorCommand, SubmitJob
 from events.jetstream import JetStreamEventStore
@@ -92,7 +93,7 @@ class Farm:
 
     async def history(self, job: str) -> list[JobEvent]:
         loaded = await self.store.load(job)
-        return [event for _, event in loaded.events]  # type: ignore[misc]
+        return [e for _, e in loaded.events if isinstance(e, JobEventBase)]
 
     async def kinds(self, job: str) -> list[str]:
         return [type(event).__name__ for event in await self.history(job)]

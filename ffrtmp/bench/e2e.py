@@ -33,8 +33,9 @@ from agent.attempt import AttemptSettings
 from agent.scripted import Behaviour, ScriptedEngine
 from agent.service import AgentService, AgentSettings
 from events import subjects as wire
+from events.admit import read_event
 from events.aio import background
-from events.codec import decode_event, encode
+from events.codec import encode
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -182,7 +183,7 @@ async def bench_steady(settings: E2ESettings, round_: int) -> list[float]:
         if parsed is None or parsed[1] == wire.SCHEDULER_WRITER:
             return
         at = time.perf_counter()
-        if isinstance(decode_event(msg.data), JobStarted):
+        if isinstance(read_event(msg.subject, msg.data), JobStarted):
             started.setdefault(parsed[0], at)
 
     async with farm(settings, tag) as f:

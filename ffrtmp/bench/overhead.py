@@ -34,9 +34,10 @@ from agent.ffmpeg_binary import find_ffmpeg
 from agent.ffmpeg_engine import DEFAULT_NICE
 from agent.hardware import host
 from events import subjects as wire
+from events.admit import read_event
 from events.agent_events import AgentRegistered
 from events.aio import background
-from events.codec import decode_event, encode
+from events.codec import encode
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -148,7 +149,7 @@ async def run_through(settings: OverheadSettings, ffmpeg: str, tag: str) -> _Thr
     failures: list[str] = []
 
     async def on_event(msg: Msg) -> None:
-        event = decode_event(msg.data)
+        event = read_event(msg.subject, msg.data)
         if isinstance(event, JobCompleted):
             walls.append(event.results.wall_s)
         elif isinstance(event, JobFailed | JobRetrying):

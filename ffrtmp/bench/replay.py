@@ -20,7 +20,7 @@ import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from events.base import AgentEventBase, Unknown
+from events.base import AgentEventBase, SetAside, Unknown
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job import JobState, evolve, initial
@@ -101,7 +101,7 @@ async def _fold(store: JetStreamEventStore, jobs: int) -> float:
     start = time.perf_counter()
     async for _, event in store.replay(1):
         count += 1
-        if isinstance(event, Unknown | AgentEventBase):
+        if isinstance(event, Unknown | SetAside | AgentEventBase):
             continue
         state = states.get(event.job)
         states[event.job] = evolve(state if state is not None else initial(event.job), event)

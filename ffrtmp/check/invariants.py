@@ -10,6 +10,8 @@ where that promise is broken, as ``Violation`` values:
 - ``wrong_agent``: an attempt started, reported or completed by an agent that does not hold it;
 - ``out_of_order``: a sequence that does not increase, or a report about an attempt that was
   not assigned yet (``JobStarted`` before its ``JobAssigned``);
+- ``set_aside``: a stored message no reader applies (``events.admit``): it does not decode, or
+  its writer may not write it (an agent writing for another agent, or the scheduler's events);
 - ``stuck``: a submitted job that is not terminal and has no live work (below);
 - ``not_terminal``: in a quiescent check (the end of a finished run), any submitted job that is
   not terminal.
@@ -29,8 +31,9 @@ from typing import Final
 
 import msgspec
 
+from events.admit import job_of
 from events.agent import AgentState, evolve_agent, initial_agent
-from events.base import AgentEventBase, JobEventBase, Unknown
+from events.base import AgentEventBase, JobEventBase, SetAside, Unknown
 from events.codec import Decoded
 from events.enums import AgentStatus, JobStatus
 from events.job import JobState, evolve, initial, is_terminal
@@ -54,6 +57,7 @@ class Kind(StrEnum):
     STUCK = "stuck"
     NOT_TERMINAL = "not_terminal"
     PROJECTION = "projection"
+    SET_ASIDE = "set_aside"
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -125,6 +129,10 @@ class Checker:
         event = record.event
         if isinstance(event, Unknown):
             self.report.unknown += 1
+            return
+        if isinstance(event, SetAside):
+            job = job_of(event.subject) or "?"
+            self._flag(Kind.SET_ASIDE, job, record.seq, f"{event.kind}: {event.reason}")
             return
         self._latest = max(self._latest, event.at)
         if isinstance(event, AgentEventBase):

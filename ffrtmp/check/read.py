@@ -1,7 +1,8 @@
 """The checker's edge: read a whole log from the event store and fold it through ``Checker``.
 
-The store's replay yields ``(seq, event)`` without the subject, so records carry ``""`` there;
-no invariant here needs it (the writer is named inside every agent's report).
+The store's replay yields ``(seq, event)`` without the subject, so records carry ``""`` there:
+what the subject says is already applied by the store's one door (``events.admit``), which turns
+an event its writer may not write into a ``SetAside`` that names its subject.
 """
 
 from __future__ import annotations

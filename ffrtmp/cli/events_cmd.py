@@ -16,7 +16,8 @@ from typing import Annotated
 import msgspec
 import typer
 
-from events.base import Unknown
+from events.base import SetAside, Unknown
+from events.codec import Decoded
 from ffrtmp.cli.common import (
     Conn,
     NatsOpt,
@@ -95,10 +96,19 @@ class Line(msgspec.Struct, frozen=True, kw_only=True):
     event: msgspec.Raw
 
 
+def _raw(event: Decoded) -> bytes:
+    """JSON for the event: an unreadable one as stored, one set aside as a JSON string of it."""
+    if isinstance(event, Unknown):
+        return event.raw
+    if isinstance(event, SetAside):
+        return msgspec.json.encode(event.raw.decode(errors="replace"))
+    return msgspec.json.encode(event)
+
+
 def _print(entry: Entry, where: Target) -> None:
     event = entry.event
     if where.json:
-        body = event.raw if isinstance(event, Unknown) else msgspec.json.encode(event)
+        body = _raw(event)
         line = Line(
             seq=entry.seq,
             subject=entry.subject,

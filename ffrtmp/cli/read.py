@@ -18,10 +18,11 @@ from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from events.admit import read_event
 from events.agent import AgentState, evolve_agent, initial_agent
 from events.agent_events import AgentDeregistered, AgentRegistered
-from events.base import AgentEventBase, JobEventBase, Unknown
-from events.codec import Decoded, decode_event, decode_heartbeat
+from events.base import AgentEventBase, JobEventBase
+from events.codec import Decoded, decode_heartbeat
 from events.errors import FfrtmpError, MalformedMessage, StoreUnavailable
 from events.ids import resolve_prefix
 from events.job import JobState, evolve, initial
@@ -129,10 +130,7 @@ def writer_of(subject: str, event: Decoded) -> str:
 
 
 def _entry(seq: int, subject: str, data: bytes) -> Entry:
-    try:
-        event: Decoded = decode_event(data)
-    except MalformedMessage as exc:
-        event = Unknown(type=f"malformed: {exc.reason}", v=0, raw=data)
+    event = read_event(subject, data)
     return Entry(seq=seq, subject=subject, writer=writer_of(subject, event), event=event)
 
 

@@ -11,7 +11,7 @@ from typing import Final
 import msgspec
 
 from events.agent import AgentState
-from events.base import Unknown
+from events.base import SetAside, Unknown
 from events.codec import Decoded
 from events.enums import JobStatus
 from events.job import JobState
@@ -128,6 +128,8 @@ def detail(event: Decoded) -> str:
     match event:
         case Unknown():
             return f"(unreadable here: {event.type} v{event.v})"
+        case SetAside():
+            return f"(set aside, never applied: {event.reason})"
         case JobSubmitted():
             spec = event.spec
             return (
@@ -178,7 +180,9 @@ def _short(value: object) -> str:
 
 def event_type(event: Decoded) -> str:
     """The event's type name (an unknown one keeps the name it was written with)."""
-    return event.type if isinstance(event, Unknown) else type(event).__name__
+    if isinstance(event, Unknown):
+        return event.type
+    return f"SetAside({event.kind})" if isinstance(event, SetAside) else type(event).__name__
 
 
 def node_status(state: AgentState, running: int) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from events.agent import AgentState, evolve_agent, initial_agent
 from events.agent_events import AgentEvent
-from events.base import AgentEventBase, JobEventBase, Unknown
+from events.base import AgentEventBase, JobEventBase, SetAside, Unknown
 from events.codec import Decoded
 from events.enums import TERMINAL_STATUSES, AgentStatus, JobStatus
 from events.job import RERUNNABLE, JobState, evolve, initial
@@ -77,6 +77,7 @@ class Tally:
         """Nothing seen yet."""
         self.position = 0
         self.unknown = 0
+        self.set_aside = 0  # stored messages no reader applies (events.admit)
         self._jobs: dict[str, JobState] = {}
         self._finished: set[str] = set()
         self._agents: dict[str, AgentState] = {}
@@ -96,6 +97,8 @@ class Tally:
         self.position = max(self.position, seq)
         if isinstance(event, Unknown):
             self.unknown += 1
+        elif isinstance(event, SetAside):
+            self.set_aside += 1
         elif isinstance(event, JobEventBase):
             self._job(event)
         elif isinstance(event, AgentEventBase):

@@ -98,7 +98,7 @@ async def follow_heartbeats(
 ) -> None:
     """Feed every heartbeat on the stream into ``board``, from the oldest kept; never returns."""
     stream = subjects.heartbeat_stream
-    async for _seq, data in read_forever(nc, stream, subjects.all_heartbeats):
+    async for _seq, _subject, data in read_forever(nc, stream, subjects.all_heartbeats):
         board.take(data, stream)
         if on_beat is not None:
             on_beat()

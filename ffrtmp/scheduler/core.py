@@ -208,6 +208,14 @@ class SchedulerCore:
             return self._apply_agent(seq, cast("AgentEvent", event), now)
         return False
 
+    def passed(self, seq: int, job: str) -> None:
+        """A message no reader applies was stored on ``job``'s subjects at ``seq``.
+
+        It changes nothing, but it is the job's last sequence now: the next append expects it.
+        """
+        if seq > self.seqs.get(job, seq):
+            self.seqs[job] = seq
+
     def advance(self, seq: int) -> None:
         """Record that every event up to ``seq`` has been applied (the follower's position)."""
         self.covered = max(self.covered, seq)
@@ -225,8 +233,10 @@ class SchedulerCore:
         elif seq <= self.seqs[job]:
             return False
         new = evolve(old, event)
+        self.seqs[job] = seq  # the next append expects it, whatever the event changed
+        if new is old:
+            return True  # a refusal, or a report from an agent not holding the attempt
         self.jobs[job] = new
-        self.seqs[job] = seq
         self._index(old, new, event)
         self._observe(old, new, event, now)
         return True

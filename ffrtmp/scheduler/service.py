@@ -30,8 +30,9 @@ from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.errors import FetchTimeoutError
 
+from events.admit import job_of
 from events.aio import raise_if_cancelling
-from events.base import AgentEventBase, Event, JobEventBase
+from events.base import AgentEventBase, Event, JobEventBase, SetAside
 from events.codec import decode_command, decode_heartbeat, encode
 from events.commands import AgentCommandBase, OperatorCommand
 from events.enums import ControlAction
@@ -82,6 +83,7 @@ class Stats(msgspec.Struct, kw_only=True):
     commands: int = 0
     refused: int = 0
     malformed: int = 0
+    set_aside: int = 0  # stored events no reader applies (events.admit): skipped
     appended: int = 0
     conflicts: int = 0
     placements: int = 0
@@ -174,6 +176,8 @@ class Scheduler:
         async for seq, event in self.store.replay(self.core.covered + 1):
             if isinstance(event, JobEventBase | AgentEventBase):
                 self.core.apply(seq, event, now)
+            elif isinstance(event, SetAside):
+                self._set_aside_event(seq, event)
             self.core.advance(seq)
             self.stats.replayed += 1
             if self.stats.replayed % EXPIRE_EVERY == 0:
@@ -195,6 +199,8 @@ class Scheduler:
                 async for seq, event in self.store.follow(self.core.covered + 1):
                     if isinstance(event, JobEventBase | AgentEventBase):
                         self.core.apply(seq, event, self.clock())
+                    elif isinstance(event, SetAside):
+                        self._set_aside_event(seq, event)
                     self.core.advance(seq)
                     await self._learn_unknown()
                     if self.core.dirty:
@@ -204,6 +210,13 @@ class Scheduler:
                 self.stats.outages += 1
                 log.warning("follower paused: %s", exc)
                 await asyncio.sleep(OUTAGE_PAUSE_S)
+
+    def _set_aside_event(self, seq: int, event: SetAside) -> None:
+        """Count a stored message no reader applies; it still moves its job's last sequence."""
+        self.stats.set_aside += 1
+        job = job_of(event.subject)
+        if job:
+            self.core.passed(seq, job)
 
     async def _on_heartbeat(self, msg: Msg) -> None:
         try:
@@ -594,6 +607,7 @@ class Scheduler:
         if self.core.state_of(job) is not None:
             for seq, event in events:
                 self.core.apply(seq, event, self.clock())
+            self.core.passed(loaded.last_seq, job)  # set-aside messages count too
             return
         state = fold(job, [e for _, e in events])
         self.core.adopt(job, loaded.last_seq, state)

@@ -12,12 +12,12 @@ import msgspec
 import nats
 import pytest
 
-from events.base import Unknown
+from events.base import JobEventBase, SetAside, Unknown
 from events.errors import BatchFailed, ConcurrencyConflict
 from events.jetstream import JetStreamEventStore
-from events.job_events import JobQueued
+from events.job_events import JobEvent, JobProgressed, JobQueued
 from events.store import Append, EventStore, MemoryEventStore
-from events.subjects import Subjects
+from events.subjects import SCHEDULER_WRITER, Subjects
 from ffrtmp.natsd import NatsServer
 
 pytestmark = pytest.mark.anyio
@@ -77,9 +77,12 @@ def item(
 ) -> Append:
     """An append of a small event on ``job``, checked against all of the job's subjects."""
     n = next(_ids)
+    event: JobEvent = JobQueued(job=job, at=float(n), reason=f"r{n}")
+    if writer != SCHEDULER_WRITER:  # what an agent may write: a report naming itself
+        event = JobProgressed(job=job, at=float(n), agent=writer, attempt=1, percent=n % 100)
     return Append(
         subject=subjects.job_event(job, writer),
-        event=JobQueued(job=job, at=float(n), reason=f"r{n}"),
+        event=event,
         msg_id=msg_id or f"m{n}",
         expected=expected,
         expected_subject=None if expected is None else subjects.job_events(job),
@@ -187,7 +190,7 @@ async def test_load_returns_only_that_job_in_order(backend: Backend) -> None:
     )
     loaded = await backend.store.load("a")
     assert [seq for seq, _ in loaded.events] == [1, 3, 5]
-    assert all(isinstance(e, JobQueued) and e.job == "a" for _, e in loaded.events)
+    assert all(isinstance(e, JobEventBase) and e.job == "a" for _, e in loaded.events)
     assert loaded.last_seq == 5
     assert await backend.store.load("nobody") == type(loaded)(events=[], last_seq=0)
 
@@ -248,3 +251,25 @@ async def test_unknown_types_replay_as_unknown(backend: Backend) -> None:
     loaded = await backend.store.load("a")
     assert isinstance(loaded.events[-1][1], Unknown)
     assert loaded.last_seq == 2
+
+
+async def test_junk_and_forged_events_read_as_set_aside(backend: Backend) -> None:
+    """Junk and an event its writer may not write replay and load as SetAside.
+
+    Each names where it was stored, and the job's last sequence still counts them.
+    """
+    s = backend.subjects
+    await backend.store.append(item(s, "a"))
+    await backend.raw(s.job_event("a", "sched"), b"not json")
+    forged = JobQueued(job="a", at=1.0, reason="an agent may not queue a job")
+    await backend.raw(s.job_event("a", "agent1"), msgspec.json.encode(forged))
+    replayed = [event async for _, event in backend.store.replay()]
+    assert [type(e).__name__ for e in replayed] == ["JobQueued", "SetAside", "SetAside"]
+    junk, wrong = replayed[1], replayed[2]
+    assert isinstance(junk, SetAside)
+    assert isinstance(wrong, SetAside)
+    assert (junk.kind, junk.subject) == ("malformed", s.job_event("a", "sched"))
+    assert (wrong.kind, wrong.subject) == ("forged", s.job_event("a", "agent1"))
+    loaded = await backend.store.load("a")
+    assert [type(e).__name__ for _, e in loaded.events] == ["JobQueued", "SetAside", "SetAside"]
+    assert loaded.last_seq == 3

@@ -51,10 +51,10 @@ def _body(i: int, size: int) -> bytes:
     return msgspec.json.encode({"n": i, "pad": "x" * size})
 
 
-async def collect(items: AsyncIterator[tuple[int, bytes]]) -> list[int]:
+async def collect(items: AsyncIterator[tuple[int, str, bytes]]) -> list[int]:
     """The sequences an iterator yields until it ends."""
     with anyio.fail_after(DEADLINE_S):
-        return [seq async for seq, _ in items]
+        return [seq async for seq, _, _ in items]
 
 
 async def consumers(nc: NatsClient, stream: str) -> list[str]:
@@ -64,12 +64,13 @@ async def consumers(nc: NatsClient, stream: str) -> list[str]:
 
 
 async def test_reads_everything_in_order(nc: NatsClient, prefix: str) -> None:
-    """From sequence 1 the reader yields every message once, in order, with its payload."""
+    """From sequence 1 the reader yields every message once, in order, with subject and payload."""
     s = Subjects(prefix)
     seqs = await publish(nc, s.job_event("a", "sched"), 50)
     items = [item async for item in read_to_end(nc, s.events_stream, s.all_events)]
-    assert [seq for seq, _ in items] == seqs == list(range(1, 51))
-    assert [msgspec.json.decode(data)["n"] for _, data in items] == list(range(50))
+    assert [seq for seq, _, _ in items] == seqs == list(range(1, 51))
+    assert [msgspec.json.decode(data)["n"] for _, _, data in items] == list(range(50))
+    assert {subject for _, subject, _ in items} == {s.job_event("a", "sched")}
 
 
 async def test_reads_from_a_middle_sequence(nc: NatsClient, prefix: str) -> None:
@@ -92,7 +93,7 @@ async def test_stops_at_the_end_as_of_the_start(nc: NatsClient, prefix: str) -> 
     await publish(nc, s.job_event("a", "sched"), 5)
     seen = []
     with anyio.fail_after(DEADLINE_S):
-        async for seq, _ in read_to_end(nc, s.events_stream, s.all_events):
+        async for seq, _, _ in read_to_end(nc, s.events_stream, s.all_events):
             seen.append(seq)
             if seq == 1:
                 await publish(nc, s.job_event("a", "sched"), 3)
@@ -113,8 +114,10 @@ async def test_a_subject_filter_yields_only_matching_subjects(nc: NatsClient, pr
     await publish(nc, s.job_event("b", "sched"), 2)
     mine += await publish(nc, s.job_event("a", "agent-1"), 2)
     await publish(nc, s.job_event("b", "agent-1"), 2)
-    got = await collect(read_to_end(nc, s.events_stream, s.job_events("a")))
-    assert got == mine == [1, 2, 3, 6, 7]
+    items = [item async for item in read_to_end(nc, s.events_stream, s.job_events("a"))]
+    assert [seq for seq, _, _ in items] == mine == [1, 2, 3, 6, 7]
+    writers = [subject.rpartition(".")[2] for _, subject, _ in items]
+    assert writers == ["sched"] * 3 + ["agent-1"] * 2
 
 
 async def test_a_filter_nothing_matches_yields_nothing(nc: NatsClient, prefix: str) -> None:
@@ -172,7 +175,7 @@ async def test_a_slow_reader_gets_everything_through_flow_control(
     seqs = await publish(nc, s.job_event("a", "sched"), 1500, size=20_000)
     seen = []
     with anyio.fail_after(60):
-        async for seq, _ in read_to_end(nc, s.events_stream, s.all_events):
+        async for seq, _, _ in read_to_end(nc, s.events_stream, s.all_events):
             seen.append(seq)
             if seq % 100 == 0:
                 await anyio.sleep(0.01)  # a slow reader, not a synchronisation

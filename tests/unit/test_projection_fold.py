@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from events.base import SetAside
 from events.codec import Decoded
 from events.enums import JobStatus
-from events.errors import FfrtmpError, MalformedMessage
+from events.errors import FfrtmpError
 from events.job import fold
 from events.job_events import JobAssigned, JobEvent, JobSubmitted
 from events.spec import JobSpec
@@ -99,7 +100,8 @@ def test_applying_a_batch_twice_changes_nothing() -> None:
 def test_unknown_and_malformed_events_are_counted_and_skipped() -> None:
     """A newer event type and junk bytes move the checkpoint and their counters only."""
     projector = Projector()
-    projector.apply_raw([(1, b'{"type":"JobTeleported","v":1}'), (2, b"not json")])
+    subject = "ffrtmp.evt.job.x.sched"
+    projector.apply_raw([(1, subject, b'{"type":"JobTeleported","v":1}'), (2, subject, b"no")])
     status = projector.status()
     assert (status.seq, status.events, status.unknown_events, status.malformed_events) == (
         2,
@@ -121,11 +123,13 @@ def _simple_history() -> list[Decoded]:
     ]
 
 
-def test_malformed_message_type_is_what_apply_takes() -> None:
-    """``apply`` accepts a decoding failure in place of an event and counts it."""
+def test_set_aside_is_what_apply_takes() -> None:
+    """``apply`` accepts a set-aside message in place of an event, counts and lists it."""
     projector = Projector()
-    projector.apply([(1, MalformedMessage("junk"))])
+    projector.apply([(1, SetAside("does not decode: junk", b"junk", "ffrtmp.evt.job.x.sched"))])
     assert projector.status().malformed_events == 1
+    rows = projector.query("SELECT seq, kind, reason FROM set_aside_events").rows
+    assert rows == [[1, "malformed", "does not decode: junk"]]
 
 
 @SETTINGS
