@@ -4,7 +4,8 @@
 readiness check returns None when fine or the reason it is not (FFmpeg missing, output disk
 nearly full, NATS disconnected), and the first reason comes back with a 503. ``/metrics`` is the
 agent's own counters on a private Prometheus registry, read from ``AgentStats`` at scrape time
-(the farm-wide figures come from the exporter, folded from the log). The server runs in a thread
+(the farm-wide figures come from the exporter, folded from the log), with ``process_*`` and
+``ffrtmp_build_info``. The server runs in a thread
 of its own so a scrape never waits on the event loop, and reads only plain counters.
 """
 
@@ -23,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from agent.preflight import MIN_FREE_BYTES, disk_problem
+from agent.runtime_metrics import register_runtime
 from agent.tally import AgentStats
 
 DEFAULT_PORT: Final = 9091
@@ -134,6 +136,7 @@ class HealthServer:
         """Bind now (a port in use fails here, before the agent registers)."""
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(AgentCollector(service))
+        register_runtime(self.registry, "agent")
         self._checks = tuple(checks)
         self._http = ThreadingHTTPServer((host, port), _handler(self))
         self._http.daemon_threads = True

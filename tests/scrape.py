@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.runtime_metrics import version
 from events.agent_events import AgentLost, AgentRegistered, Capabilities
 from events.base import Event
 from events.enums import FailureReason, Priority, Queue
@@ -175,3 +176,14 @@ async def scrape_when(port: int, check: Callable[[Samples], bool], what: str) ->
 def caught_up(samples: Samples) -> bool:
     """Whether the scrape says the projection has applied the whole log."""
     return value(samples, "ffrtmp_projection_lag_events") == 0
+
+
+def check_runtime(body: str, component: str) -> None:
+    """The process collector's figures and the build info with this version and component."""
+    samples = {s.name: s for f in text_string_to_metric_families(body) for s in f.samples}
+    assert samples["process_resident_memory_bytes"].value > 0
+    assert samples["process_start_time_seconds"].value > 0
+    info = samples["ffrtmp_build_info"]
+    assert info.value == 1
+    assert info.labels["component"] == component
+    assert info.labels["version"] == version() != "unknown"

@@ -49,6 +49,7 @@ from ffrtmp.farm import (
 )
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, port_in_use
 from ffrtmp.restart import NO_RESTART, GiveUp, Restart, RestartPolicy
+from ffrtmp.scrape_targets import agent_ports, write_targets
 from ffrtmp.supervisor import Exit, Restarted, Supervisor
 
 CLI: Final = (sys.executable, "-m", "ffrtmp.cli")
@@ -77,6 +78,7 @@ class Farm:
         for child in self.children:
             if child.role is Role.AGENT:
                 Path(self.layout.agent_dir(child.name)).mkdir(parents=True, exist_ok=True)
+        write_targets(self.layout, self.children)
 
     async def start(self) -> JetStreamEventStore:
         """NATS and the streams first, then every child; return a connected store."""
@@ -213,9 +215,11 @@ async def watch(farm: Farm, conn: Conn, header: list[str], out: Console, *, live
 
 
 def _check_ports(settings: FarmSettings) -> None:
+    agents = [(port, "--agent-port-base", "another agent") for port in settings.agent_ports]
     for port, flag, what in (
         (settings.nats_port, "--nats-port", "another farm or nats-server"),
         (settings.metrics_port, "--metrics-port", "another exporter, or Prometheus"),
+        *agents,
     ):
         if port_in_use(port):
             raise FfrtmpError(
@@ -270,6 +274,14 @@ def command(
     nats_port: Annotated[int, typer.Option(help="NATS client port.")] = 4222,
     metrics_port: Annotated[int, typer.Option(help="The exporter's /metrics port.")] = 9090,
     agents: Annotated[int, typer.Option(min=0, help="Local agents to run.")] = 2,
+    agent_port_base: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Agent i's health port is this + i - 1 (default: free ports).",
+            show_default=False,
+        ),
+    ] = None,
     prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="Live view on a terminal, or a plain log.")
@@ -300,7 +312,7 @@ def command(
             metrics_port=metrics_port,
             agents=agents,
             prefix=Subjects(prefix).prefix,
-            agent_ports=tuple(free_port() for _ in range(agents)),
+            agent_ports=agent_ports(agents, agent_port_base, free_port),
             stop_timeout_s=stop_timeout_s,
         )
         farm = Farm(settings, Layout.under(settings.data_dir), None if restart else NO_RESTART)

@@ -22,7 +22,16 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from events.enums import AgentStatus, FailureReason, JobStatus, Priority, Queue
-from ffrtmp.exporter.figures import Health, Histogram, LogFigures, Mean, ResultGroup
+from ffrtmp.exporter.figures import (
+    DURATION_BUCKETS_S,
+    WAIT_BUCKETS_S,
+    Health,
+    Histogram,
+    LogFigures,
+    Mean,
+    ResultGroup,
+    by_queue,
+)
 from ffrtmp.exporter.workers import Worker
 
 NS: Final = "ffrtmp"
@@ -52,6 +61,15 @@ def _labelled(
 def _histogram(name: str, doc: str, figures: Histogram) -> HistogramMetricFamily:
     buckets = [(_le(bound), count) for bound, count in figures.buckets]
     return HistogramMetricFamily(f"{NS}_{name}", doc, buckets=buckets, sum_value=figures.sum)
+
+
+def _by_queue(name: str, doc: str, figures: Mapping[str, Histogram]) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(f"{NS}_{name}", doc, labels=["queue"])
+    for queue in sorted(figures):
+        histogram = figures[queue]
+        buckets = [(_le(bound), count) for bound, count in histogram.buckets]
+        family.add_metric([queue], buckets, histogram.sum)
+    return family
 
 
 def _le(bound: float) -> str:
@@ -103,15 +121,15 @@ def _job_families(figures: LogFigures) -> Iterator[Metric]:
         figures.queued_by_queue,
         [q.value for q in Queue],
     )
-    yield _histogram(
+    yield _by_queue(
         "job_duration_seconds",
         "Run time of completed jobs, from the start of the attempt that completed to its end.",
-        figures.duration,
+        by_queue(figures.duration, DURATION_BUCKETS_S),
     )
-    yield _histogram(
+    yield _by_queue(
         "job_wait_time_seconds",
         "Time a job waited in the queue before its first assignment (approval time excluded).",
-        figures.wait,
+        by_queue(figures.wait, WAIT_BUCKETS_S),
     )
 
 

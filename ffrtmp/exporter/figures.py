@@ -8,14 +8,20 @@ metric families by ``ffrtmp.exporter.collector``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import msgspec
 
-DURATION_BUCKETS_S: Final = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
-"""Run time of a completed job: seconds of a clip to an hour-long encode."""
-WAIT_BUCKETS_S: Final = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+from events.enums import Queue
+
+DURATION_BUCKETS_S: Final = (
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0
+)  # fmt: skip
+"""Run time of a completed job: a 480p clip's fraction of a second to an hour-long encode."""
+WAIT_BUCKETS_S: Final = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0
+)  # fmt: skip
 """Wait in the queue before the first assignment: immediate to an hour behind a backlog."""
 START_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 """Assignment to start: the dispatch's trip and FFmpeg's launch."""
@@ -31,6 +37,12 @@ class Histogram(msgspec.Struct, frozen=True, kw_only=True):
 def empty_histogram(bounds: Sequence[float]) -> Histogram:
     """No observations yet."""
     return Histogram(buckets=tuple((bound, 0) for bound in (*bounds, float("inf"))), sum=0.0)
+
+
+def by_queue(found: Mapping[str, Histogram], bounds: Sequence[float]) -> dict[str, Histogram]:
+    """One histogram per queue, every queue present (empty where nothing was observed)."""
+    every = {queue.value: empty_histogram(bounds) for queue in Queue}
+    return every | dict(found)
 
 
 class Mean(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,8 +77,8 @@ class LogFigures(msgspec.Struct, frozen=True, kw_only=True):
     rejections: int = 0
     failed_by_reason: dict[str, int] = {}
     retries: int = 0
-    duration: Histogram = empty_histogram(DURATION_BUCKETS_S)
-    wait: Histogram = empty_histogram(WAIT_BUCKETS_S)
+    duration: dict[str, Histogram] = {}  # queue -> run time of its completed jobs
+    wait: dict[str, Histogram] = {}  # queue -> wait before its jobs' first assignment
     schedule_to_start: Histogram = empty_histogram(START_BUCKETS_S)
     nodes_by_status: dict[str, int] = {}
     nodes_quarantined: int = 0

@@ -28,6 +28,8 @@ from ffrtmp.exporter.figures import (
     LogFigures,
     Mean,
     ResultGroup,
+    by_queue,
+    empty_histogram,
 )
 from projections import Projector, follow
 
@@ -106,10 +108,10 @@ def _figures(read: _Reading) -> LogFigures:
             "SELECT reason, count(*) FROM job_transitions WHERE to_status = 'failed' GROUP BY 1"
         ),
         retries=entered.get("retrying", 0),
-        duration=read.histogram(
-            "SELECT run_s AS v FROM jobs WHERE status = 'completed'", DURATION_BUCKETS_S
+        duration=read.by_queue(
+            "SELECT queue, run_s AS v FROM jobs WHERE status = 'completed'", DURATION_BUCKETS_S
         ),
-        wait=read.histogram("SELECT wait_s AS v FROM jobs", WAIT_BUCKETS_S),
+        wait=read.by_queue("SELECT queue, wait_s AS v FROM jobs", WAIT_BUCKETS_S),
         schedule_to_start=read.histogram(_SCHEDULE_TO_START, START_BUCKETS_S),
         nodes_by_status={str(status): int(count) for status, count, _ in nodes},
         nodes_quarantined=sum(int(quarantined) for _, _, quarantined in nodes),
@@ -134,13 +136,31 @@ class _Reading:
 
     def histogram(self, values_sql: str, bounds: Sequence[float]) -> Histogram:
         """Cumulative buckets of the ``v`` column of ``values_sql``."""
-        cells = ", ".join(f"count(*) FILTER (WHERE v <= {bound!r})" for bound in bounds)
-        sql = (
-            f"SELECT {cells}, count(*), coalesce(sum(v), 0) FROM ({values_sql}) WHERE v IS NOT NULL"  # noqa: S608 -- our own queries
-        )
-        ((*counts, total, summed),) = self.rows(sql)
-        buckets = (*zip(bounds, counts, strict=True), (float("inf"), total))
-        return Histogram(buckets=tuple((b, int(c)) for b, c in buckets), sum=float(summed))
+        whole = f"SELECT '' AS queue, v FROM ({values_sql})"  # noqa: S608 -- our own queries
+        rows = self.rows(_histogram_sql(whole, bounds))
+        return _histogram(rows[0][1:], bounds) if rows else empty_histogram(bounds)
+
+    def by_queue(self, values_sql: str, bounds: Sequence[float]) -> dict[str, Histogram]:
+        """Cumulative buckets of the ``v`` column of ``values_sql`` per its ``queue`` column."""
+        found = {
+            str(row[0]): _histogram(row[1:], bounds)
+            for row in self.rows(_histogram_sql(values_sql, bounds))
+        }
+        return by_queue(found, bounds)
+
+
+def _histogram_sql(values_sql: str, bounds: Sequence[float]) -> str:
+    cells = ", ".join(f"count(*) FILTER (WHERE v <= {bound!r})" for bound in bounds)
+    return (
+        f"SELECT queue, {cells}, count(*), coalesce(sum(v), 0)"  # noqa: S608 -- our own queries
+        f" FROM ({values_sql}) WHERE v IS NOT NULL GROUP BY queue"
+    )
+
+
+def _histogram(cells: Sequence[Any], bounds: Sequence[float]) -> Histogram:
+    *counts, total, summed = cells
+    buckets = (*zip(bounds, counts, strict=True), (float("inf"), total))
+    return Histogram(buckets=tuple((b, int(c)) for b, c in buckets), sum=float(summed))
 
 
 def _sum_by(rows: list[list[Any]], column: int) -> dict[str, int]:

@@ -22,6 +22,7 @@ from nats.errors import Error as NatsError
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 from prometheus_client import CollectorRegistry, generate_latest
 
+from agent.runtime_metrics import register_runtime
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.streams import HEARTBEAT_MAX_AGE_S
@@ -125,6 +126,7 @@ class Exporter:
         self._scheduler_uptime: float | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(FfrtmpCollector(self.view.figures, self._workers, self._health))
+        register_runtime(self.registry, "exporter")
 
     async def run(self) -> None:
         """Follow the log and the heartbeats and serve scrapes until cancelled."""

@@ -28,6 +28,7 @@ from ffrtmp.exporter.figures import (
     LogFigures,
     Mean,
     ResultGroup,
+    by_queue,
 )
 
 S = JobStatus
@@ -87,8 +88,8 @@ class Tally:
         self._failed: Counter[str] = Counter()
         self._assignments = 0
         self._rejections = 0
-        self._duration = _Buckets(DURATION_BUCKETS_S)
-        self._wait = _Buckets(WAIT_BUCKETS_S)
+        self._duration: dict[str, _Buckets] = {}  # by queue
+        self._wait: dict[str, _Buckets] = {}
         self._start = _Buckets(START_BUCKETS_S)
         self._results: dict[tuple[str, str], _Means] = {}
 
@@ -144,11 +145,15 @@ class Tally:
     def _observe(self, before: JobState, after: JobState, event: JobEvent) -> None:
         """Histogram and result observations an event makes."""
         if isinstance(event, JobAssigned) and after.status is S.ASSIGNED and before.attempt == 0:
-            self._wait.observe(max(0.0, event.at - before.queued_at))
+            queue = _queue_key(before)[0]
+            waits = self._wait.setdefault(queue, _Buckets(WAIT_BUCKETS_S))
+            waits.observe(max(0.0, event.at - before.queued_at))
         elif isinstance(event, JobStarted) and after.status is S.RUNNING:
             self._start.observe(max(0.0, event.at - before.assigned_at))
         elif isinstance(event, JobCompleted) and after.status is S.COMPLETED:
-            self._duration.observe(max(0.0, event.at - before.started_at))
+            queue = _queue_key(before)[0]
+            runs = self._duration.setdefault(queue, _Buckets(DURATION_BUCKETS_S))
+            runs.observe(max(0.0, event.at - before.started_at))
             self._result(after, event)
 
     def _result(self, state: JobState, event: JobCompleted) -> None:
@@ -183,8 +188,10 @@ class Tally:
             rejections=self._rejections,
             failed_by_reason=dict(self._failed),
             retries=self._entered[S.RETRYING],
-            duration=self._duration.figures(),
-            wait=self._wait.figures(),
+            duration=by_queue(
+                {q: b.figures() for q, b in self._duration.items()}, DURATION_BUCKETS_S
+            ),
+            wait=by_queue({q: b.figures() for q, b in self._wait.items()}, WAIT_BUCKETS_S),
             schedule_to_start=self._start.figures(),
             nodes_by_status=dict(nodes),
             nodes_quarantined=sum(agent.quarantined for agent in self._agents.values()),

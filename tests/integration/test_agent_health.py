@@ -19,6 +19,7 @@ from events.enums import JobStatus
 from events.jetstream import JetStreamEventStore
 from ffrtmp.natsd import NatsServer
 from tests.farm import CPU, Farm, scheduler, wait_until
+from tests.scrape import check_runtime
 
 pytestmark = pytest.mark.anyio
 
@@ -125,3 +126,4 @@ async def test_metrics_count_what_the_agent_did(service: AgentService, farm: Far
     assert "ffrtmp_agent_running_jobs 0.0" in lines
     beats = next(line for line in lines if line.startswith("ffrtmp_agent_heartbeats_total "))
     assert float(beats.split()[1]) >= 1
+    check_runtime(body, "agent")

@@ -16,6 +16,7 @@ from tests.scrape import (
     Log,
     Samples,
     caught_up,
+    check_runtime,
     get,
     known_history,
     running,
@@ -42,13 +43,18 @@ def check_known(samples: Samples) -> None:
         assert value(samples, "ffrtmp_queue_by_priority", priority=priority) == count
     for queue, count in {"live": 0, "default": 1, "batch": 1}.items():
         assert value(samples, "ffrtmp_queue_by_type", type=queue) == count
-    assert value(samples, "ffrtmp_job_duration_seconds_count") == 1
-    assert value(samples, "ffrtmp_job_duration_seconds_sum") == 10.0
-    assert value(samples, "ffrtmp_job_duration_seconds_bucket", le="5.0") == 0
-    assert value(samples, "ffrtmp_job_duration_seconds_bucket", le="10.0") == 1
-    assert value(samples, "ffrtmp_job_wait_time_seconds_count") == 3  # first assignments
-    assert value(samples, "ffrtmp_job_wait_time_seconds_sum") == 2 + 1 + 3
-    assert value(samples, "ffrtmp_job_wait_time_seconds_bucket", le="1.0") == 1
+    default, live, batch = {"queue": "default"}, {"queue": "live"}, {"queue": "batch"}
+    assert value(samples, "ffrtmp_job_duration_seconds_count", **default) == 1
+    assert value(samples, "ffrtmp_job_duration_seconds_sum", **default) == 10.0
+    assert value(samples, "ffrtmp_job_duration_seconds_bucket", le="5.0", **default) == 0
+    assert value(samples, "ffrtmp_job_duration_seconds_bucket", le="10.0", **default) == 1
+    assert value(samples, "ffrtmp_job_duration_seconds_count", **live) == 0
+    assert value(samples, "ffrtmp_job_duration_seconds_count", **batch) == 0
+    assert value(samples, "ffrtmp_job_wait_time_seconds_count", **default) == 2  # job1, job6
+    assert value(samples, "ffrtmp_job_wait_time_seconds_sum", **default) == 2 + 3
+    assert value(samples, "ffrtmp_job_wait_time_seconds_count", **live) == 1  # job2
+    assert value(samples, "ffrtmp_job_wait_time_seconds_bucket", le="1.0", **live) == 1
+    assert value(samples, "ffrtmp_job_wait_time_seconds_bucket", le="0.5", **live) == 0
     assert value(samples, "ffrtmp_schedule_to_start_seconds_count") == 4
     assert value(samples, "ffrtmp_schedule_to_start_seconds_sum") == 0.5 + 0.25 + 0.125 + 0.5
     assert value(samples, "ffrtmp_schedule_to_start_seconds_bucket", le="0.25") == 2
@@ -83,6 +89,8 @@ async def test_known_history_has_exact_figures_and_keeps_them_across_restarts(
         first = await scrape_when(exporter.port, caught_up, "the exporter to catch up")
         check_known(first)
         assert value(first, "ffrtmp_projection_lag_seconds") == 0
+        _, body = await get(exporter.port)
+        check_runtime(body, "exporter")
     async with running(jetstream_store, settings) as exporter:
         again = await scrape_when(exporter.port, caught_up, "the restarted exporter to catch up")
         check_known(again)

@@ -70,7 +70,8 @@ async def test_projection_figures_equal_the_fold_for_a_scheduled_farm(farm: Farm
     assert got.entered["retrying"] == 1
     assert got.failed_by_reason == {"runtime_error": 1, "user_error": 1}
     assert got.rejections == 1
-    assert got.duration.buckets[-1][1] == 2
+    assert got.duration["default"].buckets[-1][1] == 2
+    assert got.duration["live"].buckets[-1][1] == 0
 
 
 async def test_projection_figures_equal_the_fold_for_the_known_history() -> None:

@@ -109,10 +109,32 @@ def test_prometheus_scrapes_the_exporter_and_grafana_reads_prometheus() -> None:
     sources = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
     (source,) = sources["datasources"]
     assert source["url"] == f"http://prometheus:{min(container_ports(SERVICES['prometheus']))}"
-    for path in DASHBOARDS.glob("*.json"):
-        for panel in json.loads(path.read_text())["panels"]:
-            assert panel["datasource"]["uid"] == source["uid"], (path.name, panel["title"])
-            assert all(t["datasource"]["uid"] == source["uid"] for t in panel["targets"])
+    assert source["type"] == "prometheus"
+
+
+@pytest.mark.parametrize("path", sorted(DASHBOARDS.glob("*.json")), ids=lambda p: p.stem)
+def test_dashboards_take_their_data_source_from_a_variable(path: Any) -> None:
+    """No hard-coded uid: each panel and query reads ``${datasource}``, a Prometheus picker."""
+    dashboard = json.loads(path.read_text())
+    (variable,) = (v for v in dashboard["templating"]["list"] if v["type"] == "datasource")
+    assert (variable["name"], variable["query"]) == ("datasource", "prometheus")
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == panel["datasource"], panel["title"]
+
+
+SUM_OR_COUNT = re.compile(r"(\w*)\((ffrtmp_\w+_(?:sum|count))\b|(ffrtmp_\w+_(?:sum|count))\b")
+
+
+@pytest.mark.parametrize("path", sorted(DASHBOARDS.glob("*.json")), ids=lambda p: p.stem)
+def test_result_panels_plot_recent_rates_not_all_time_means(path: Any) -> None:
+    """A ``_sum`` or ``_count`` series is read through ``rate()``: a mean over minutes, not ever."""
+    for panel in json.loads(path.read_text())["panels"]:
+        for target in panel["targets"]:
+            for function, inside, bare in SUM_OR_COUNT.findall(target["expr"]):
+                assert not bare, (panel["title"], bare)
+                assert function in {"rate", "increase"}, (panel["title"], inside)
 
 
 def mounts() -> list[tuple[str, str, str]]:

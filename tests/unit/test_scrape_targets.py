@@ -1,0 +1,51 @@
+"""The file_sd targets ``ffrtmp up`` writes for Prometheus, and its agents' fixed ports."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from events.errors import InvalidSpec
+from ffrtmp.farm import FarmSettings, Layout, plan
+from ffrtmp.scrape_targets import agent_ports, targets, write_targets
+
+CLI = ("python", "-m", "ffrtmp.cli")
+
+
+def test_agent_ports_count_up_from_the_base_or_are_free_ones() -> None:
+    """``--agent-port-base 9101`` gives 9101, 9102, …; without it each port is a free one."""
+    assert agent_ports(3, 9101, lambda: 0) == (9101, 9102, 9103)
+    free = itertools.count(40000)
+    assert agent_ports(2, None, lambda: next(free)) == (40000, 40001)
+    assert agent_ports(0, 9101, lambda: 0) == ()
+
+
+@pytest.mark.parametrize("base", [0, -5, 65535])
+def test_a_base_that_runs_past_the_port_range_is_refused(base: int) -> None:
+    """Three agents from 65535 (or a base of 0 or less) is a clear error, not a crash later."""
+    with pytest.raises(InvalidSpec):
+        agent_ports(3, base, lambda: 0)
+
+
+def test_targets_list_the_exporter_and_each_agent_with_its_id(tmp_path: Path) -> None:
+    """Two files in file_sd form: the exporter's port, and a labelled group per agent."""
+    settings = FarmSettings(
+        data_dir=str(tmp_path), metrics_port=19090, agents=2, agent_ports=(9101, 9102)
+    )
+    layout = Layout.under(settings.data_dir)
+    children = plan(settings, layout, CLI)
+    assert targets(children) == {
+        "exporter.json": [{"targets": ["127.0.0.1:19090"], "labels": {"component": "exporter"}}],
+        "agents.json": [
+            {"targets": ["127.0.0.1:9101"], "labels": {"component": "agent", "agent": "local-1"}},
+            {"targets": ["127.0.0.1:9102"], "labels": {"component": "agent", "agent": "local-2"}},
+        ],
+    }
+    folder = write_targets(layout, children)
+    assert folder == tmp_path.resolve() / "prometheus"
+    assert sorted(p.name for p in folder.iterdir()) == ["agents.json", "exporter.json"]
+    written = json.loads((folder / "agents.json").read_text())
+    assert written == targets(children)["agents.json"]
