@@ -1,7 +1,8 @@
 """What this agent can run, as it registers it.
 
-FFmpeg's encoders, filters and protocols, the host's CPU and RAM, and each NVIDIA GPU with the
-NVENC encoders a test encode proved on it.
+FFmpeg's encoders, filters and protocols, GStreamer's elements when it is installed
+(``agent.gst_probe``), the host's CPU and RAM, and each NVIDIA GPU with the NVENC encoders a
+test encode proved on it.
 
 FFmpeg lists ``h264_nvenc`` whether or not a GPU, a driver or an NVENC unit exists, so a
 hardware encoder counts only after five frames encode on that GPU. Other hardware encoders
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from agent.gst_probe import GstInfo
 from agent.hardware import Host, host
 from agent.nvml import GpuDevice, Nvml
 from agent.probe import FfmpegInfo, is_hardware, probe
@@ -74,15 +76,20 @@ def gpu_info(device: GpuDevice, candidates: tuple[str, ...], proves: Prover) -> 
 
 
 def assemble(
-    info: FfmpegInfo, machine: Host, devices: list[GpuDevice], proves: Prover
+    info: FfmpegInfo,
+    machine: Host,
+    devices: list[GpuDevice],
+    proves: Prover,
+    gst: GstInfo | None = None,
 ) -> Capabilities:
-    """Capabilities from what FFmpeg lists, the host, and the GPUs' proven encoders."""
+    """Capabilities from what FFmpeg and GStreamer list, the host, and the GPUs' proven encoders."""
     nvenc = tuple(enc for enc in info.encoders if enc.endswith("_nvenc"))
     gpus = tuple(gpu_info(device, nvenc, proves) for device in devices)
     proven = {enc for gpu in gpus for enc in gpu.encoders}
     software = [enc for enc in info.encoders if not is_hardware(enc)]
     return Capabilities(
         hostname=machine.hostname,
+        engines=("ffmpeg",) if gst is None else ("ffmpeg", "gstreamer"),
         encoders=tuple(sorted({*software, *proven})),
         filters=info.filters,
         protocols=info.protocols,
@@ -91,12 +98,14 @@ def assemble(
         ram_bytes=machine.ram_bytes,
         gpus=gpus,
         ffmpeg_version=info.version,
+        gst_elements=() if gst is None else gst.elements,
+        gst_version="" if gst is None else gst.version,
     )
 
 
-def detect(ffmpeg: Path, nvml: Nvml) -> Capabilities:
+def detect(ffmpeg: Path, nvml: Nvml, gst: GstInfo | None = None) -> Capabilities:
     """Probe FFmpeg, the host and the GPUs, and prove each NVENC encoder on each GPU."""
-    capabilities = assemble(probe(ffmpeg), host(), nvml.devices(), test_encode(ffmpeg))
+    capabilities = assemble(probe(ffmpeg), host(), nvml.devices(), test_encode(ffmpeg), gst)
     for gpu in capabilities.gpus:
         log.info("GPU %d %s: NVENC %s", gpu.index, gpu.name, ", ".join(gpu.encoders) or "none")
     return capabilities

@@ -23,15 +23,19 @@ from typing import Annotated
 import msgspec
 import typer
 
+from agent import gst_probe
 from agent.attempt import AttemptSettings
 from agent.capabilities import detect
+from agent.engines import EngineChooser
 from agent.ffmpeg_binary import find_ffmpeg
 from agent.ffmpeg_engine import EngineSettings, FfmpegEngine
+from agent.gst_engine import GstEngine, GstSettings
 from agent.hardware import Rapl
 from agent.health import DEFAULT_PORT, Check, HealthServer, disk_check, ffmpeg_check, nats_check
 from agent.nvml import Nvml
 from agent.service import AgentService, AgentSettings, default_slots
 from agent.telemetry import Telemetry
+from events.agent_events import Capabilities
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import DEFAULT_PREFIX, Subjects
@@ -65,6 +69,7 @@ class AgentOptions(msgspec.Struct, frozen=True, kw_only=True):
     agent: str = ""
     slots: int | None = None  # None: from the cores and GPUs
     ffmpeg: str | None = None
+    gst_launch: str | None = None  # None: gst-launch-1.0 on PATH, when there is one
     health_port: int = DEFAULT_PORT
     heartbeat_s: float = 5.0
     work_dir: str = ""
@@ -86,6 +91,10 @@ def run(
     ] = None,
     ffmpeg: Annotated[
         str | None, typer.Option(help="FFmpeg binary (default: PATH, else imageio-ffmpeg's).")
+    ] = None,
+    gst_launch: Annotated[
+        str | None,
+        typer.Option(help="gst-launch-1.0 binary (default: PATH); GStreamer is optional."),
     ] = None,
     health_port: Annotated[
         int, typer.Option(min=0, help="Port of /health, /ready, /metrics (0: any free one).")
@@ -116,6 +125,7 @@ def run(
         agent=agent or default_id(),
         slots=slots,
         ffmpeg=ffmpeg,
+        gst_launch=gst_launch,
         health_port=health_port,
         heartbeat_s=heartbeat_s,
         work_dir=work_dir,
@@ -132,14 +142,10 @@ async def serve(options: AgentOptions) -> None:
     work_dir = Path(options.work_dir or tempfile.gettempdir())
     nvml = Nvml.open()
     try:
-        capabilities = await asyncio.to_thread(detect, ffmpeg, nvml)
+        gst = await asyncio.to_thread(gst_probe.probe, options.gst_launch)
+        capabilities = await asyncio.to_thread(detect, ffmpeg, nvml, gst)
         telemetry = Telemetry(nvml, Rapl())
-        engine = FfmpegEngine(
-            EngineSettings(
-                ffmpeg=str(ffmpeg), cores=capabilities.cpu_cores, work_dir=str(work_dir)
-            ),
-            energy=telemetry,
-        )
+        engine = engines(str(ffmpeg), gst, capabilities, work_dir, telemetry)
         settings = AgentSettings(
             slots=options.slots or default_slots(capabilities),
             heartbeat_s=options.heartbeat_s,
@@ -161,6 +167,27 @@ async def serve(options: AgentOptions) -> None:
                 health.stop()
     finally:
         nvml.close()
+
+
+def engines(
+    ffmpeg: str,
+    gst: gst_probe.GstInfo | None,
+    capabilities: Capabilities,
+    work_dir: Path,
+    telemetry: Telemetry,
+) -> EngineChooser:
+    """FFmpeg's engine, and GStreamer's when this machine has it, behind one chooser."""
+    cores, scratch = capabilities.cpu_cores, str(work_dir)
+    ffmpeg_engine = FfmpegEngine(
+        EngineSettings(ffmpeg=ffmpeg, cores=cores, work_dir=scratch), energy=telemetry
+    )
+    gst_engine = None
+    if gst is not None:
+        settings = GstSettings(
+            launch=gst.launch, ffmpeg=ffmpeg, elements=gst.elements, cores=cores, work_dir=scratch
+        )
+        gst_engine = GstEngine(settings, energy=telemetry)
+    return EngineChooser(ffmpeg_engine, gst_engine, capabilities)
 
 
 def _bind(service: AgentService, checks: Sequence[Check], port: int) -> HealthServer:

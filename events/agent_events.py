@@ -30,6 +30,8 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     ram_bytes: int = 0
     gpus: tuple[GpuInfo, ...] = ()
     ffmpeg_version: str = ""
+    gst_elements: tuple[str, ...] = ()  # the GStreamer elements scenarios use that it has
+    gst_version: str = ""
 
 
 class AgentRegistered(AgentEventBase, frozen=True, kw_only=True):

@@ -71,7 +71,8 @@ class Engine(StrEnum):
     """The media engine that runs a job."""
 
     FFMPEG = "ffmpeg"
-    GSTREAMER = "gstreamer"  # accepted only where an agent offers it
+    GSTREAMER = "gstreamer"  # placed only on agents that advertise it with the elements needed
+    AUTO = "auto"  # whichever this job's agent has: FFmpeg when it can, else GStreamer
 
 
 class QualityMetric(StrEnum):

@@ -38,7 +38,7 @@ class BudgetPolicy(msgspec.Struct, frozen=True, kw_only=True):
     )
     gpu_speedup: float = 8.0
     engine_cost: dict[str, float] = msgspec.field(
-        default_factory=lambda: {Engine.FFMPEG: 1.0, Engine.GSTREAMER: 1.2}
+        default_factory=lambda: {Engine.FFMPEG: 1.0, Engine.GSTREAMER: 1.2, Engine.AUTO: 1.2}
     )
 
 

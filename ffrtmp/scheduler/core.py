@@ -28,6 +28,7 @@ from typing import Final, cast
 
 import msgspec
 
+from agent.needs import shape
 from events.agent import AgentState, evolve_agent, initial_agent
 from events.agent_events import (
     AgentCleared,
@@ -152,11 +153,6 @@ def _compact(event: JobSubmitted) -> JobSubmitted:
     labels = spec.labels or _NO_LABELS  # one empty dict for all, never mutated
     spec = msgspec.structs.replace(spec, scenario=sys.intern(spec.scenario), labels=labels)
     return msgspec.structs.replace(event, spec=spec)
-
-
-def _scheme(location: str) -> str:
-    """``rtmp`` of ``rtmp://host/app``; empty for a path or a pattern."""
-    return location.split("://", 1)[0].lower() if "://" in location else ""
 
 
 def _job_msg_id(state: JobState, event: JobEvent, detail: str = "") -> str:
@@ -446,9 +442,7 @@ class SchedulerCore:
         """What the job needs of an agent (cached per distinct spec shape)."""
         spec = state.spec
         assert spec is not None  # noqa: S101 -- only submitted jobs are placed
-        # Only a URL's scheme matters to needs, not the path: the key stays small and shared.
-        source, sink = _scheme(spec.input), _scheme(spec.output)
-        key = f"{spec.scenario}|{spec.engine}|{source}|{sink}|{spec.quality_metrics}"
+        key = shape(spec)  # small and shared: equal shapes have equal needs
         needs = self._needs.get(key)
         if needs is None:
             if len(self._needs) > 10_000:

@@ -1,7 +1,9 @@
 """Pure placement: what a job needs, whether any agent could ever run it, and where it goes.
 
-Capability is checked in two steps. ``why_never`` looks at every registered agent's
-capabilities and says, in a sentence, what no agent has; such a job is rejected at once
+What a job needs and what an agent lacks for it live in ``agent.needs``, which the agent reads
+too (to pick the engine of an ``auto`` job). Capability is checked in two steps. ``why_never``
+looks at every registered agent's capabilities and says, in a sentence, what no agent has; such
+a job is rejected at once
 (``capability_mismatch``) instead of waiting forever. ``choose`` then picks, among agents that
 are placeable now, one with a free slot and, for NVENC work, a GPU with a free encoder session
 and enough memory. CPU jobs prefer agents without a GPU while those have room, so GPU machines
@@ -16,58 +18,15 @@ from typing import Final
 
 import msgspec
 
+from agent.needs import Needs, lacks, needs_of
 from events.agent_events import Capabilities
-from events.enums import QualityMetric
-from events.scenarios import scenario
-from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
 
-QUALITY_FILTERS: Final = {
-    QualityMetric.PSNR: "psnr",
-    QualityMetric.SSIM: "ssim",
-    QualityMetric.VMAF: "libvmaf",
-}
+__all__ = [
+    "NVENC_VRAM_BYTES", "AgentRoom", "GpuRoom", "Needs", "Placement", "Rooms", "choose", "lacks",
+    "needs_of", "why_never",
+]  # fmt: skip
+
 NVENC_VRAM_BYTES: Final = 512 * 1024 * 1024  # a rough per-session working set for NVENC
-
-
-class Needs(msgspec.Struct, frozen=True, kw_only=True):
-    """What an agent must offer to run a job."""
-
-    engine: str
-    encoder: str
-    gpu: bool
-    filters: tuple[str, ...] = ()
-    protocols: tuple[str, ...] = ()
-
-
-def needs_of(spec: JobSpec) -> Needs:
-    """Derive a job's needs from its spec and scenario."""
-    chosen = scenario(spec.scenario)
-    protocols = []
-    if input_kind(spec.input) is InputKind.URL:
-        protocols.append(spec.input.split("://", 1)[0].lower())
-    if output_kind(spec.output) in {OutputKind.RTMP, OutputKind.SRT}:
-        protocols.append(spec.output.split("://", 1)[0].lower())
-    return Needs(
-        engine=spec.engine,
-        encoder=chosen.encoder,
-        gpu=chosen.needs_gpu,
-        filters=tuple(QUALITY_FILTERS[m] for m in spec.quality_metrics),
-        protocols=tuple(protocols),
-    )
-
-
-def lacks(needs: Needs, caps: Capabilities) -> list[str]:
-    """What this agent lacks for the job, as short phrases; empty when it could run it."""
-    missing = []
-    if needs.engine not in caps.engines:
-        missing.append(f"engine {needs.engine}")
-    if needs.gpu and not any(needs.encoder in gpu.encoders for gpu in caps.gpus):
-        missing.append(f"an NVIDIA GPU with {needs.encoder}")
-    elif needs.encoder not in caps.encoders:
-        missing.append(f"encoder {needs.encoder}")
-    missing += [f"filter {f}" for f in needs.filters if f not in caps.filters]
-    missing += [f"protocol {p}" for p in needs.protocols if p not in caps.protocols]
-    return missing
 
 
 def why_never(needs: Needs, fleet: Iterable[Capabilities]) -> str | None:

@@ -1,0 +1,297 @@
+"""``GstEngine``: the second engine, one ``gst-launch-1.0 -e`` process per attempt.
+
+``start`` runs the same checks as FFmpeg's engine (``agent.preflight``), refuses a job its
+GStreamer cannot express or lacks elements for, asks FFmpeg whether a file or URL input has
+audio (a muxer pad that never gets data would hang the pipeline), builds the pipeline
+(``agent.gst_pipeline``) and starts it in its own process group at a lower priority
+(``agent.child``), steered like FFmpeg (``agent.steering``). Each frame the progress element
+passes becomes live progress (``agent.gst_output``); a file or URL input is ended at the job's
+duration by SIGINT, which ``-e`` turns into a clean end of stream. Cancel sends SIGINT, then
+SIGTERM, then SIGKILL. A non-zero exit is classified from gst-launch's error lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from agent import gst_output, gst_pipeline, outcome, preflight
+from agent.child import TAIL_BYTES, Child, Exit
+from agent.command import choose_preset
+from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
+from agent.ffmpeg_engine import CANCEL_GRACE_S, DEFAULT_NICE
+from agent.steering import Steering
+from agent.telemetry import EnergyMeter
+from events.enums import FailureReason
+from events.errors import InvalidSpec
+from events.scenarios import Scenario, scenario
+from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
+from events.work import Dispatch
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S: Final = 30.0
+_AUDIO_STREAM: Final = re.compile(rb"Stream #\d+:\d+.*: Audio:")
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+class GstSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How the engine runs GStreamer on this machine."""
+
+    launch: str  # gst-launch-1.0
+    ffmpeg: str  # reads a file or URL input's streams
+    elements: tuple[str, ...]  # the elements of ours this machine has (``agent.gst_probe``)
+    cores: int = 1
+    work_dir: str = ""
+    min_free_bytes: int = preflight.MIN_FREE_BYTES
+    nice: int = DEFAULT_NICE
+    cancel_grace_s: float = CANCEL_GRACE_S
+    tail_bytes: int = TAIL_BYTES
+
+
+def has_audio(ffmpeg: str, location: str) -> bool:
+    """Whether FFmpeg finds an audio stream in the input; False when it cannot read it."""
+    argv = [ffmpeg, "-nostdin", "-hide_banner", "-i", location]
+    try:
+        done = subprocess.run(  # noqa: S603 - argv list of our own
+            argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        log.info("could not probe %s for audio: %s", location, exc)
+        return False
+    return _AUDIO_STREAM.search(done.stderr) is not None
+
+
+def refusal(spec: JobSpec, elements: frozenset[str]) -> Failed | None:
+    """Why this agent's GStreamer cannot run the job, or None when it can."""
+    unmet = [need for need in gst_pipeline.requirements(spec) if not need.met_by(elements)]
+    if not unmet:
+        return None
+    # A job no GStreamer can express is the job's fault; a missing element is this agent's.
+    fault = any(not need.any_of for need in unmet)
+    return Failed(
+        reason=FailureReason.USER_ERROR if fault else FailureReason.RUNTIME_ERROR,
+        message=f"GStreamer cannot run it: lacks {', '.join(need.phrase for need in unmet)}",
+    )
+
+
+class GstEngine:
+    """Starts GStreamer attempts; ``energy`` measures joules where the machine can."""
+
+    def __init__(
+        self,
+        settings: GstSettings,
+        energy: EnergyMeter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Keep the settings, the energy meter and the clock that times attempts."""
+        self.settings = settings
+        self.energy = energy
+        self.clock = clock
+        self.elements = frozenset(settings.elements)
+
+    @property
+    def work_dir(self) -> Path:
+        """Where the engine checks for room when the output is not a file."""
+        return Path(self.settings.work_dir or tempfile.gettempdir())
+
+    def plan(self, dispatch: Dispatch, audio_in_input: bool) -> gst_pipeline.Plan:
+        """The pipeline for this dispatch on this machine."""
+        spec = dispatch.spec
+        chosen = scenario(spec.scenario)
+        preset = spec.preset or choose_preset(chosen.encoder, self.settings.cores)
+        machine = gst_pipeline.Machine(elements=self.elements, preset=preset, gpu=dispatch.gpu)
+        return gst_pipeline.build(
+            self.settings.launch, spec, machine, audio_in_input=audio_in_input
+        )
+
+    async def start(self, dispatch: Dispatch) -> GstExecution | Failed:
+        """Start the attempt, or say why it cannot run."""
+        spec = dispatch.spec
+        try:
+            refused = preflight.check(spec, self.work_dir, self.settings.min_free_bytes)
+            refused = refused or refusal(spec, self.elements)
+            if refused is not None:
+                return refused
+            audio = False
+            if (
+                gst_pipeline.has_audio_path(spec)
+                and input_kind(spec.input) is not InputKind.PATTERN
+            ):
+                audio = await asyncio.to_thread(has_audio, self.settings.ffmpeg, spec.input)
+            return GstExecution(self, dispatch, self.plan(dispatch, audio))
+        except InvalidSpec as exc:  # a scenario or scheme this agent's version does not know
+            return Failed(reason=FailureReason.USER_ERROR, message=str(exc))
+        except OSError as exc:
+            return Failed(
+                reason=FailureReason.RUNTIME_ERROR, message=f"GStreamer did not start: {exc}"
+            )
+
+
+class GstExecution:
+    """One running attempt: a gst-launch pipeline from start to end of stream."""
+
+    def __init__(self, engine: GstEngine, dispatch: Dispatch, plan: gst_pipeline.Plan) -> None:
+        """Start the pipeline now; ``wait`` follows it to its end."""
+        self._engine = engine
+        self._spec = dispatch.spec
+        self._gpu = dispatch.gpu
+        self._scenario: Scenario = scenario(dispatch.spec.scenario)
+        self.plan = plan
+        self._parser = gst_output.GstProgressParser()
+        self._sample = gst_output.GstSample()
+        self._cut = False
+        self._canceled = False
+        self._ending: Ending | None = None
+        self._energy_start = self._joules()
+        settings = engine.settings
+        self._steer: Steering | None = None
+        child = Child(plan.argv, self._on_line, niceness=settings.nice,
+                      tail_bytes=settings.tail_bytes)  # fmt: skip
+        self._steer = Steering(child, engine.clock)
+        log.info("job %s attempt %d: GStreamer %d started", dispatch.job, dispatch.attempt,
+                 child.pid)  # fmt: skip
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def steering(self) -> Steering:
+        """The process controls (set once the child has started)."""
+        assert self._steer is not None  # noqa: S101 - set in __init__ right after the start
+        return self._steer
+
+    @property
+    def pid(self) -> int:
+        """The process id (and process group id) of the gst-launch now running."""
+        return self.steering.child.pid
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        """The pipeline's command line."""
+        return self.plan.argv
+
+    def _joules(self) -> float | None:
+        return None if self._engine.energy is None else self._engine.energy.joules(self._gpu)
+
+    def _on_line(self, line: str) -> None:
+        sample = self._parser.feed(line)
+        if sample is None:
+            return
+        self._sample = sample
+        cut = self.plan.cut_at_s
+        steer = self._steer
+        reached = cut is not None and (sample.out_time_s or 0.0) >= cut
+        if reached and not self._cut and steer is not None:
+            self._cut = True  # the job's duration is encoded: end of stream, cleanly
+            steer.child.signal(signal.SIGINT)
+
+    def frames(self) -> int:
+        """Frames encoded: those the progress element passed, within the cut of a decoded input."""
+        counted = self._sample.frames
+        if self.plan.cut_at_s is None:
+            return counted
+        return min(counted, round(self.plan.cut_at_s * self._scenario.fps))
+
+    def progress(self) -> LiveProgress:
+        """Percent of the job's duration encoded, with frames, fps and speed since the start."""
+        sample = self._sample
+        frames = self.frames()
+        done = min(sample.out_time_s or 0.0, self.plan.cut_at_s or float("inf"))
+        active = self.steering.active_s()
+        duration = self._spec.duration_s
+        percent = min(100.0, max(0.0, 100.0 * done / duration)) if duration > 0 else 0.0
+        if isinstance(self._ending, Done):
+            percent = 100.0
+        return LiveProgress(
+            percent=percent,
+            frames=frames,
+            fps=frames / active if active > 0 and frames else None,
+            speed=done / active if active > 0 and sample.out_time_s is not None else None,
+        )
+
+    def pause(self) -> bool:
+        """SIGSTOP the pipeline's process group; True when it was running."""
+        return self._ending is None and self.steering.pause()
+
+    def resume(self) -> bool:
+        """SIGCONT the process group; True when it was paused."""
+        return self.steering.resume()
+
+    @property
+    def paused(self) -> bool:
+        """Whether the process group is stopped."""
+        return self.steering.paused
+
+    @property
+    def canceled(self) -> bool:
+        """Whether ``cancel`` was called."""
+        return self._canceled
+
+    async def cancel(self) -> None:
+        """End of stream by SIGINT, then SIGTERM, then SIGKILL, each after the grace period."""
+        self._canceled = True
+        await self.steering.stop(STOP_SIGNALS, self._engine.settings.cancel_grace_s)
+        await self.wait()
+
+    async def wait(self) -> Ending:
+        """The attempt's end."""
+        return await asyncio.shield(self._task)
+
+    def log_tail(self) -> bytes:
+        """The end of gst-launch's stderr (its warnings and errors)."""
+        return self.steering.child.tail()
+
+    async def _run(self) -> Ending:
+        try:
+            ending = self._finish(await self.steering.child.wait())
+        except Exception as exc:
+            log.exception("attempt ended by an engine error")
+            ending = Failed(reason=FailureReason.RUNTIME_ERROR, message=f"engine error: {exc}")
+        self._ending = ending
+        return ending
+
+    def _finish(self, ended: Exit) -> Ending:
+        wall_s = self.steering.active_s()
+        energy_end = self._joules()
+        if self._canceled:
+            return Stopped()
+        if ended.returncode != 0:
+            return gst_output.classify(ended.returncode, self.steering.child.tail())
+        if self._sample.frames == 0:
+            return Failed(
+                reason=FailureReason.USER_ERROR,
+                message="GStreamer ended without a frame: the input has no video stream",
+            )
+        measured = outcome.Measured(
+            wall_s=wall_s,
+            frames=self.frames(),
+            fps=self._scenario.fps,
+            cpu_s=ended.cpu_s,
+            output_bytes=self._output_bytes(),
+            energy_j=_delta(self._energy_start, energy_end),
+        )
+        return Done(results=outcome.results(measured))
+
+    def _output_bytes(self) -> int | None:
+        if output_kind(self._spec.output) is not OutputKind.FILE:
+            return None
+        try:
+            return Path(self._spec.output).stat().st_size
+        except OSError:
+            return None
+
+
+def _delta(start: float | None, end: float | None) -> float | None:
+    """Energy between two counter readings; None when either is missing."""
+    if start is None or end is None:
+        return None
+    return end - start
