@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import shlex
 import signal
 import subprocess
 import tempfile
@@ -159,8 +160,8 @@ class GstExecution:
         child = Child(plan.argv, self._on_line, niceness=settings.nice,
                       tail_bytes=settings.tail_bytes)  # fmt: skip
         self._steer = Steering(child, engine.clock)
-        log.info("job %s attempt %d: GStreamer %d started", dispatch.job, dispatch.attempt,
-                 child.pid)  # fmt: skip
+        log.info("job %s attempt %d: GStreamer %d started: %s", dispatch.job, dispatch.attempt,
+                 child.pid, shlex.join(plan.argv))  # fmt: skip
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property
@@ -247,8 +248,8 @@ class GstExecution:
         return await asyncio.shield(self._task)
 
     def log_tail(self) -> bytes:
-        """The end of gst-launch's stderr (its warnings and errors)."""
-        return self.steering.child.tail()
+        """The pipeline's command line, then the end of gst-launch's stderr (warnings, errors)."""
+        return f"$ {shlex.join(self.argv)}\n".encode() + self.steering.child.tail()
 
     async def _run(self) -> Ending:
         try:

@@ -231,7 +231,8 @@ def encoder(scen: Scenario, machine: Machine, live: bool) -> list[str]:
         case "x264enc":
             args = [name, f"bitrate={kbps}", "vbv-buf-capacity=2000"]
             args += [f"speed-preset={preset}"] if preset else []
-            return args + ([f"key-int-max={gop}", "option-string=scenecut=0"] if live else [])
+            live_args = [f"key-int-max={gop}", "bframes=0", "option-string=scenecut=0"]
+            return args + (live_args if live else [])
         case "x265enc":
             options = f"vbv-maxrate={kbps}:vbv-bufsize={2 * kbps}:log-level=error"
             options += ":scenecut=0" if live else ""
@@ -315,7 +316,8 @@ def _sink(spec: JobSpec) -> list[str]:
         props = ["streamable=true"]
         sink = ["rtmp2sink", f"location={quote(spec.output)}", "sync=true"]
     elif kind is OutputKind.SRT:
-        sink = ["srtsink", f"uri={quote(spec.output)}", "sync=true", "wait-for-connection=false"]
+        props = ["alignment=7"]  # 7 TS packets, 1316 bytes: what one SRT live message holds
+        sink = ["srtsink", f"uri={quote(spec.output)}", "sync=true"]
     else:
         sink = ["filesink", f"location={quote(spec.output)}"]
     return [muxer, "name=mux", *props, "!", *sink]

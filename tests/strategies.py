@@ -7,10 +7,10 @@ from typing import Any, get_args
 import msgspec
 from hypothesis import strategies as st
 
-from events.agent_events import AgentEvent
+from events.agent_events import AgentEvent, Capabilities, GpuInfo
 from events.codec import CURRENT_VERSIONS
 from events.commands import OperatorCommand
-from events.enums import Priority, QualityMetric, Queue
+from events.enums import Engine, Priority, QualityMetric, Queue
 from events.job_events import JobEvent
 from events.spec import JobSpec
 from events.work import Heartbeat, WorkMessage
@@ -30,6 +30,43 @@ specs = st.builds(
     approval_required=st.booleans(),
     quality_metrics=st.lists(st.sampled_from(list(QualityMetric)), unique=True).map(tuple),
     labels=st.dictionaries(st.sampled_from(["team", "tier", "site"]), ident, max_size=3),
+)
+
+# Jobs for either engine, and agents with any mix of FFmpeg encoders and GStreamer elements.
+engine_specs = st.builds(
+    JobSpec,
+    scenario=st.sampled_from(["480p-h264", "720p-hevc", "480p-av1", "1080p-h264-nvenc"]),
+    engine=st.sampled_from(list(Engine)),
+    input=st.sampled_from(["testsrc2", "smptebars=size=64x64", "/in.mp4", "http://h/a.mp4"]),
+    output=st.sampled_from(["none", "/o/a.mp4", "/o/a.mkv", "/o/a.avi", "rtmp://h/live/k"]),
+    quality_metrics=st.lists(st.sampled_from(list(QualityMetric)), max_size=1).map(tuple),
+)
+_GST_ELEMENTS = sorted(
+    {"videotestsrc", "x264enc", "x265enc", "svtav1enc", "nvh264enc", "h264parse", "h265parse",
+     "av1parse", "mp4mux", "matroskamux", "flvmux", "filesink", "fakesink", "rtmp2sink",
+     "filesrc", "decodebin", "uridecodebin", "souphttpsrc", "avwait", "audiotestsrc",
+     "audioconvert", "audioresample", "aacparse", "avenc_aac", "videoconvert", "videoscale",
+     "videorate", "identity", "queue"}
+)  # fmt: skip
+agent_capabilities = st.builds(
+    Capabilities,
+    engines=st.lists(st.sampled_from(["ffmpeg", "gstreamer"]), unique=True).map(tuple),
+    encoders=st.lists(st.sampled_from(["libx264", "libx265", "libsvtav1"]), unique=True).map(tuple),
+    filters=st.lists(st.sampled_from(["psnr", "ssim", "libvmaf"]), unique=True).map(tuple),
+    protocols=st.lists(st.sampled_from(["http", "rtmp"]), unique=True).map(tuple),
+    gpus=st.lists(
+        st.builds(
+            GpuInfo,
+            index=st.just(0),
+            name=st.just("L4"),
+            memory_bytes=st.just(2**34),
+            nvenc_sessions=st.just(4),
+            encoders=st.just(("h264_nvenc",)),
+        ),
+        max_size=1,
+    ).map(tuple),
+    gst_elements=st.lists(st.sampled_from(_GST_ELEMENTS), unique=True).map(tuple)
+    | st.just(tuple(_GST_ELEMENTS)),
 )
 
 
