@@ -8,10 +8,15 @@ timeout, the agent declared lost and the job given to someone else): the writer 
 folds it and decides again. When the decision is now empty the report no longer applies, and
 that is how a zombie agent is fenced: it can never complete a job that moved on.
 
-The first report reads the job from the log instead of trusting the dispatch. A dispatch does not
-name its agent, so deciding against a view built from it (expecting ``after_seq``) would let an
-agent that received someone else's dispatch start that job; one load per attempt (about 1 ms)
-closes that hole, and ``after_seq`` is then only the writer's view until that first read.
+The first report trusts a dispatch that names this agent: it decides against the job as the
+dispatch describes it and appends expecting ``after_seq`` (the assignment's sequence), so it reads
+nothing. The expectation is the fence: if anything landed on the job after its assignment (a
+cancel, a timeout), the append conflicts and the writer reads the job and decides again. Trusting
+it is safe because only the scheduler may publish on an agent's work subject (the agent's own
+consumer filters on it, and the generated NATS users let no one else publish there), and the
+dispatch names the agent it was placed on. A dispatch naming another agent, or none (from an
+older scheduler), is not trusted: the first report reads the job from the log, as every report
+did before. That read started at the stream's first sequence, a cost that grew with the log.
 
 Wire conventions (see ``msg_id``): each event's ``Nats-Msg-Id`` is derived from the job, the
 attempt, the event type and, for a milestone, its percent or, for a control outcome, the
@@ -90,7 +95,8 @@ class JobWriter:
         self._subject = subjects.job_event(dispatch.job, agent)
         self._filter = subjects.job_events(dispatch.job)
         self._state = dispatched_state(agent, dispatch)
-        self._seen: int | None = None  # the last sequence on the job this writer has read
+        # The last sequence on the job this writer has seen; None: read the job before deciding.
+        self._seen: int | None = dispatch.after_seq if dispatch.agent == agent else None
 
     @property
     def state(self) -> JobState:

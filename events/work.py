@@ -25,6 +25,7 @@ class Dispatch(Message, frozen=True, kw_only=True):
     after_seq: int  # the JobAssigned's stream sequence: JobStarted must follow it directly
     at: float
     gpu: int | None = None  # which GPU runs NVENC work
+    agent: str = ""  # the agent it was sent to; "" from a scheduler older than this field
 
 
 class Control(Message, frozen=True, kw_only=True):

@@ -399,7 +399,9 @@ def _raw_pair(subjects: Subjects, index: int, agents: int) -> tuple[Publish, Pub
     event = JobAssigned(job=job, at=now, cause="seq:1", agent=agent, attempt=1, budget_s=600.0)
     item = job_append(subjects, SCHEDULER_WRITER, event, f"{job}:1:JobAssigned:{agent}", 0)
     spec = job_spec(index)
-    dispatch = Dispatch(job=job, attempt=1, spec=spec, budget_s=600.0, after_seq=index, at=now)
+    dispatch = Dispatch(
+        job=job, attempt=1, spec=spec, budget_s=600.0, after_seq=index, at=now, agent=agent
+    )
     return (
         (item.subject, encode(event), headers(item)),
         (subjects.work(agent), encode(dispatch), {wire.MSG_ID: f"{job}:1"}),

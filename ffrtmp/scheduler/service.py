@@ -627,6 +627,7 @@ class Scheduler:
             after_seq=seq,
             at=now,
             gpu=state.gpu,
+            agent=state.agent,
         )
         self.stats.dispatches += 1
         return self.subjects.work(state.agent), encode(dispatch), f"{job}:{state.attempt}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 
 from agent.report import JobWriter, msg_id
@@ -40,7 +41,7 @@ from events.job_events import (
     JobStarted,
 )
 from events.spec import JobSpec
-from events.store import Append, EventStore, MemoryEventStore
+from events.store import Append, EventStore, Loaded, MemoryEventStore
 from events.subjects import SCHEDULER_WRITER, Subjects
 from events.work import Dispatch
 from ffrtmp.natsd import NatsServer
@@ -93,6 +94,7 @@ class Scheduler:
             retries=state.retries,
             after_seq=seq,
             at=self.now,
+            agent=agent,
         )
 
 
@@ -249,6 +251,60 @@ async def test_another_agent_cannot_use_a_dispatch(sched: Scheduler) -> None:
     assert await writer(sched, dispatch).report(start(), 201.0)
     assert await zombie.report(complete(agent="a2"), 202.0) == []
     assert (await types(sched))[-1] == "JobStarted"
+
+
+async def test_a_dispatch_naming_its_agent_starts_without_reading_the_log(
+    sched: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first report trusts a dispatch naming this agent: no read of the job at all."""
+    loads: list[str] = []
+    real_load = sched.store.load
+
+    async def counted(job: str) -> Loaded:
+        loads.append(job)
+        return await real_load(job)
+
+    dispatch = await sched.assign()
+    monkeypatch.setattr(sched.store, "load", counted)
+    w = writer(sched, dispatch)
+    assert [type(e) for e in await w.report(start(), 200.0)] == [JobStarted]
+    assert await w.report(complete(), 201.0)
+    assert loads == []
+
+
+async def test_a_trusted_dispatch_still_meets_what_happened_after_it(sched: Scheduler) -> None:
+    """A cancel after the assignment makes the trusted start conflict, read, and stand down."""
+    dispatch = await sched.assign()
+    await sched.do(CancelJob(id="cancel-1", job=JOB, at=150.0), cause="cancel-1")
+    w = writer(sched, dispatch)
+    assert await w.report(start(), 200.0) == []
+    assert (await types(sched))[-1] == "JobCanceled"
+
+
+async def test_a_dispatch_from_an_older_scheduler_is_read_first(
+    sched: Scheduler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dispatch that names no agent is not trusted: the first report reads the job."""
+    loads: list[str] = []
+    real_load = sched.store.load
+
+    async def counted(job: str) -> Loaded:
+        loads.append(job)
+        return await real_load(job)
+
+    dispatch = msgspec.structs.replace(await sched.assign(), agent="")
+    monkeypatch.setattr(sched.store, "load", counted)
+    assert await writer(sched, dispatch).report(start(), 200.0)
+    assert loads == [JOB]
+
+
+async def test_a_dispatch_naming_another_agent_is_not_trusted(sched: Scheduler) -> None:
+    """A dispatch for a1 in a2's hands is read against the log, which fences a2 out."""
+    dispatch = await sched.assign()
+    assert dispatch.agent == AGENT
+    zombie = writer(sched, dispatch, agent="a2")
+    assert await zombie.report(start(agent="a2"), 200.0) == []
+    assert (await types(sched))[-1] == "JobAssigned"
 
 
 async def test_an_older_attempt_of_the_same_agent_is_fenced(sched: Scheduler) -> None:
