@@ -106,6 +106,9 @@ class Attempt:
             speed=live.speed,
             bitrate_kbps=live.bitrate_kbps,
             paused=paused,
+            frames=live.frames,
+            out_time_s=live.out_time_s,
+            media_s=live.media_s,
         )
 
     def stopping(self) -> bool:

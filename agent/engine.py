@@ -25,6 +25,8 @@ class LiveProgress(msgspec.Struct, frozen=True, kw_only=True):
     fps: float | None = None
     speed: float | None = None  # media seconds per wall second
     bitrate_kbps: float | None = None
+    out_time_s: float | None = None  # media time produced so far: grows while output advances
+    media_s: float | None = None  # media the attempt will encode, once known; None: no end
 
 
 class Done(msgspec.Struct, frozen=True, kw_only=True):

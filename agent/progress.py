@@ -97,6 +97,7 @@ def live(sample: Sample, duration_s: float) -> LiveProgress:
         fps=sample.fps,
         speed=sample.speed,
         bitrate_kbps=sample.bitrate_kbps,
+        out_time_s=sample.out_time_s,
     )
 
 

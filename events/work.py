@@ -42,7 +42,13 @@ WorkMessage = Dispatch | Control
 
 
 class RunningJob(msgspec.Struct, frozen=True, kw_only=True):
-    """Live progress of one attempt."""
+    """Live progress of one attempt.
+
+    ``frames`` and ``out_time_s`` only grow while the engine's output advances: the scheduler
+    judges liveness by them, so an attempt that keeps producing is never taken for a stalled one.
+    ``media_s`` is what the attempt will encode once known (the spec's duration, or the input's
+    as probed, whichever is less); None while unknown or for a live stream without an end.
+    """
 
     job: str
     attempt: int
@@ -51,6 +57,9 @@ class RunningJob(msgspec.Struct, frozen=True, kw_only=True):
     speed: float | None = None
     bitrate_kbps: float | None = None
     paused: bool = False
+    frames: int = 0
+    out_time_s: float | None = None
+    media_s: float | None = None
 
 
 class GpuTelemetry(msgspec.Struct, frozen=True, kw_only=True):

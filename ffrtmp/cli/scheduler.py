@@ -39,7 +39,8 @@ def run(
         float, typer.Option(help="Silence after which an agent is declared lost.")
     ] = 15.0,
     stalled_after_s: Annotated[
-        float, typer.Option(help="No progress for this long times a running attempt out.")
+        float,
+        typer.Option(help="Output not advancing for this long times a running attempt out."),
     ] = 60.0,
     retention_s: Annotated[
         float, typer.Option(help="How long finished jobs stay in memory.")

@@ -77,7 +77,7 @@ from events.policy import (
     time_budget_s,
 )
 from events.scenarios import scenario
-from events.work import Heartbeat
+from events.work import Heartbeat, RunningJob
 from ffrtmp.scheduler.placement import (
     NVENC_VRAM_BYTES,
     AgentRoom,
@@ -125,6 +125,20 @@ class Streak(msgspec.Struct, kw_only=True, gc=False):
 
     failures: int = 0
     others_done_at_start: int = 0
+
+
+class Seen(msgspec.Struct, kw_only=True, gc=False):
+    """A running attempt as this scheduler saw it, by its own clock, and how far it had got.
+
+    ``progressed`` moves when a milestone lands or a heartbeat shows more frames or media time
+    than the last one did: liveness is judged on the output advancing, not on milestones.
+    """
+
+    attempt: int
+    started: float
+    progressed: float
+    frames: int = 0
+    out_time_s: float = 0.0
 
 
 class SchedulerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -184,9 +198,9 @@ class SchedulerCore:
         self._capable: dict[Needs, frozenset[str]] = {}  # agents able to serve a need, likewise
         self._orphans: set[str] = set()  # attempts whose agent restarted or left: retry them
         self._fresh: list[str] = []  # queued since the last pass: checked for rejection first
-        # When this scheduler saw a running attempt start and last show progress, by its own
-        # clock: an agent's clock may be off, and its stamps must not time an attempt out.
-        self._seen: dict[str, tuple[float, float]] = {}
+        # When this scheduler saw a running attempt start and last advance, by its own clock:
+        # an agent's clock may be off, and its stamps must not time an attempt out.
+        self._seen: dict[str, Seen] = {}
         self.unknown: set[str] = set()  # forgotten jobs that moved again: the service loads them
         self.dirty = True  # something changed that a planning pass could act on
 
@@ -242,24 +256,48 @@ class SchedulerCore:
         if new.status is not S.RUNNING:
             self._seen.pop(new.job, None)
             return
-        started, progressed = self._seen.get(new.job, (now, now))
-        match event:
-            case JobStarted():
-                started = progressed = now
-            case JobProgressed():
-                progressed = now
-            case JobResumed():  # paused time does not count: shift the start as the fold does
-                started, progressed = started + (new.started_at - old.started_at), now
-            case _:
-                return
-        self._seen[new.job] = (started, progressed)
+        if not isinstance(event, JobStarted | JobProgressed | JobResumed):
+            return
+        seen = self._seen.get(new.job)
+        if seen is None or isinstance(event, JobStarted):
+            seen = self._seen[new.job] = Seen(attempt=new.attempt, started=now, progressed=now)
+        elif isinstance(event, JobResumed):  # paused time does not count: shift the start
+            seen.started += new.started_at - old.started_at
+        seen.progressed = now
 
     def _timed_by_us(self, state: JobState) -> JobState:
         """A running attempt with its start and progress as this scheduler observed them."""
         seen = self._seen.get(state.job)
         if seen is None or state.status is not S.RUNNING:
             return state
-        return msgspec.structs.replace(state, started_at=seen[0], last_progress_at=seen[1])
+        return msgspec.structs.replace(
+            state, started_at=seen.started, last_progress_at=seen.progressed
+        )
+
+    def _advanced(self, agent: str, running: RunningJob, now: float) -> None:
+        """A heartbeat's view of an attempt: its output advanced since the last one, or not.
+
+        Only the holder's report of the current attempt counts; the first one after a restart
+        (nothing seen yet) counts as progress, as a restart gives every agent a fresh window.
+        """
+        state = self.jobs.get(running.job)
+        if (
+            state is None
+            or state.status is not S.RUNNING
+            or state.agent != agent
+            or state.attempt != running.attempt
+            or running.paused
+        ):
+            return
+        seen = self._seen.get(running.job)
+        if seen is None:
+            seen = Seen(attempt=state.attempt, started=state.started_at, progressed=now)
+            self._seen[running.job] = seen
+        out_time = running.out_time_s or 0.0
+        if running.frames > seen.frames or out_time > seen.out_time_s:
+            seen.frames = max(seen.frames, running.frames)
+            seen.out_time_s = max(seen.out_time_s, out_time)
+            seen.progressed = now
 
     def _apply_agent(self, seq: int, event: AgentEvent, now: float) -> bool:
         agent = event.agent
@@ -378,6 +416,8 @@ class SchedulerCore:
         previous = self.loads.get(heartbeat.agent)
         if previous is None or previous.cpu != load or previous.gpu_memory_used != memory:
             self.loads[heartbeat.agent] = AgentLoad(cpu=load, gpu_memory_used=memory)
+        for running in heartbeat.running:
+            self._advanced(heartbeat.agent, running, now)
         state = self.agents.get(heartbeat.agent)
         return state is not None and state.status is AgentStatus.LOST
 
@@ -690,6 +730,20 @@ class SchedulerCore:
         return core
 
     def grace(self, now: float) -> None:
-        """Give every agent a full heartbeat window from ``now`` (a fresh start or a takeover)."""
+        """Give every agent a full heartbeat window from ``now`` (a fresh start or a takeover).
+
+        Every running attempt likewise gets a full stall window: while no scheduler listened,
+        no heartbeat could show it advancing, and a long live stream's last milestone may be
+        hours old.
+        """
         for agent in self.agents:
             self.heard[agent] = max(self.heard.get(agent, 0.0), now)
+        for job in self.timed:
+            state = self.jobs[job]
+            if state.status is not S.RUNNING:
+                continue
+            seen = self._seen.get(job)
+            if seen is None:
+                seen = Seen(attempt=state.attempt, started=state.started_at, progressed=now)
+                self._seen[job] = seen
+            seen.progressed = max(seen.progressed, now)
