@@ -34,7 +34,7 @@ from agent.hardware import Rapl
 from agent.health import DEFAULT_PORT, Check, HealthServer, disk_check, ffmpeg_check, nats_check
 from agent.nvml import Nvml
 from agent.service import AgentService, AgentSettings, default_slots
-from agent.telemetry import Telemetry
+from agent.telemetry import EnergyMeter, Telemetry
 from events.agent_events import Capabilities
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -174,19 +174,19 @@ def engines(
     gst: gst_probe.GstInfo | None,
     capabilities: Capabilities,
     work_dir: Path,
-    telemetry: Telemetry,
+    energy: EnergyMeter | None,
 ) -> EngineChooser:
     """FFmpeg's engine, and GStreamer's when this machine has it, behind one chooser."""
     cores, scratch = capabilities.cpu_cores, str(work_dir)
     ffmpeg_engine = FfmpegEngine(
-        EngineSettings(ffmpeg=ffmpeg, cores=cores, work_dir=scratch), energy=telemetry
+        EngineSettings(ffmpeg=ffmpeg, cores=cores, work_dir=scratch), energy=energy
     )
     gst_engine = None
     if gst is not None:
         settings = GstSettings(
             launch=gst.launch, ffmpeg=ffmpeg, elements=gst.elements, cores=cores, work_dir=scratch
         )
-        gst_engine = GstEngine(settings, energy=telemetry)
+        gst_engine = GstEngine(settings, energy=energy)
     return EngineChooser(ffmpeg_engine, gst_engine, capabilities)
 
 

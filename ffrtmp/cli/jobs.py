@@ -319,7 +319,9 @@ def submit(
     scenario: Annotated[
         str, typer.Option(help="Scenario name (`ffrtmp scenarios` lists them).")
     ] = "1080p-h264",
-    engine: Annotated[Engine, typer.Option(help="Media engine.")] = Engine.FFMPEG,
+    engine: Annotated[
+        Engine, typer.Option(help="Media engine; auto: FFmpeg where the agent can, else GStreamer.")
+    ] = Engine.FFMPEG,
     input_: Annotated[
         str, typer.Option("--input", help="Test pattern (testsrc2), file path or URL.")
     ] = "testsrc2",
