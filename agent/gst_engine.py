@@ -217,6 +217,7 @@ class GstExecution:
             frames=frames,
             fps=frames / active if active > 0 and frames else None,
             speed=done / active if active > 0 and sample.out_time_s is not None else None,
+            out_time_s=None if sample.out_time_s is None else done,
         )
 
     def pause(self) -> bool:

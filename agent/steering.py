@@ -63,8 +63,8 @@ class Steering:
         for sig in signals:
             if not child.signal(sig):
                 break  # it has already ended
-            if self.resume():
-                log.debug("continued stopped child %d so it can act on %s", child.pid, sig.name)
+            if not self.resume():  # stopped by someone else, perhaps: it must run to act
+                child.signal(signal.SIGCONT)
             try:
                 async with asyncio.timeout(grace_s):
                     await child.wait()

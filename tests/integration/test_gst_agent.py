@@ -6,10 +6,13 @@ runs each dispatch on the engine its job names; every output is probed.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 
 from agent.attempt import AttemptSettings
@@ -22,14 +25,19 @@ from agent.service import AgentService, AgentSettings
 from events.agent_events import Capabilities
 from events.commands import CancelJob, PauseJob, ResumeJob
 from events.enums import Engine, FailureReason, JobStatus
-from events.job_events import JobCompleted, JobRejected
+from events.job_events import JobCompleted, JobRejected, JobTimedOut
+from ffrtmp.scheduler.core import SchedulerSettings
+from ffrtmp.scheduler.service import ServiceSettings
+from ffrtmp.scheduler.timers import TimerSettings
 from tests.farm import Farm, scheduler, wait_until
 from tests.gstreamer import FFMPEG, media_children, require_gstreamer
 from tests.mediaprobe import probe
-from tests.receivers import HttpServer
+from tests.receivers import HttpServer, RtmpServer
 
 pytestmark = pytest.mark.anyio
 S = JobStatus
+QUICK = AgentSettings(heartbeat_s=0.2, attempt=AttemptSettings(poll_s=0.05))
+HEARTBEAT_S = 0.25
 Start = Callable[..., Awaitable[AgentService]]
 
 
@@ -44,10 +52,11 @@ async def start_agent(farm: Farm, tmp_path: Path) -> AsyncIterator[Start]:
     """Start agents with the real engines; each is stopped (deregistered) at the end."""
     started: list[AgentService] = []
 
-    async def start(name: str = "gst", caps: Capabilities | None = None) -> AgentService:
+    async def start(
+        name: str = "gst", caps: Capabilities | None = None, settings: AgentSettings = QUICK
+    ) -> AgentService:
         caps = caps or detected()
         chooser = engines(FFMPEG, require_gstreamer(), caps, tmp_path, None)
-        settings = AgentSettings(heartbeat_s=0.2, attempt=AttemptSettings(poll_s=0.05))
         service = AgentService(farm.store.nc, farm.store, farm.subjects, name, caps, chooser,
                                settings)  # fmt: skip
         await service.start()
@@ -185,3 +194,58 @@ async def test_a_404_url_is_a_user_error_without_retry(
     assert failed.reason is FailureReason.USER_ERROR
     assert "404" in failed.message
     assert "JobRetrying" not in await farm.kinds("gone")
+
+
+def liveness(window_s: float) -> ServiceSettings:
+    """The production scheduler with only its stall window and heartbeat interval scaled."""
+    timers = TimerSettings(
+        heartbeat_s=HEARTBEAT_S, agent_lost_after_s=10 * HEARTBEAT_S, stalled_after_s=window_s
+    )
+    return ServiceSettings(core=SchedulerSettings(timers=timers))
+
+
+@pytest.mark.timeout(120)
+async def test_a_live_gstreamer_stream_many_stall_windows_long_completes(
+    farm: Farm, start_agent: Start, rtmp_server: RtmpServer
+) -> None:
+    """8 s live to nginx-rtmp with a 1.5 s stall window: GStreamer's progress keeps it alive."""
+    await start_agent(settings=AgentSettings(heartbeat_s=HEARTBEAT_S))
+    async with scheduler(farm.store, liveness(1.5)):
+        url = rtmp_server.url("live")
+        await farm.submit("live", scenario="480p-h264", engine=Engine.GSTREAMER, output=url,
+                          duration_s=8.0, max_retries=0)  # fmt: skip
+        await farm.wait_status("live", S.COMPLETED, S.FAILED)
+    history = await farm.history("live")
+    assert not [e for e in history if isinstance(e, JobTimedOut)], history
+    assert isinstance(history[-1], JobCompleted), history[-1]
+    recording = probe(rtmp_server.wait_recorded("live"))
+    assert recording.duration_s == pytest.approx(8.0, abs=0.5)
+    assert recording.audio_codec == "aac"  # the silent track ingests expect
+
+
+@pytest.mark.timeout(120)
+async def test_a_gst_launch_stopped_from_outside_is_timed_out_as_stalled(
+    farm: Farm, start_agent: Start, rtmp_server: RtmpServer
+) -> None:
+    """SIGSTOP of gst-launch behind the agent's back: heartbeats go on, frames do not."""
+    await start_agent(settings=AgentSettings(heartbeat_s=HEARTBEAT_S))
+    async with scheduler(farm.store, liveness(2.0)):
+        url = rtmp_server.url("stuck")
+        await farm.submit("stuck", scenario="480p-h264", engine=Engine.GSTREAMER, output=url,
+                          duration_s=60.0, max_retries=0)  # fmt: skip
+        await farm.wait_status("stuck", S.RUNNING)
+
+        async def one_pipeline() -> bool:
+            return len(media_children("gst-launch")) == 1
+
+        await wait_until(one_pipeline, "gst-launch to run")
+        (process,) = media_children("gst-launch")
+        process.send_signal(signal.SIGSTOP)
+        try:
+            failed = await farm.wait_status("stuck", S.FAILED)
+        finally:
+            with contextlib.suppress(psutil.Error):
+                process.send_signal(signal.SIGCONT)
+    assert failed.reason is FailureReason.TIMEOUT
+    timed_out = [e for e in await farm.history("stuck") if isinstance(e, JobTimedOut)]
+    assert len(timed_out) == 1
