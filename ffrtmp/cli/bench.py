@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ffrtmp.bench.append import AppendSettings, bench_append
+from ffrtmp.bench.commandline import TARGETS as CLI_TARGETS
+from ffrtmp.bench.commandline import CliBenchSettings, bench_cli
 from ffrtmp.bench.e2e import E2ESettings, bench_e2e
 from ffrtmp.bench.fold import bench_fold
 from ffrtmp.bench.listing import ListingBenchSettings, bench_listing
@@ -46,6 +48,7 @@ _E2E = E2ESettings()
 _OVERHEAD = OverheadSettings()
 _PROJECTIONS = ProjectionsBenchSettings()
 _LISTING = ListingBenchSettings()
+_CLI = CliBenchSettings()
 
 
 @app.command()
@@ -208,6 +211,28 @@ def listing(
         msgspec.structs.asdict(report),
         {},
     )
+
+
+@app.command(name="cli")
+def cli_(
+    runs: Annotated[
+        int, typer.Option(min=1, help="Runs of each command; medians win.")
+    ] = _CLI.runs,
+    bulk_jobs: Annotated[
+        int, typer.Option(min=1, help="Specs in the bulk submit's file.")
+    ] = _CLI.bulk_jobs,
+    as_json: AsJson = False,
+) -> None:
+    """The CLI as an operator waits for it: --help, one submit, a bulk submit, whole processes.
+
+    Example: ffrtmp bench cli --runs 5 --bulk-jobs 10000 --json
+    """
+    settings = CliBenchSettings(runs=runs, bulk_jobs=bulk_jobs)
+    report = _run(lambda: bench_cli(settings), as_json, "timing the CLI against a farm")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    _show_figures("ffrtmp bench cli: whole processes", msgspec.structs.asdict(report), CLI_TARGETS)
 
 
 @app.command()
