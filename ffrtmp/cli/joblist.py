@@ -9,6 +9,8 @@ scheduler's own fold, so the command needs nothing but NATS. Both give the same 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from events.enums import Priority, Queue
@@ -17,8 +19,10 @@ from events.job import JobState
 from ffrtmp.cli.common import Conn
 from ffrtmp.cli.read import fold_log
 from ffrtmp.cli.render import JobRow, job_row
-from projections.query import QueryResult
-from projections.service import MAX_ROW_LIMIT, NoProjector, SqlReply, ask
+
+if TYPE_CHECKING:  # importing projections loads DuckDB and pyarrow: only a listing needs them
+    from projections.query import QueryResult
+    from projections.service import SqlReply
 
 _COLUMNS = (
     "job, status, scenario, queue, priority, coalesce(agent, ''), attempts, retries, "
@@ -86,6 +90,8 @@ class Listing(msgspec.Struct, frozen=True, kw_only=True):
 
 async def list_jobs(conn: Conn, wanted: JobFilter, *, local: bool) -> Listing:
     """Ask a projector unless ``local``; fold the log here when none answers."""
+    from projections.service import NoProjector  # noqa: PLC0415 -- see the imports above
+
     if not local:
         try:
             return await _asked(conn, wanted)
@@ -95,6 +101,8 @@ async def list_jobs(conn: Conn, wanted: JobFilter, *, local: bool) -> Listing:
 
 
 async def _asked(conn: Conn, wanted: JobFilter) -> Listing:
+    from projections.service import MAX_ROW_LIMIT, ask  # noqa: PLC0415 -- see the imports above
+
     sql, params = wanted.query()
     reply = await ask(conn.nc, conn.subjects, sql, params, limit=MAX_ROW_LIMIT)
     result = _result(reply)
@@ -110,6 +118,8 @@ async def _asked(conn: Conn, wanted: JobFilter) -> Listing:
 
 
 async def _total(conn: Conn) -> int:
+    from projections.service import ask  # noqa: PLC0415 -- see the imports above
+
     reply = await ask(conn.nc, conn.subjects, "SELECT count(*) FROM jobs")
     return int(_result(reply).rows[0][0])
 

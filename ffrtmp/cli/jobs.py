@@ -76,9 +76,15 @@ class Decided(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _decision(
-    conn: Conn, job: str, cause: str, wait_s: float
+    conn: Conn, job: str, cause: str, wait_s: float, *, one_event: bool = False
 ) -> tuple[JobState, list[JobEvent]] | None:
-    """The job's state and the events its command produced, once they land; None on timeout."""
+    """The job's state and the events its command produced, once they land; None on timeout.
+
+    A command can be followed by more events of its cause (a pause asked of a running job is
+    answered by the agent's ``JobPaused``), so the wait lasts until the job is quiet for a
+    moment; with ``one_event`` (a submit: the decider answers it with exactly one event) it
+    ends at the first.
+    """
     state = initial(job)
     produced: list[JobEvent] = []
     deadline = time.monotonic() + wait_s
@@ -88,6 +94,8 @@ async def _decision(
             state = evolve(state, event)
             if event.cause == cause:
                 produced.append(event)
+                if one_event:
+                    return state, produced
         elif produced:
             return state, produced
         if time.monotonic() > deadline:
@@ -100,7 +108,12 @@ async def send_and_report(
 ) -> Decided:
     """Send a command about a job and report the decision (the caller resolved the id)."""
     await conn.send(command)
-    outcome = await _decision(conn, command.job, command.id, wait_s) if wait_s > 0 else None
+    one_event = isinstance(command, SubmitJob)
+    outcome = (
+        await _decision(conn, command.job, command.id, wait_s, one_event=one_event)
+        if wait_s > 0
+        else None
+    )
     name = type(command).__name__
     if outcome is None:
         return Decided(

@@ -80,3 +80,9 @@ def test_a_mistyped_command_is_suggested_from_the_table() -> None:
     result = CliRunner().invoke(app, ["jobz"])
     assert result.exit_code == 2
     assert "jobs" in result.output
+
+
+def test_submitting_needs_no_database() -> None:
+    """`jobs submit` loads no DuckDB, pyarrow or projection code: only a listing needs them."""
+    loaded = _loaded_after("jobs", "submit", "--help")
+    assert not {m.split(".")[0] for m in loaded} & {"duckdb", "pyarrow", "projections"}
