@@ -63,7 +63,7 @@ def container_ports(service: dict[str, Any]) -> set[int]:
 
 def test_compose_wires_the_whole_farm() -> None:
     """NATS, two schedulers, projector, exporter, CPU and GPU agents, Prometheus, Grafana."""
-    wanted = {"nats", "scheduler-1", "scheduler-2", "projector", "exporter", "agent-cpu"}
+    wanted = {"nats", "scheduler-1", "scheduler-2", "projector", "exporter", "agent-cpu-1"}
     wanted |= {"agent-gpu", "prometheus", "grafana"}
     assert wanted <= set(SERVICES)
     runs = {name: service["command"][:2] for name, service in OURS.items()}
@@ -73,7 +73,54 @@ def test_compose_wires_the_whole_farm() -> None:
     for name, service in OURS.items():
         assert service["build"] == ".", name
         if name != "nats":
-            assert "nats" in service["depends_on"], name
+            assert service["depends_on"]["nats"] == {"condition": "service_healthy"}, name
+
+
+def test_what_others_wait_for_has_a_healthcheck() -> None:
+    """Every dependency is waited for as healthy, and so has a healthcheck of its own."""
+    for name, service in SERVICES.items():
+        needs = service.get("depends_on", {})
+        assert isinstance(needs, dict), f"{name}: depends_on without a condition"
+        for other, how in needs.items():
+            assert how == {"condition": "service_healthy"}, (name, other)
+            assert "healthcheck" in SERVICES[other], f"{name} waits for {other}, which has none"
+
+
+PROBE = re.compile(r"urlopen\('http://localhost:(\d+)(/[a-z]+)'")
+PATHS = {"server": "/healthz", "exporter": "/metrics", "agent": "/health"}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, s in OURS.items() if "healthcheck" in s))
+def test_healthchecks_probe_what_the_service_serves(name: str) -> None:
+    """An HTTP probe asks a port the command listens on for its path; a CLI probe is real."""
+    test = OURS[name]["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    if test[1] == "ffrtmp":
+        parsed = params(test[2:])
+        assert parsed.get("nats_url", parsed.get("nats")) == "nats://nats:4222"
+        return
+    assert test[1:3] == ["python", "-c"]
+    found = PROBE.search(test[3])
+    assert found is not None, test
+    argv = OURS[name]["command"]
+    parsed = params(argv)
+    ports = {parsed.get(key) for key in ("port", "http_port", "health_port")}
+    assert int(found.group(1)) in ports, (name, found.group(1), ports)
+    assert found.group(2) == PATHS[argv[0] if argv[0] != "exporter" else "exporter"]
+
+
+def test_agents_have_stable_ids_that_the_nats_users_name() -> None:
+    """Each agent has a fixed --id from deploy/nats/users.conf: re-created, it is the same node."""
+    ids = {}
+    for name, service in OURS.items():
+        argv = service["command"]
+        if argv[:2] == ["agent", "run"]:
+            ids[name] = argv[argv.index("--id") + 1]
+            assert service["hostname"] == ids[name], name
+    assert sorted(ids.values()) == ["cpu-1", "cpu-2", "gpu-1"]
+    users = (DEPLOY / "nats" / "users.conf").read_text()
+    for agent in ids.values():
+        assert f"user: agent-{agent}," in users, agent
 
 
 @pytest.mark.parametrize("name", sorted(OURS))
@@ -105,6 +152,14 @@ def test_prometheus_scrapes_the_exporter_and_grafana_reads_prometheus() -> None:
     targets = [target for static in ffrtmp["static_configs"] for target in static["targets"]]
     exporter_port = params(SERVICES["exporter"]["command"])["port"]
     assert targets == [f"exporter:{exporter_port}"]
+    (agents,) = (job for job in config["scrape_configs"] if job["job_name"] == "ffrtmp-agents")
+    scraped = {target for static in agents["static_configs"] for target in static["targets"]}
+    health = {
+        f"{name}:{params(service['command'])['health_port']}"
+        for name, service in OURS.items()
+        if service["command"][:2] == ["agent", "run"] and "profiles" not in service
+    }
+    assert scraped == health
     assert ffrtmp["metrics_path"] == "/metrics"
     sources = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
     (source,) = sources["datasources"]
