@@ -40,7 +40,7 @@ from events.job import AgentReport
 from events.work import Control, Dispatch, RunningJob
 
 _log = logging.getLogger(__name__)
-_MAX_OUTAGE_PAUSE_S: Final = 5.0
+_MAX_OUTAGE_PAUSE_S: Final = 1.0
 
 MILESTONES: Final = (25.0, 50.0, 75.0)
 
@@ -52,7 +52,7 @@ class AttemptSettings(msgspec.Struct, frozen=True, kw_only=True):
     milestones: tuple[float, ...] = MILESTONES  # percents reported to the log on the way
     budget_grace_s: float = 10.0  # past its budget by this much, the agent cancels an attempt
     report_outage_s: float = 120.0  # a report meeting an outage is retried this long at least
-    outage_pause_s: float = 0.2  # the first pause before sending it again (doubles, up to 5 s)
+    outage_pause_s: float = 0.2  # the first pause before sending it again (doubles, up to 1 s)
 
 
 class Halt(msgspec.Struct, frozen=True, kw_only=True):

@@ -64,6 +64,8 @@ from events.spec import JobSpec, validate
 
 S = JobStatus
 DEFAULT_PROMPT: Final = "approve this job?"
+DENIED: Final = "denied"
+"""The reason of the cancel that a denied approval is."""
 RERUNNABLE: Final = frozenset({S.FAILED, S.CANCELED})
 """Ends an operator may undo with ``RetryJob``; a completed or rejected job stays as it is."""
 
@@ -99,6 +101,13 @@ class JobState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     results: JobResults | None = None
     finished_at: float = 0.0
     paused_at: float = 0.0  # when the current pause began: paused time does not count to the budget
+    first_queued_at: float = 0.0
+    """When this run first entered the queue: its place (FIFO and aging), kept through retries."""
+
+
+def place_at(state: JobState) -> float:
+    """The queue time that orders a job: its run's first, so a retried job keeps its place."""
+    return state.first_queued_at or state.queued_at
 
 
 def initial(job: str) -> JobState:
@@ -130,6 +139,7 @@ def _submitted(state: JobState, event: JobSubmitted) -> JobState:
         spec=event.spec,
         submitted_at=event.at,
         queued_at=event.at,
+        first_queued_at=0.0 if pending else event.at,
         prompt=(event.spec.approval_prompt or DEFAULT_PROMPT) if pending else "",
     )
 
@@ -154,6 +164,14 @@ def _ended(state: JobState, status: JobStatus, at: float, **changes: object) -> 
     return _replace(state, status=status, finished_at=at, requested=None, **changes)
 
 
+def _denial(by: str, answer: str) -> str:
+    return f"{DENIED} by {by or 'operator'}: {answer}".rstrip(": ")
+
+
+def _why_canceled(event: JobCanceled) -> str:
+    return _denial(event.by, event.answer) if event.reason == DENIED else event.reason
+
+
 def _rerun(state: JobState, event: JobQueued) -> JobState:
     """A failed or canceled job queued again: a new run with a fresh retry budget."""
     return _replace(
@@ -163,6 +181,7 @@ def _rerun(state: JobState, event: JobQueued) -> JobState:
         attempt=state.attempt,  # attempts keep counting: each one's dispatch id stays unique
         status=S.QUEUED,
         queued_at=event.at,
+        first_queued_at=event.at,
     )
 
 
@@ -223,15 +242,18 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
                 requested=None,
                 results=event.results,
                 percent=100.0,
+                reason=None,  # an earlier attempt's failure is history, not why it ended
+                message="",
             )
         case JobSubmitted():
             return _submitted(state, event) if state.status is S.NEW else state
         case JobAwaitingInput():
             return _replace(state, status=S.PENDING, prompt=event.prompt)
         case JobInputReceived(approved=True):
-            return _replace(state, status=S.QUEUED, queued_at=event.at, prompt="")
-        case JobInputReceived():
-            message = f"denied by {event.by or 'operator'}: {event.answer}".rstrip(": ")
+            at = event.at
+            return _replace(state, status=S.QUEUED, queued_at=at, first_queued_at=at, prompt="")
+        case JobInputReceived():  # a denial before JobCanceled recorded it (older logs)
+            message = _denial(event.by, event.answer)
             return _ended(state, S.CANCELED, event.at, message=message, prompt="")
         case JobQueued():
             return _replace(state, status=S.QUEUED, queued_at=event.at, retry_at=None)
@@ -276,7 +298,7 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
         case JobFailed():
             return _ended(state, S.FAILED, event.at, reason=event.reason, message=event.message)
         case JobCanceled():
-            return _ended(state, S.CANCELED, event.at, message=event.reason)
+            return _ended(state, S.CANCELED, event.at, message=_why_canceled(event), prompt="")
         case CommandRefused():
             return state
         case _:
@@ -382,16 +404,10 @@ def _respond(state: JobState, command: RespondToJob, now: float) -> list[JobEven
     if state.status is not S.PENDING:
         why = f"{_where(state)}, not awaiting an answer"
         return [_refuse(state, command, why, now)]
-    return [
-        JobInputReceived(
-            job=state.job,
-            at=now,
-            cause=command.id,
-            answer=command.answer,
-            approved=command.approve,
-            by=command.by,
-        )
-    ]
+    base = _base(state, now, command.id)
+    if not command.approve:  # one event that ends it: a reader waiting for an end sees one
+        return [JobCanceled(**base, by=command.by, reason=DENIED, answer=command.answer)]
+    return [JobInputReceived(**base, answer=command.answer, approved=True, by=command.by)]
 
 
 def _retry(state: JobState, command: RetryJob, now: float) -> list[JobEvent]:

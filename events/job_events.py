@@ -43,7 +43,10 @@ class JobAwaitingInput(JobEventBase, frozen=True, kw_only=True):
 
 
 class JobInputReceived(JobEventBase, frozen=True, kw_only=True):
-    """An operator answered. Approved jobs queue; denied ones are canceled."""
+    """An operator answered yes, and the job queues (a denial is ``JobCanceled``, "denied").
+
+    Logs written before that recorded a denial here too (``approved`` false); it folds as a cancel.
+    """
 
     answer: str
     approved: bool
@@ -151,11 +154,15 @@ class JobTimedOut(JobEventBase, frozen=True, kw_only=True):
 
 
 class JobCanceled(JobEventBase, frozen=True, kw_only=True):
-    """The job was canceled; terminal. ``agent`` is set when an agent stopped a process."""
+    """The job was canceled; terminal. ``agent`` is set when an agent stopped a process.
+
+    A denied approval is a cancel with reason ``denied`` and the approver's ``answer``.
+    """
 
     agent: str = ""
     by: str = ""
     reason: str = ""
+    answer: str = ""
 
 
 class CommandRefused(JobEventBase, frozen=True, kw_only=True):

@@ -17,8 +17,12 @@ import msgspec
 
 from events.enums import Queue
 
-VERSION: Final = 4  # 4: reports from an agent that does not hold the attempt are set aside
-"""The projection's version; a database holding another one is rebuilt from the log."""
+VERSION: Final = 5
+"""The projection's version; a database holding another one is rebuilt from the log.
+
+4: reports from an agent that does not hold the attempt are set aside; 5: a completed job
+carries no earlier attempt's failure reason.
+"""
 
 
 class Column(msgspec.Struct, frozen=True):

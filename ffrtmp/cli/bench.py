@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ffrtmp.bench.append import AppendSettings, bench_append
+from ffrtmp.bench.cluster import ClusterBenchSettings, bench_cluster
 from ffrtmp.bench.commandline import TARGETS as CLI_TARGETS
 from ffrtmp.bench.commandline import CliBenchSettings, bench_cli
 from ffrtmp.bench.e2e import E2ESettings, bench_e2e
@@ -49,6 +50,7 @@ _OVERHEAD = OverheadSettings()
 _PROJECTIONS = ProjectionsBenchSettings()
 _LISTING = ListingBenchSettings()
 _CLI = CliBenchSettings()
+_CLUSTER = ClusterBenchSettings()
 
 
 @app.command()
@@ -263,6 +265,37 @@ def overhead(
         f"ffrtmp bench overhead: {jobs} x {scenario}, {duration_s:g} s, {parallel} at once",
         msgspec.structs.asdict(report),
         {"ratio": report.target},
+    )
+
+
+@app.command()
+def cluster(
+    kills: Annotated[int, typer.Option(min=1, help="Leader kills, one after another.")] = (
+        _CLUSTER.kills
+    ),
+    rate: Annotated[float, typer.Option(min=0.1, help="Jobs submitted per second.")] = (
+        _CLUSTER.rate
+    ),
+    as_json: AsJson = False,
+) -> None:
+    """A 3-node cluster: SIGKILL of the events stream's leader to the next job completed.
+
+    Example: ffrtmp bench cluster --kills 5 --json
+    """
+    settings = ClusterBenchSettings(kills=kills, rate=rate)
+    report = _run(lambda: bench_cluster(settings), as_json, "killing stream leaders")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    for kill in report.kills:
+        typer.echo(
+            f"killed {kill.leader}: next completion after {kill.next_completion_s:.2f} s, "
+            f"a job submitted after the kill completed after {kill.new_job_completed_s:.2f} s"
+        )
+    _show_figures(
+        f"ffrtmp bench cluster: {len(report.kills)} kills, {report.completed}/{report.jobs} jobs",
+        msgspec.structs.asdict(report),
+        {"max_s": 10.0, "new_job_max_s": 10.0},
     )
 
 

@@ -53,7 +53,7 @@ from events.commands import (
     TimeOut,
 )
 from events.enums import AgentStatus, FailureReason, JobStatus
-from events.job import JobState, decide, evolve, initial, is_terminal
+from events.job import JobState, decide, evolve, initial, is_terminal, place_at
 from events.job_events import (
     JobCompleted,
     JobEvent,
@@ -337,7 +337,7 @@ class SchedulerCore:
             if old.status is not S.QUEUED or old.queued_at != new.queued_at:
                 spec = new.spec
                 assert spec is not None  # noqa: S101 -- a queued job was submitted
-                key = order_key(spec.queue, spec.priority, new.queued_at, self.settings.order)
+                key = order_key(spec.queue, spec.priority, place_at(new), self.settings.order)
                 needs = self.needs(new)
                 queue = self.queues.get(needs)
                 if queue is None:

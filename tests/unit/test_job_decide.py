@@ -28,6 +28,7 @@ from events.commands import (
 from events.enums import ControlAction, FailureReason, JobStatus, TimeoutKind
 from events.job_events import (
     CommandRefused,
+    JobCanceled,
     JobControlRequested,
     JobEvent,
     JobQueued,
@@ -148,6 +149,8 @@ def test_lost_agent_retries_elsewhere_and_its_late_reports_are_refused() -> None
     assert run.do(Complete(agent="ag1", attempt=2, results=RESULTS)) == []
     run.do(Complete(agent="ag2", attempt=2, results=RESULTS))
     assert run.status() is S.COMPLETED
+    assert (run.state.reason, run.state.message) == (None, "")  # the history keeps the loss
+    assert any(isinstance(e, JobRetrying) and e.reason is FailureReason.AGENT_LOST for e in run.log)
 
 
 def test_approval_gate() -> None:
@@ -161,6 +164,9 @@ def test_approval_gate() -> None:
     denied.do(RespondToJob(id="c2", job="j1", at=0.0, answer="too costly", approve=False, by="ana"))
     assert denied.status() is S.CANCELED
     assert denied.state.message == "denied by ana: too costly"
+    (end,) = denied.log[-1:]
+    assert isinstance(end, JobCanceled)  # one event that ends it, for a reader waiting for one
+    assert (end.reason, end.answer, end.by) == ("denied", "too costly", "ana")
 
 
 def test_pause_and_resume_a_running_job_go_through_the_agent() -> None:

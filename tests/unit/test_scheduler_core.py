@@ -482,3 +482,29 @@ def test_an_operator_retries_a_failed_job_and_it_is_placed_again() -> None:
     assert farm.core.queued == 1
     assert farm.assigned(farm.plan()) == [("j", "a1")]
     assert farm.core.jobs["j"].attempt == 2
+
+
+def test_a_retried_job_keeps_its_place_in_the_queue() -> None:
+    """A job whose agent was lost is queued again ahead of jobs submitted after it."""
+    farm = Farm()
+    farm.register("a1")
+    farm.submit("first")
+    assert farm.assigned(farm.plan()) == [("first", "a1")]
+    farm.report("first", Start(agent="a1", attempt=1))
+    farm.now += 1
+    farm.submit("second")
+    (event,) = farm.report("first", Fail(agent="a1", attempt=1, reason=FailureReason.RUNTIME_ERROR))
+    assert isinstance(event, JobRetrying)
+    farm.now = event.retry_at + 1
+    farm.submit("third")
+    assert [type(e).__name__ for e in farm.tick()] == ["JobQueued"]
+    order = []
+    for _ in range(3):
+        (assigned,) = farm.assigned(farm.plan())
+        order.append(assigned[0])
+        attempt = farm.core.jobs[assigned[0]].attempt
+        farm.report(assigned[0], Start(agent="a1", attempt=attempt))
+        done = JobResults(wall_s=1)
+        farm.report(assigned[0], Complete(agent="a1", attempt=attempt, results=done))
+    assert order == ["first", "second", "third"]
+    assert farm.core.jobs["first"].first_queued_at < farm.core.jobs["second"].first_queued_at
