@@ -171,14 +171,24 @@ def e2e(
         float, typer.Option(min=0.1, help="Seconds of steady submissions per round.")
     ] = _E2E.seconds,
     rounds: Rounds = _E2E.rounds,
+    full_log_events: Annotated[
+        int,
+        typer.Option(min=0, help="Events already in the log for the flat-cost burst (0: skip)."),
+    ] = _E2E.full_log_events,
     as_json: AsJson = False,
 ) -> None:
-    """Whole jobs through scheduler and agents (FFmpeg skipped): jobs/s, submit-to-start p99.
+    """Whole jobs through scheduler and agents (FFmpeg skipped): jobs/s, costs, submit-to-start.
 
     Example: ffrtmp bench e2e --jobs 20000 --rate 200 --json
     """
     settings = E2ESettings(
-        jobs=jobs, agents=agents, slots=slots, rate=rate, seconds=seconds, rounds=rounds
+        jobs=jobs,
+        agents=agents,
+        slots=slots,
+        rate=rate,
+        seconds=seconds,
+        rounds=rounds,
+        full_log_events=full_log_events,
     )
     report = _run(lambda: bench_e2e(settings), as_json, "running jobs end to end")
     if as_json:

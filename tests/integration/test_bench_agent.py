@@ -16,12 +16,30 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
 
 
 async def test_e2e_runs_every_job_and_reports_its_figures() -> None:
-    """A small burst completes; every steady submission is timed to its start."""
-    settings = E2ESettings(jobs=60, agents=2, slots=5, rate=40, seconds=0.5, warmup_s=0.1, rounds=1)
+    """A small burst completes; every steady submission is timed to its start; costs counted."""
+    settings = E2ESettings(
+        jobs=60,
+        agents=2,
+        slots=5,
+        rate=40,
+        seconds=0.5,
+        warmup_s=0.1,
+        rounds=1,
+        full_log_events=400,
+    )
     report = await bench_e2e(settings)
     assert report.submitted == 20
     assert report.jobs_per_s > 0
     assert report.jobs_per_s_default_fsync > 0
+    assert report.jobs_per_s_full_log > 0
+    assert report.flat_ratio == pytest.approx(report.jobs_per_s_full_log / report.jobs_per_s, 0.01)
+    # A job today: its command, JobSubmitted, JobAssigned, the dispatch, JobStarted, JobCompleted.
+    assert report.writes_per_job == 6.0
+    assert report.raw_fsync_msgs_per_s > 0
+    assert report.limit_ratio == pytest.approx(
+        report.jobs_per_s * report.writes_per_job / report.raw_fsync_msgs_per_s, 0.05
+    )
+    assert report.cpu_ms_per_job > 0
     assert 0 < report.p50_submit_to_start_ms <= report.p99_submit_to_start_ms
     assert report.p99_submit_to_start_ms <= report.max_submit_to_start_ms
     assert msgspec.json.decode(msgspec.json.encode(report), type=E2EReport) == report
