@@ -229,7 +229,7 @@ def encoder(scen: Scenario, machine: Machine, live: bool) -> list[str]:
     preset = machine.preset
     match name:
         case "x264enc":
-            args = [name, f"bitrate={kbps}", "vbv-buf-capacity=2000"]
+            args = [name, f"bitrate={kbps}", "vbv-buf-capacity=1000"]  # 2 s let it run 8 % over
             args += [f"speed-preset={preset}"] if preset else []
             live_args = [f"key-int-max={gop}", "bframes=0", "option-string=scenecut=0"]
             return args + (live_args if live else [])

@@ -135,3 +135,16 @@ async def test_the_log_starts_with_the_exact_pipeline(engine: GstEngine, tmp_pat
     again = await asyncio.to_thread(subprocess.run, argv, capture_output=True, timeout=60)
     assert again.returncode == 0, again.stderr[-400:]
     assert probe(tmp_path / "again.mp4").frames == 30
+
+
+@pytest.mark.parametrize(("scenario", "kbps"), [("480p-h264", 1200), ("480p-hevc", 840)])
+async def test_the_encoder_keeps_to_the_scenarios_bitrate(
+    engine: GstEngine, tmp_path: Path, scenario: str, kbps: int
+) -> None:
+    """Over a 10 s moving pattern the video bitrate stays within 5 % of the scenario's."""
+    output = tmp_path / f"{scenario}.mp4"
+    _, ending = await run(engine, scenario=scenario, duration_s=10.0, output=str(output))
+    assert isinstance(ending, Done), ending
+    media = probe(output)
+    assert media.frames == 300
+    assert media.video_kbps == pytest.approx(kbps, rel=0.05)
