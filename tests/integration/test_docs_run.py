@@ -1,0 +1,156 @@
+"""What README.md and docs/*.md say to run, run as written against a real farm.
+
+One ``ffrtmp up`` (free ports, a temporary data directory, one agent, the default prefix) for
+the module. The docs' Python example of docs/api.md runs with only its NATS URL pointed at this
+farm and must see its job complete and the SQL service answer; every statement of every SQL
+block, and each documented read-only command (``ffrtmp sql …``, ``jobs list``, ``nodes list``)
+that names no other farm (no ``--nats``), runs through ``bash`` exactly as written, in a scratch
+directory, with ``FFRTMP_NATS_URL`` naming the farm (the environment the docs document).
+Commands that start long-running processes, follow forever, or need ids, hosts or hardware
+this machine lacks are checked by ``tests/unit/test_docs_commands.py`` instead (they parse).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ffrtmp.natsd import free_port
+from tests.conftest import require_nats_server
+from tests.docs_blocks import Block, blocks, ffrtmp_argv, quoted, shell_commands, sql_statements
+
+DEADLINE_S = 90.0
+BIN = Path(sys.executable).parent
+RUNNABLE = {("sql",), ("jobs", "list"), ("nodes", "list")}
+"""Read-only commands that need nothing but a farm: run for real wherever the docs show them."""
+DOCS_URL = "nats://127.0.0.1:4222"
+
+
+class Farm:
+    """``ffrtmp up`` on free ports in ``root``, and an environment that reaches it."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.url = root, f"nats://127.0.0.1:{free_port()}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")},
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "FFRTMP_NATS_URL": self.url,
+            "XDG_CONFIG_HOME": str(root / "config"),
+            "NO_COLOR": "1",
+        }
+        argv = [
+            str(BIN / "ffrtmp"), "up", "--agents", "1", "--no-live",
+            "--nats-port", self.url.rsplit(":", 1)[1], "--metrics-port", str(free_port()),
+            "--data-dir", str(root / "farm"),
+        ]  # fmt: skip
+        self.log = (root / "up.out").open("wb")
+        self.proc = subprocess.Popen(  # noqa: S603 -- our own CLI
+            argv, cwd=root, stdout=self.log, stderr=subprocess.STDOUT, env=self.env
+        )
+        end = time.monotonic() + DEADLINE_S
+        while "farm ready" not in self.output():
+            assert self.proc.poll() is None, f"ffrtmp up exited: {self.output()}"
+            assert time.monotonic() < end, f"ffrtmp up not ready: {self.output()[-2000:]}"
+            time.sleep(0.2)
+
+    def output(self) -> str:
+        return (self.root / "up.out").read_text(errors="replace")
+
+    def bash(self, line: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+        """``line`` through bash, in the scratch directory, with the farm's environment."""
+        return subprocess.run(  # noqa: S603 -- the docs' own lines
+            ["bash", "-c", line],  # noqa: S607 -- bash on PATH, as a reader runs it
+            cwd=self.root, env=self.env, capture_output=True, text=True, timeout=timeout_s,
+            check=False,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    """The farm, until the module ends."""
+    require_nats_server()
+    running = Farm(tmp_path_factory.mktemp("docs"))
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def unskipped(lang: str) -> list[Block]:
+    """The docs' blocks in ``lang`` that are not marked as skipped."""
+    return [block for block in blocks() if block.lang == lang and not block.skip]
+
+
+def runnable_lines() -> list[tuple[Block, str]]:
+    """Each documented read-only command line that names no other farm, as written."""
+    found: dict[str, Block] = {}
+    for block in unskipped("bash"):
+        for line in block.body.splitlines():
+            commands = shell_commands(Block(path=block.path, line=0, lang="bash", body=line))
+            args = [ffrtmp_argv(argv) for argv in commands]
+            ours = [a for a in args if a is not None]
+            if ours and len(ours) == 1 and _runs_here(ours[0]):
+                found.setdefault(line.split("  #", 1)[0].strip(), block)
+    return [(block, line) for line, block in found.items()]
+
+
+def _runs_here(args: list[str]) -> bool:
+    path = tuple(a for a in args[:2] if not a.startswith("-"))
+    return any(path[: len(p)] == p for p in RUNNABLE) and "--nats" not in args
+
+
+@pytest.mark.timeout(300)
+def test_the_api_python_example_submits_follows_and_asks_sql(farm: Farm) -> None:
+    """docs/api.md's example, pointed at this farm, sees its job complete and SQL answer 42."""
+    (example,) = [b for b in unskipped("python") if b.path == "docs/api.md"]
+    assert DOCS_URL in example.body
+    script = farm.root / "example.py"
+    script.write_text(example.body.replace(DOCS_URL, farm.url))
+    done = subprocess.run(  # noqa: S603 -- the docs' example
+        [sys.executable, str(script)], cwd=farm.root, capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "JobCompleted" in done.stdout, done.stdout
+    assert "{'result': {'columns': ['answer']" in done.stdout, done.stdout
+    assert "'rows': [[42]]" in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("where", "statement"),
+    [(b.where, s) for b in unskipped("sql") for s in sql_statements(b.body)],
+)
+def test_every_sql_example_runs_through_ffrtmp_sql(farm: Farm, where: str, statement: str) -> None:
+    """Each statement of a SQL block is answered by the farm's projector, no error."""
+    done = farm.bash(quoted(["ffrtmp", "sql", statement]))
+    assert done.returncode == 0, f"{where}: {statement}\n{done.stderr}"
+
+
+@pytest.mark.parametrize(("block", "line"), runnable_lines(), ids=lambda x: str(x)[:60])
+def test_documented_read_commands_run_as_written(farm: Farm, block: Block, line: str) -> None:
+    """``ffrtmp sql …``, ``jobs list``, ``nodes list`` lines exit 0 as the docs write them."""
+    done = farm.bash(line)
+    assert done.returncode == 0, f"{block.where}: `{line}`\n{done.stdout}\n{done.stderr}"
+    assert "Traceback" not in done.stderr
+
+
+def test_the_docs_have_lines_to_run() -> None:
+    """The selection finds the README's SQL and listing lines (a broken selector runs nothing)."""
+    lines = [line for _, line in runnable_lines()]
+    assert any(line.startswith("ffrtmp sql") for line in lines), lines
+    assert any("jobs list" in line for line in lines), lines
