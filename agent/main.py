@@ -37,6 +37,7 @@ from agent.service import AgentService, AgentSettings, default_slots
 from agent.telemetry import EnergyMeter, Telemetry
 from events.agent_events import Capabilities
 from events.errors import FfrtmpError
+from events.ids import check_id
 from events.jetstream import JetStreamEventStore
 from events.subjects import DEFAULT_PREFIX, Subjects
 
@@ -58,7 +59,7 @@ def group() -> None:
 def default_id(hostname: str | None = None) -> str:
     """The host's short name, lowercased, as a subject token (``gpu-07.dc1`` → ``gpu-07``)."""
     short = (hostname if hostname is not None else platform.node()).split(".", 1)[0].lower()
-    return _NOT_TOKEN.sub("-", short).strip("-") or "agent"
+    return _NOT_TOKEN.sub("-", short).strip("-_")[:64].rstrip("-_") or "agent"
 
 
 class AgentOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,7 +123,7 @@ def run(
     options = AgentOptions(
         nats_url=nats_url,
         prefix=prefix,
-        agent=agent or default_id(),
+        agent=check_id(agent, "agent") if agent else default_id(),
         slots=slots,
         ffmpeg=ffmpeg,
         gst_launch=gst_launch,

@@ -45,10 +45,12 @@ from events.base import Event
 from events.codec import decode_work, encode
 from events.commands import Fail
 from events.enums import ControlAction, FailureReason
-from events.errors import FfrtmpError, MalformedMessage
+from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
+from events.ids import check_id
+from events.spec import validate
 from events.store import Append, EventStore
 from events.subjects import Subjects
-from events.work import Control, Dispatch, Heartbeat
+from events.work import Control, Dispatch, Heartbeat, WorkMessage
 
 _log = logging.getLogger(__name__)
 
@@ -284,7 +286,7 @@ class AgentService:
 
     async def _handle(self, msg: Msg) -> None:
         try:
-            work = decode_work(msg.data)
+            work = _accepted(decode_work(msg.data), msg.data)
         except MalformedMessage as exc:
             await self._set_aside(msg, exc)
             return
@@ -373,3 +375,18 @@ class AgentService:
             if control.action is ControlAction.CANCEL:
                 self._stopping.add(attempt.key)
             attempt.controls.put_nowait(control)
+
+
+def _accepted(work: WorkMessage, data: bytes) -> WorkMessage:
+    """A work message within the limits every door applies; else ``MalformedMessage``.
+
+    What arrives on the work subject is checked like a command: its job id must be one the
+    log can name, and a dispatch's spec must validate, before anything is started.
+    """
+    try:
+        check_id(work.job)
+        if isinstance(work, Dispatch):
+            validate(work.spec)
+    except InvalidSpec as exc:
+        raise MalformedMessage(str(exc), data) from exc
+    return work

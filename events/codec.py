@@ -16,9 +16,10 @@ import msgspec
 
 from events.agent_events import AgentEvent
 from events.base import Message, SetAside, Unknown
-from events.commands import OperatorCommand
-from events.errors import MalformedMessage
+from events.commands import OperatorCommand, SubmitJob, check_command
+from events.errors import InvalidSpec, MalformedMessage
 from events.job_events import JobEvent
+from events.spec import SPEC_FIELDS
 from events.work import Heartbeat, WorkMessage
 
 AnyEvent = JobEvent | AgentEvent
@@ -45,8 +46,9 @@ class _Envelope(msgspec.Struct):
 
 
 _ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
-# msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 in a tag's value.
-_UNDECODABLE: Final = (msgspec.DecodeError, UnicodeDecodeError)
+# msgspec raises UnicodeDecodeError, not DecodeError, for invalid UTF-8 in a tag's value, and
+# RecursionError for JSON nested about a thousand deep, even inside a field it skips.
+_UNDECODABLE: Final = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 
 
 def _current_versions() -> dict[str, int]:
@@ -58,6 +60,9 @@ def _current_versions() -> dict[str, int]:
 
 
 CURRENT_VERSIONS: Final[dict[str, int]] = _current_versions()
+MESSAGE_VERSION: Final = 1
+"""The version of every command, work message and heartbeat this code reads; a newer one is
+set aside, never read as this one."""
 
 # (type, version) -> function turning that version's dict into the next version's dict.
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
@@ -129,14 +134,48 @@ def _upcast(
         raise MalformedMessage(f"{kind} upcast to v{current} is invalid: {exc}", data) from exc
 
 
-T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 
-def _strict(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
+def _strict(decoder: msgspec.json.Decoder[M], data: bytes) -> M:
     try:
-        return decoder.decode(data)
+        message = decoder.decode(data)
     except _UNDECODABLE as exc:
         raise MalformedMessage(str(exc), data) from exc
+    if message.v != MESSAGE_VERSION:
+        name = type(message).__name__
+        raise MalformedMessage(f"{name} v{message.v}: this code reads v{MESSAGE_VERSION}", data)
+    return message
+
+
+def accept_command(data: bytes) -> OperatorCommand:
+    """An operator command as every door accepts it, else ``MalformedMessage`` naming why.
+
+    Decoded, its ids and strings in bounds (``events.commands.check_command``), a spec with no
+    field this code does not know: a raw NATS client meets exactly the rules the CLI applies.
+    """
+    command = decode_command(data)
+    try:
+        check_command(command)
+        if isinstance(command, SubmitJob):
+            _known_spec_fields(data)
+    except InvalidSpec as exc:
+        raise MalformedMessage(str(exc), data) from exc
+    return command
+
+
+class _SpecFields(msgspec.Struct):
+    spec: dict[str, msgspec.Raw] = {}
+
+
+def _known_spec_fields(data: bytes) -> None:
+    try:
+        fields = msgspec.json.decode(data, type=_SpecFields).spec
+    except _UNDECODABLE as exc:  # the command decoded, but not every byte it skipped does
+        raise MalformedMessage(str(exc), data) from exc
+    unknown = sorted(set(fields) - SPEC_FIELDS)
+    if unknown:
+        raise InvalidSpec(f"spec.{unknown[0][:64]}", "unknown field")
 
 
 def decode_command(data: bytes) -> OperatorCommand:

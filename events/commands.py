@@ -13,7 +13,9 @@ import msgspec
 
 from events.base import Message
 from events.enums import ControlAction, FailureReason, TimeoutKind
+from events.ids import check_id
 from events.job_events import JobResults
+from events.limits import MAX_BY, check_command_id, check_text
 from events.spec import JobSpec
 
 
@@ -89,6 +91,30 @@ class RemoveAgent(AgentCommandBase, frozen=True, kw_only=True):
 
 AgentOperatorCommand = QuarantineAgent | ClearAgent | RemoveAgent
 OperatorCommand = JobOperatorCommand | AgentOperatorCommand
+
+
+def check_command(command: OperatorCommand) -> OperatorCommand:
+    """Every id and string of an operator command within ``events.limits``; else ``InvalidSpec``.
+
+    Every door calls it before a command is sent or decided: an id out of bounds cannot even
+    name the job's subjects. The spec is checked by ``events.spec.validate`` when the command
+    is decided, so a bad spec becomes a ``CommandRefused`` the submitter can read.
+    """
+    check_command_id(command.id)
+    check_text(command.by, "by", MAX_BY)
+    if isinstance(command, AgentCommandBase):
+        check_id(command.agent, "agent")
+    else:
+        check_id(command.job, "job")
+    match command:
+        case CancelJob() | RetryJob() | QuarantineAgent() | RemoveAgent():
+            check_text(command.reason, "reason", lines=True)
+        case RespondToJob():
+            check_text(command.answer, "answer", lines=True)
+        case _:
+            pass
+    return command
+
 
 # Verbs name the command subjects: <prefix>.cmd.<verb>.
 VERBS: dict[type[OperatorCommandBase | AgentCommandBase], str] = {

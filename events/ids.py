@@ -21,7 +21,8 @@ ENTROPY_CHARS: Final = 4
 ID_LENGTH: Final = TIME_CHARS + ENTROPY_CHARS
 ENTROPY_BYTES: Final = 3  # 24 bits, of which 20 are used
 # Ids a caller chooses (idempotent submit): a NATS subject token a shell needs no quotes for.
-_CALLER_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+# Matched whole (``fullmatch``): a pattern ending in ``$`` would accept a trailing newline.
+_CALLER_ID: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 def _base32(value: int, width: int) -> str:
@@ -53,10 +54,10 @@ def created_ms(ident: str) -> int | None:
 
 def check_id(ident: str, kind: str = "job") -> str:
     """Accept a caller-chosen id only if it is a safe subject token; return it unchanged."""
-    if not _CALLER_ID.match(ident):
+    if not _CALLER_ID.fullmatch(ident):
         raise InvalidSpec(
             f"{kind} id",
-            f"{ident!r} must be 1-64 of a-z, 0-9, '_', '-', starting with a letter or digit",
+            f"{ident[:80]!r} must be 1-64 of a-z, 0-9, '_', '-', starting with a letter or digit",
         )
     return ident
 

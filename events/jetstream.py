@@ -10,6 +10,7 @@ future pending forever). NATS errors are translated here, with ``raise ... from`
     err_code 10071, 10164 (wrong last seq)   ConcurrencyConflict
     an atomic batch refused                  BatchFailed
     no connection, no reply, no stream       StoreUnavailable
+    a subject the client refuses             FfrtmpError (a refusal, never an outage)
     any other refusal                        FfrtmpError
 
 Measured on nats-server 2.15 (file stream, ``sync_interval: always``): an atomic batch commit
@@ -33,8 +34,8 @@ import msgspec
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
+from nats.errors import BadSubjectError, MaxPayloadError
 from nats.errors import Error as NatsError
-from nats.errors import MaxPayloadError
 from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from events import subjects as wire
@@ -388,6 +389,8 @@ class JetStreamEventStore:
             raise FfrtmpError(f"JetStream refused: {exc.description}") from exc
         except MaxPayloadError as exc:
             raise FfrtmpError("an event is larger than the server's max_payload") from exc
+        except BadSubjectError as exc:  # a refusal of this message, not an outage
+            raise FfrtmpError("the server refuses the subject: not a valid NATS subject") from exc
         except TimeoutError as exc:
             raise StoreUnavailable(self._url, f"no answer in {self._timeout} s") from exc
         except (NatsError, OSError) as exc:

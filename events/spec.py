@@ -16,12 +16,15 @@ import msgspec
 
 from events.enums import Engine, Priority, QualityMetric, Queue
 from events.errors import InvalidSpec
+from events.limits import check_nesting, check_preset, check_spec_strings, check_text
 from events.scenarios import canonical_name
 
 MAX_DURATION_S: Final = 24 * 3600.0
 MAX_RETRIES_LIMIT: Final = 10
 MAX_LABELS: Final = 32
-_LABEL_KEY: Final = re.compile(r"^[a-z][a-z0-9_.-]{0,62}$")
+MAX_LABEL_VALUE: Final = 256
+MAX_SPEC_BYTES: Final = 64 * 1024  # a spec file: far more than any spec needs
+_LABEL_KEY: Final = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
 _LAVFI_SOURCES: Final = frozenset(
     {"testsrc", "testsrc2", "smptebars", "smptehdbars", "mandelbrot", "rgbtestsrc", "color"}
 )
@@ -121,16 +124,17 @@ def _check_labels(labels: dict[str, str]) -> None:
     if len(labels) > MAX_LABELS:
         raise InvalidSpec("labels", f"at most {MAX_LABELS} labels")
     for key, value in labels.items():
-        if not _LABEL_KEY.match(key):
+        if not _LABEL_KEY.fullmatch(key):
             raise InvalidSpec(
                 "labels", f"key {key!r} must be lowercase letters, digits, '_', '.', '-'"
             )
-        if len(value) > 256:
-            raise InvalidSpec("labels", f"value of {key!r} is longer than 256 characters")
+        check_text(value, f"labels: value of {key!r}", MAX_LABEL_VALUE)
 
 
 def validate(spec: JobSpec) -> JobSpec:
     """Check every field and return the spec with the scenario's canonical name."""
+    check_spec_strings(spec.scenario, spec.input, spec.output, spec.approval_prompt)
+    check_preset(spec.preset)
     name = canonical_name(spec.scenario)
     _check_input(spec.input)
     _check_output(spec.output)
@@ -150,6 +154,9 @@ SPEC_FIELDS: Final = frozenset(JobSpec.__struct_fields__)
 
 def parse_spec(data: bytes | str) -> JobSpec:
     """Decode a JSON spec a person wrote and validate it; unknown fields are an error."""
+    if len(data) > MAX_SPEC_BYTES:
+        raise InvalidSpec("spec", f"{len(data)} bytes; at most {MAX_SPEC_BYTES}")
+    check_nesting(data)
     try:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:

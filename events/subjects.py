@@ -51,14 +51,18 @@ ERR_WRONG_LAST_SEQUENCE: Final = 10071  # JSStreamWrongLastSequenceErrF
 ERR_WRONG_LAST_SEQUENCE_CONSTANT: Final = 10164  # JSStreamWrongLastSequenceConstantErr
 ERR_STREAM_NOT_FOUND: Final = 10059  # JSStreamNotFoundErr
 
-_PREFIX: Final = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_TOKEN: Final = re.compile(r"^[^.*>\s]+$")
+# Matched whole (``fullmatch``): ``$`` also matches before a trailing newline, and a subject with
+# one is refused by the server. A token is bounded so no subject nears the server's control line.
+_PREFIX: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+_TOKEN: Final = re.compile(r"[^.*>\s\x00-\x1f\x7f]{1,128}")
 
 
 def _token(value: str, what: str) -> str:
-    if not _TOKEN.match(value):
+    if not _TOKEN.fullmatch(value):
         raise InvalidSpec(
-            what, f"{value!r} cannot be a NATS subject token (no '.', '*', '>', spaces)"
+            what,
+            f"{value[:80]!r} cannot be a NATS subject token (1-128 characters; no '.', '*',"
+            " '>', spaces or control characters)",
         )
     return value
 
@@ -70,7 +74,7 @@ class Subjects(msgspec.Struct, frozen=True):
 
     def __post_init__(self) -> None:
         """Refuse a prefix that would make invalid subjects or stream names."""
-        if not _PREFIX.match(self.prefix):
+        if not _PREFIX.fullmatch(self.prefix):
             raise InvalidSpec("prefix", f"{self.prefix!r}: use 1-32 of a-z, 0-9, '_', '-'")
 
     # streams

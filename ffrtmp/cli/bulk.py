@@ -27,6 +27,7 @@ from events.commands import SubmitJob
 from events.errors import InvalidSpec
 from events.ids import check_id
 from events.job_events import CommandRefused
+from events.limits import check_nesting
 from events.spec import JobSpec, parse_spec
 from ffrtmp.cli.common import (
     EXIT_ERROR,
@@ -97,6 +98,7 @@ def plan(
 
 def _parse_line(text: str, new_id: Callable[[], str]) -> tuple[str, JobSpec]:
     try:
+        check_nesting(text, "line")
         raw = msgspec.json.decode(text)
     except msgspec.DecodeError as exc:
         raise InvalidSpec("line", f"not valid JSON: {exc}") from exc

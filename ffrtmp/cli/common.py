@@ -38,7 +38,7 @@ from nats.js.client import JetStreamContext
 from rich.console import Console
 
 from events.codec import encode
-from events.commands import VERBS, AgentCommandBase, OperatorCommandBase
+from events.commands import VERBS, AgentCommandBase, OperatorCommandBase, check_command
 from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
 from events.ids import new_id
 from events.jetstream import JetStreamEventStore
@@ -185,7 +185,12 @@ class Conn:
         self.js: JetStreamContext = store.nc.jetstream(timeout=5.0)
 
     async def send(self, command: OperatorCommandBase | AgentCommandBase) -> None:
-        """Put an operator command on the commands stream, deduplicated by its id."""
+        """Put an operator command on the commands stream, deduplicated by its id.
+
+        Checked first against the limits every door applies (``check_command``): a bad id or
+        string is one line here, never a message the scheduler has to set aside.
+        """
+        check_command(command)  # type: ignore[arg-type]
         subject = self.subjects.command(VERBS[type(command)])
         try:
             await self.js.publish(subject, encode(command), headers={MSG_ID: command.id})

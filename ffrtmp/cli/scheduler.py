@@ -2,7 +2,8 @@
 
 Start it twice (here or on another machine): the first to take the KV lease decides, the other
 follows the log and takes over within the lease time when the first stops or dies. Ctrl-C or
-SIGTERM releases the lease, so a standby takes over at once.
+SIGTERM releases the lease, so a standby takes over at once. A connection the server closes
+for good is replaced, and the scheduler starts again from the log (``scheduler.session``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import contextlib
 import logging
 import os
 import signal
+import uuid
+from collections.abc import Awaitable
 from typing import Annotated
 
 import typer
@@ -20,6 +23,7 @@ from events.jetstream import JetStreamEventStore
 from events.subjects import DEFAULT_PREFIX, Subjects
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
+from ffrtmp.scheduler.session import run_connected
 from ffrtmp.scheduler.timers import TimerSettings
 
 app = typer.Typer(help="The scheduler: commands in; assignments, rejections, retries out.")
@@ -83,14 +87,19 @@ def run(
 
 
 async def _run(url: str, subjects: Subjects, settings: ServiceSettings, name: str) -> None:
-    store = await JetStreamEventStore.connect(url, subjects, ensure=True)
-    async with store:
-        scheduler = Scheduler(store, settings, name=name)
-        task = asyncio.create_task(scheduler.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+    name = name or f"sched-{uuid.uuid4().hex[:8]}"
+
+    def connect() -> Awaitable[JetStreamEventStore]:
+        return JetStreamEventStore.connect(url, subjects, ensure=True)
+
+    def started(scheduler: Scheduler) -> None:
         typer.echo(f"scheduler {scheduler.name} on {url} (prefix {subjects.prefix})")
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        typer.echo(f"scheduler {scheduler.name} stopped")
+
+    await (await connect()).close()  # an unreachable server at start: one line, no retry loop
+    task = asyncio.create_task(run_connected(connect, settings, name, started=started))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    typer.echo(f"scheduler {name} stopped")

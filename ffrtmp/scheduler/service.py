@@ -33,10 +33,17 @@ from nats.js.errors import FetchTimeoutError
 from events.admit import job_of
 from events.aio import raise_if_cancelling
 from events.base import AgentEventBase, Event, JobEventBase, SetAside
-from events.codec import decode_command, decode_heartbeat, encode
+from events.codec import accept_command, decode_heartbeat, encode
 from events.commands import AgentCommandBase, OperatorCommand
 from events.enums import ControlAction
-from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
+from events.errors import (
+    ConcurrencyConflict,
+    FfrtmpError,
+    InvalidSpec,
+    MalformedMessage,
+    StoreUnavailable,
+)
+from events.ids import check_id
 from events.jetstream import JetStreamEventStore
 from events.job import fold
 from events.job_events import (
@@ -46,6 +53,7 @@ from events.job_events import (
     JobRejected,
     JobTimedOut,
 )
+from events.limits import check_command_id
 from events.store import Append
 from events.subjects import MSG_ID, SCHEDULER_WRITER, Subjects
 from events.work import Control, Dispatch
@@ -396,7 +404,7 @@ class Scheduler:
 
     async def _decode(self, msg: Msg) -> OperatorCommand | None:
         try:
-            return decode_command(msg.data)
+            return accept_command(msg.data)
         except MalformedMessage as exc:
             await self._set_aside(msg, exc)
             return None
@@ -405,16 +413,18 @@ class Scheduler:
         """Record a malformed command's refusal where it names a job, dead-letter it, drop it."""
         self.stats.malformed += 1
         log.warning("command on %s set aside: %s", msg.subject, exc)
-        with contextlib.suppress(msgspec.DecodeError, UnicodeDecodeError, FfrtmpError):
+        with contextlib.suppress(
+            msgspec.DecodeError, UnicodeDecodeError, RecursionError, FfrtmpError
+        ):
             peek = msgspec.json.decode(msg.data, type=_Peek)
-            if peek.job and peek.id:
+            if peek.job and peek.id and _valid_ids(peek):
                 refusal = CommandRefused(
                     job=peek.job,
                     at=self.clock(),
                     cause=peek.id,
                     command_id=peek.id,
-                    command=peek.type or "?",
-                    reason=f"malformed command: {exc.reason}",
+                    command=(peek.type or "?")[:64],
+                    reason=f"malformed command: {exc.reason}"[:512],
                 )
                 item = Append(
                     subject=self.subjects.job_event(peek.job, SCHEDULER_WRITER),
@@ -422,7 +432,8 @@ class Scheduler:
                     msg_id=f"{peek.id}:malformed",
                 )
                 await self.store.append(item)
-        headers = {"Ffrtmp-Error": exc.reason[:200], "Ffrtmp-Subject": msg.subject}
+        why = " ".join(exc.reason[:200].split())  # one header line whatever the reason holds
+        headers = {"Ffrtmp-Error": why, "Ffrtmp-Subject": msg.subject}
         await self._nc.publish(self.subjects.dead_letter("cmd"), msg.data, headers=headers)
         await msg.term()
 
@@ -699,6 +710,16 @@ class Scheduler:
             log.warning("snapshot at %d not saved: %s", snapshot.covered_seq, exc)
             return
         self.stats.snapshots += 1
+
+
+def _valid_ids(peek: _Peek) -> bool:
+    """Whether a refusal can be recorded under the command's job id and command id."""
+    try:
+        check_id(peek.job)
+        check_command_id(peek.id)
+    except InvalidSpec:
+        return False
+    return True
 
 
 def command_key(command: OperatorCommand) -> str:

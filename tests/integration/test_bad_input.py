@@ -16,7 +16,7 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from events.codec import decode_command, encode
+from events.codec import accept_command, encode
 from events.commands import CancelJob, PauseJob, SubmitJob
 from events.errors import FfrtmpError, MalformedMessage
 from events.jetstream import JetStreamEventStore
@@ -65,7 +65,7 @@ async def test_junk_commands_are_dead_lettered_counted_and_the_scheduler_goes_on
     malformed = 0
     for data in corpus:
         try:
-            decode_command(data)
+            accept_command(data)
         except MalformedMessage:
             malformed += 1
     dead: list[bytes] = []
@@ -93,7 +93,7 @@ async def test_junk_commands_are_dead_lettered_counted_and_the_scheduler_goes_on
 
 def _malformed(data: bytes) -> bool:
     try:
-        decode_command(data)
+        accept_command(data)
     except MalformedMessage:
         return True
     return False
