@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 
 from events.agent import AgentState
+from events.agent_events import Capabilities
 from events.commands import AgentCommandBase, ClearAgent, QuarantineAgent, RemoveAgent
 from events.enums import AgentStatus
 from events.errors import FfrtmpError
@@ -144,6 +145,13 @@ def list_nodes(nats: NatsOpt = None, prefix: PrefixOpt = None, output: OutputOpt
     out.print(f"{len(rows)} nodes", style="dim")
 
 
+def _gstreamer(caps: Capabilities | None) -> str:
+    """GStreamer's version and the elements of ours the node has; empty without GStreamer."""
+    if caps is None or not caps.gst_version:
+        return ""
+    return f"{caps.gst_version}: {', '.join(caps.gst_elements)}"
+
+
 @app.command()
 def describe(
     node_id: IdArg, nats: NatsOpt = None, prefix: PrefixOpt = None, output: OutputOpt = None
@@ -179,6 +187,8 @@ def describe(
         ("Encoders", ", ".join(row.encoders)),
         ("Filters", ", ".join(caps.filters) if caps else ""),
         ("FFmpeg", caps.ffmpeg_version if caps else ""),
+        ("Engines", ", ".join(caps.engines) if caps else ""),
+        ("GStreamer", _gstreamer(caps)),
         ("Power", f"{row.power_w:.0f} W" if row.power_w is not None else ""),
         ("Slots", f"{len(row.running)} of {row.slots} in use"),
         ("Running jobs", "\n".join(_running_lines(row, beat))),

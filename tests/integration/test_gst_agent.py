@@ -26,9 +26,12 @@ from events.agent_events import Capabilities
 from events.commands import CancelJob, PauseJob, ResumeJob
 from events.enums import Engine, FailureReason, JobStatus
 from events.job_events import JobCompleted, JobRejected, JobTimedOut
+from ffrtmp.cli import nodes
+from ffrtmp.natsd import NatsServer
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
+from tests.cli_support import Cli
 from tests.farm import Farm, scheduler, wait_until
 from tests.gstreamer import FFMPEG, media_children, require_gstreamer
 from tests.mediaprobe import probe
@@ -249,3 +252,16 @@ async def test_a_gst_launch_stopped_from_outside_is_timed_out_as_stalled(
     assert failed.reason is FailureReason.TIMEOUT
     timed_out = [e for e in await farm.history("stuck") if isinstance(e, JobTimedOut)]
     assert len(timed_out) == 1
+
+
+async def test_nodes_describe_shows_the_engines_and_gstreamer(
+    farm: Farm, start_agent: Start, nats_server: NatsServer, prefix: str, tmp_path: Path
+) -> None:
+    """An operator sees which engines a node offers and which GStreamer elements it has."""
+    await start_agent()
+    cli = Cli(nats_server.url, prefix, tmp_path)
+    async with scheduler(farm.store):
+        described = await cli(nodes.app, "describe", "gst")
+    assert described.exit_code == 0, described.stdout
+    assert "ffmpeg, gstreamer" in described.stdout
+    assert "x264enc" in described.stdout
