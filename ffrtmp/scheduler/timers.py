@@ -8,11 +8,11 @@ never calls these: it folds the events they led to.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Mapping
 
 import msgspec
 
-from events.commands import AgentGone, RequeueDue, TimeOut
+from events.commands import RequeueDue, TimeOut
 from events.enums import JobStatus, TimeoutKind
 from events.job import JobState
 
@@ -41,25 +41,8 @@ def job_timers(job: JobState, now: float, settings: TimerSettings) -> RequeueDue
     return None
 
 
-def due_jobs(
-    jobs: Iterable[JobState], now: float, settings: TimerSettings
-) -> Iterator[tuple[str, RequeueDue | TimeOut]]:
-    """Every job with a timer due, with the command that records it."""
-    for job in jobs:
-        command = job_timers(job, now, settings)
-        if command is not None:
-            yield job.job, command
-
-
 def lost_agents(last_heard: Mapping[str, float], now: float, settings: TimerSettings) -> list[str]:
     """Agents not heard from (heartbeat or event) for longer than the threshold, sorted."""
     return sorted(
         agent for agent, heard in last_heard.items() if now - heard > settings.agent_lost_after_s
     )
-
-
-def orphaned_by(agent: str, jobs: Iterable[JobState]) -> Iterator[tuple[str, AgentGone]]:
-    """The jobs a lost agent held, each with the command that retries or fails it."""
-    for job in jobs:
-        if job.agent == agent and job.status in {S.ASSIGNED, S.RUNNING, S.PAUSED}:
-            yield job.job, AgentGone(agent=agent)

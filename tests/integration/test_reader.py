@@ -63,6 +63,32 @@ async def consumers(nc: NatsClient, stream: str) -> list[str]:
     return list(msgspec.json.decode(reply.data)["consumers"] or [])
 
 
+async def test_the_read_path_is_the_one_named(
+    nc: NatsClient, prefix: str, read_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On the router path the router is installed and takes every message; else none is.
+
+    Were nats-py to stop calling ``Client._process_msg`` (or change its shape), reads would
+    quietly fall back to the callback, or stall; this fails loudly instead.
+    """
+    s = Subjects(prefix)
+    routed: list[int] = []
+    on_raw = reader._Feed.on_raw
+
+    def counted(feed: reader._Feed, *args: bytes | None) -> None:
+        routed.append(1)
+        on_raw(feed, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader._Feed, "on_raw", counted)
+    await publish(nc, s.job_event("a", "sched"), 20)
+    assert len(await collect(read_to_end(nc, s.events_stream, s.all_events))) == 20
+    if read_path == "router":
+        assert isinstance(nc._process_msg, reader._Router), "nats-py's _process_msg changed"
+        assert len(routed) == 20, "the router received no message: the private hook is dead"
+    else:
+        assert routed == []
+
+
 async def test_reads_everything_in_order(nc: NatsClient, prefix: str) -> None:
     """From sequence 1 the reader yields every message once, in order, with subject and payload."""
     s = Subjects(prefix)

@@ -93,7 +93,8 @@ def test_runtime_errors_retry_with_backoff_until_retries_run_out() -> None:
         )
         assert isinstance(event, JobRetrying)
         delays.append(event.retry_at - event.at)
-        assert run.do(RequeueDue()) == [] or run.status() is S.QUEUED
+        assert run.do(RequeueDue()) == []  # before its backoff has passed: nothing
+        assert run.status() is S.RETRYING
         run.now = event.retry_at
         run.do(RequeueDue())
         assert run.status() is S.QUEUED

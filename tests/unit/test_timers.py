@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import msgspec
 
-from events.commands import AgentGone, RequeueDue, TimeOut
+from events.commands import RequeueDue, TimeOut
 from events.enums import JobStatus, TimeoutKind
 from events.job import JobState
-from ffrtmp.scheduler.timers import (
-    TimerSettings,
-    due_jobs,
-    job_timers,
-    lost_agents,
-    orphaned_by,
-)
+from ffrtmp.scheduler.timers import TimerSettings, job_timers, lost_agents
 
 S = JobStatus
 SETTINGS = TimerSettings()
@@ -62,21 +56,6 @@ def test_paused_and_queued_jobs_have_no_clock() -> None:
         assert job_timers(msgspec.structs.replace(RUNNING, status=status), 9999.0, SETTINGS) is None
 
 
-def test_due_jobs_lists_only_due_ones() -> None:
-    """Only jobs with a timer due come out, each with its command."""
-    waiting = JobState(job="j2", status=S.RETRYING, retry_at=5000.0)
-    assert list(due_jobs([RUNNING, waiting], 1061.0, SETTINGS)) == [
-        ("j1", TimeOut(attempt=2, kind=TimeoutKind.STALLED))
-    ]
-
-
 def test_agents_silent_past_the_threshold_are_lost() -> None:
     """An agent last heard more than 15 s ago is lost; one heard 15 s ago is not."""
     assert lost_agents({"a": 100.0, "b": 85.0, "c": 84.9}, 100.0, SETTINGS) == ["c"]
-
-
-def test_a_lost_agent_orphans_only_what_it_held() -> None:
-    """Jobs held by the lost agent get AgentGone; others are untouched."""
-    other = msgspec.structs.replace(RUNNING, job="j2", agent="ag2")
-    queued = JobState(job="j3", status=S.QUEUED)
-    assert list(orphaned_by("ag1", [RUNNING, other, queued])) == [("j1", AgentGone(agent="ag1"))]
