@@ -5,11 +5,14 @@ from __future__ import annotations
 import shlex
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agent import gst_pipeline
 from agent.gst_pipeline import Machine, build, lacks, requirements
 from events.enums import Engine, QualityMetric
 from events.spec import JobSpec
+from tests.strategies import engine_specs
 
 ALL = gst_pipeline.KNOWN_ELEMENTS
 MACHINE = Machine(elements=ALL, preset="veryfast")
@@ -157,3 +160,22 @@ def test_property_values_are_quoted_so_gst_launch_reads_them_back(path: str) -> 
     value = next(arg for arg in build("g", spec(output=path), MACHINE, audio_in_input=False).argv
                  if arg.startswith("location="))  # fmt: skip
     assert shlex.split(value.removeprefix("location="), posix=True) == [path]
+
+
+def elements_in(argv: tuple[str, ...]) -> set[str]:
+    """The element names of a launch line (not properties, caps, pad references or links)."""
+    return {
+        word
+        for word in argv[3:]  # after gst-launch-1.0 -e -v
+        if word != "!" and "=" not in word and "." not in word and "/" not in word
+    }
+
+
+@given(engine_specs, st.booleans())
+def test_the_pipeline_uses_only_elements_its_requirements_name(job: JobSpec, audio: bool) -> None:
+    """Whatever the job, every element the pipeline runs is one placement checked an agent has."""
+    if any(not need.any_of for need in requirements(job)):
+        return  # a job GStreamer cannot express is rejected, never built
+    used = elements_in(build("gst-launch-1.0", job, MACHINE, audio_in_input=audio).argv)
+    assert used <= names(job)
+    assert used <= ALL
