@@ -21,9 +21,11 @@ from nats.aio.msg import Msg
 
 from events.codec import encode
 from events.commands import CancelJob, RespondToJob, SubmitJob
+from events.errors import FfrtmpError, StoreUnavailable
 from events.jetstream import JetStreamEventStore
-from events.job_events import CommandRefused
+from events.job_events import CommandRefused, JobQueued
 from events.spec import JobSpec
+from events.store import Append
 from events.subjects import Subjects
 from events.work import Dispatch
 from ffrtmp.check.read import check_store
@@ -263,3 +265,20 @@ async def test_the_scheduler_reconnects_after_the_server_closes_its_connection(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 30)
+
+
+async def test_a_subject_the_client_refuses_is_a_refusal_not_an_outage(farm: Farm) -> None:
+    """An append on a subject NATS refuses is a plain FfrtmpError, never StoreUnavailable.
+
+    StoreUnavailable is what the scheduler holds as an outage; the store goes on after it.
+    """
+    item = Append(subject="bad subject\n", event=JobQueued(job="x", at=1.0), msg_id="bad")
+    with pytest.raises(FfrtmpError, match="refuses the subject") as refused:
+        await farm.store.append(item)
+    assert not isinstance(refused.value, StoreUnavailable)
+    good = Append(
+        subject=farm.subjects.job_event("x", "sched"),
+        event=JobQueued(job="x", at=1.0),
+        msg_id="good",
+    )
+    assert await farm.store.append(good) == 1

@@ -10,6 +10,7 @@ goes on completing jobs.
 from __future__ import annotations
 
 import json
+import random
 import time
 from pathlib import Path
 
@@ -17,17 +18,21 @@ import msgspec
 import pytest
 
 from events.base import SetAside
+from events.codec import encode
 from events.commands import CancelJob
-from events.job_events import JobCanceled, JobCompleted, JobResults
+from events.job_events import JobCanceled, JobCompleted, JobQueued, JobResults, JobStarted
 from events.store import Append
+from events.subjects import Subjects
 from events.work import Dispatch
 from ffrtmp.bench.simagent import Behaviour, Outcome
 from ffrtmp.check import CheckSettings, Kind
+from ffrtmp.check.projection import differences
 from ffrtmp.check.read import check_store
 from ffrtmp.cli import app, jobs
 from ffrtmp.natsd import NatsServer
 from projections.follow import catch_up
 from projections.runner import Projector
+from projections.schema import FOLDED_TABLES
 from tests.cli_support import Cli
 from tests.farm import Farm, scheduler, wait_until
 
@@ -158,3 +163,84 @@ async def test_a_forged_completion_changes_nothing(farm: Farm, cli: Cli, prefix:
         assert ended.agent == "a1"  # the holder's own report still lands
         await farm.submit("after")
         await farm.wait_status("after", "completed")
+
+
+def _damaged_events(seed: int, size: int, subjects: Subjects) -> list[tuple[str, bytes]]:
+    """Valid events damaged at random, on the subjects a hostile writer can reach."""
+    rng = random.Random(seed)  # noqa: S311 -- a reproducible corpus, not a secret
+    results = JobResults(wall_s=1.0)
+    valid = [
+        encode(JobCompleted(job="j0", at=1.0, agent="a2", attempt=1, results=results)),
+        encode(JobQueued(job="j0", at=1.0)),
+        encode(JobStarted(job="j0", at=1.0, agent="a2", attempt=1)),
+        encode(JobCanceled(job="j0", at=1.0, agent="a1")),
+    ]
+    places = [
+        subjects.job_event("j0", "sched"),
+        subjects.job_event("j0", "a2"),
+        subjects.job_event("zz", "a2"),
+        subjects.agent_event("a2"),
+    ]
+    corpus: list[tuple[str, bytes]] = []
+    while len(corpus) < size:
+        data = bytearray(rng.choice(valid))
+        match rng.randrange(6):
+            case 0:
+                data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+            case 1:
+                del data[rng.randrange(len(data)) :]
+            case 2:
+                data = bytearray(data.replace(b'"v":1', b'"v":9'))
+            case 3:
+                data = bytearray(data[:-1] + b',"x":' + b"[" * 5000 + b"]" * 5000 + b"}")
+            case 4:
+                data = bytearray(rng.randbytes(rng.randrange(1, 64)))
+            case _:
+                pass  # whole, on a subject its writer may not use
+        corpus.append((rng.choice(places), bytes(data)))
+    return corpus
+
+
+@pytest.mark.timeout(300)
+async def test_a_damaged_event_corpus_stops_nothing_and_loses_nothing(
+    farm: Farm, prefix: str
+) -> None:
+    """200 damaged or misplaced events (seeded) among real work stop nothing and lose nothing.
+
+    Every job ends, every stored message stays readable, the projection equals a rebuild, and
+    check names the junk.
+    """
+    corpus = _damaged_events(seed=13, size=200, subjects=farm.subjects)
+    async with scheduler(farm.store) as sched:
+        await farm.agent("a1", slots=2)
+        for i in range(6):
+            await farm.submit(f"j{i}")
+        for subject, data in corpus:
+            await _store_raw(farm, subject, data)
+        for i in range(6, 10):
+            await farm.submit(f"j{i}")
+        for i in range(10):
+            await farm.wait_status(f"j{i}", "completed", "canceled")
+        last = await farm.store.last_seq()
+
+        async def caught_up() -> bool:
+            return sched.core.covered >= last
+
+        await wait_until(caught_up, "the scheduler to read past the corpus")
+    seqs = [seq async for seq, _ in farm.store.replay()]
+    assert seqs == list(range(1, last + 1))  # nothing stored is lost or unreadable
+    report = await check_store(farm.store)
+    set_aside = [v for v in report.violations if v.kind == Kind.SET_ASIDE]
+    others = [v for v in report.violations if v.kind != Kind.SET_ASIDE]
+    assert set_aside, "the corpus holds junk check must name"
+    assert all(v.kind == Kind.WRONG_AGENT or v.job in {"j0", "zz"} for v in others), others
+    stored, fresh = Projector(":memory:", prefix), Projector(":memory:", prefix)
+    try:
+        await catch_up(stored, farm.store.nc, max_batch=17)
+        await catch_up(fresh, farm.store.nc)
+        assert differences(stored, fresh, list(FOLDED_TABLES)) == []
+        counted = stored.status().malformed_events
+        assert counted == len(set_aside)
+    finally:
+        stored.close()
+        fresh.close()
