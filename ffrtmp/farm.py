@@ -139,7 +139,7 @@ def plan(settings: FarmSettings, layout: Layout, cli: tuple[str, ...]) -> list[C
     """Every child, in start order; ``cli`` is how to run ``ffrtmp`` (e.g. python -m ffrtmp.cli)."""
     url, prefix = nats_url(settings), settings.prefix
     common = ("--nats", url, "--prefix", prefix)
-    exporter_flags = ("--port", str(settings.metrics_port), "--data-dir", layout.exporter)
+    exporter_flags = ("--metrics-port", str(settings.metrics_port), "--data-dir", layout.exporter)
     children = [
         Child(name="scheduler", role=Role.SCHEDULER, argv=(*cli, "scheduler", "run", *common)),
         Child(

@@ -186,7 +186,7 @@ class NatsServer:
             # Else our server would fail to bind while the readiness poll reaches the other one.
             raise FfrtmpError(
                 f"port {self.settings.port} is already in use (another nats-server?); "
-                "choose another with --port or stop what listens there"
+                "choose another with --nats-port or stop what listens there"
             )
         self.store_dir.mkdir(parents=True, exist_ok=True)
         argv = self.command()

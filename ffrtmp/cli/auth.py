@@ -22,19 +22,19 @@ app = typer.Typer(help="NATS users and permissions per role.", no_args_is_help=T
 def conf(
     agents: Annotated[str, typer.Option(help="Agent ids, comma-separated.")],
     prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
-    output: Annotated[
+    file: Annotated[
         Path | None, typer.Option(help="Write here instead of standard output.")
     ] = None,
 ) -> None:
     """Print the authorization block: users per role and per agent, with their permissions.
 
-    Example: ffrtmp auth conf --agents cpu-1,cpu-2,gpu-1 --output deploy/nats/users.conf
+    Example: ffrtmp auth conf --agents cpu-1,cpu-2,gpu-1 --file deploy/nats/users.conf
     """
     names = [name.strip() for name in agents.split(",") if name.strip()]
     if not names:
         raise InvalidSpec("--agents", "name at least one agent, e.g. --agents cpu-1,cpu-2")
     text = render(Subjects(prefix), names)
-    if output is None:
+    if file is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
+        file.write_text(text)

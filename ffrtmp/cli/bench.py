@@ -2,7 +2,7 @@
 
 Each command starts the shipped nats-server (fsync on every write) in a temporary directory,
 runs ours and raw in interleaved rounds and prints the medians and their ratio: a table, or one
-JSON object with ``--json``. ``schedule`` measures the scheduler against the issue's targets,
+JSON object with ``--output json``. ``schedule`` measures the scheduler against the issue's targets,
 with raw nats-py beside it. ``BENCHMARKS.md`` records the figures and how they were taken.
 """
 
@@ -30,13 +30,16 @@ from ffrtmp.bench.replay import ReplaySettings, bench_replay
 from ffrtmp.bench.schedule import TARGETS, ScheduleReport, ScheduleSettings, bench_schedule
 from ffrtmp.bench.stats import Comparison
 from ffrtmp.cli import chaos
+from ffrtmp.cli.common import Output
 
 app = typer.Typer(help="Measure ffrtmp against raw baselines; prints JSON.", no_args_is_help=True)
 app.command(name="chaos")(chaos.command)
 
 Messages = Annotated[int, typer.Option("--messages", min=1, help="Messages per measurement.")]
 Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds; medians win.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")]
+AsOutput = Annotated[
+    Output, typer.Option(help="table: for people; json: one JSON object, nothing else.")
+]
 R = TypeVar("R")
 _EXTRA = {
     "raw_default_sync_msgs_per_s": ("raw, default fsync", "{:,.0f}"),
@@ -57,12 +60,13 @@ _CLUSTER = ClusterBenchSettings()
 def append(
     messages: Messages = _APPEND.messages,
     rounds: Rounds = _APPEND.rounds,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """The store's pipelined append_many against raw publish_async, and fsync's cost.
 
-    Example: ffrtmp bench append --messages 20000 --rounds 5 --json
+    Example: ffrtmp bench append --messages 20000 --rounds 5 --output json
     """
+    as_json = output is Output.JSON
     settings = AppendSettings(messages=messages, rounds=rounds)
     _show(_run(lambda: bench_append(settings), as_json, "appending"), as_json)
 
@@ -71,12 +75,13 @@ def append(
 def replay(
     messages: Messages = _REPLAY.messages,
     rounds: Rounds = _REPLAY.rounds,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """The store's replay folded into job states against nats-py's ordered consumer.
 
-    Example: ffrtmp bench replay --messages 300000 --rounds 5 --json
+    Example: ffrtmp bench replay --messages 300000 --rounds 5 --output json
     """
+    as_json = output is Output.JSON
     settings = ReplaySettings(messages=messages, rounds=rounds)
     _show(_run(lambda: bench_replay(settings), as_json, "filling and replaying"), as_json)
 
@@ -107,12 +112,13 @@ def schedule(
         int, typer.Option(min=100, help="Events in the log a restart starts from.")
     ] = _SCHEDULE.history,
     rounds: Rounds = _SCHEDULE.rounds,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """Placements/s, submit-to-dispatch latency, restart time and memory per queued job.
 
-    Example: ffrtmp bench schedule --jobs 100000 --agents 1000 --history 1000000 --json
+    Example: ffrtmp bench schedule --jobs 100000 --agents 1000 --history 1000000 --output json
     """
+    as_json = output is Output.JSON
     settings = ScheduleSettings(
         jobs=jobs, agents=agents, rate=rate, seconds=seconds, history=history, rounds=rounds
     )
@@ -135,12 +141,13 @@ def projections(
     seconds: Annotated[
         float, typer.Option(min=3, help="Seconds of steady appends for the lag.")
     ] = _PROJECTIONS.seconds,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """Projector rebuild events/s against a raw ordered consumer, and lag at a steady rate.
 
-    Example: ffrtmp bench projections --events 1000000 --rounds 3 --json
+    Example: ffrtmp bench projections --events 1000000 --rounds 3 --output json
     """
+    as_json = output is Output.JSON
     settings = ProjectionsBenchSettings(events=events, rounds=rounds, rate=rate, seconds=seconds)
     report = _run(lambda: bench_projections(settings), as_json, "rebuilding projections")
     if as_json:
@@ -175,12 +182,13 @@ def e2e(
         int,
         typer.Option(min=0, help="Events already in the log for the flat-cost burst (0: skip)."),
     ] = _E2E.full_log_events,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """Whole jobs through scheduler and agents (FFmpeg skipped): jobs/s, costs, submit-to-start.
 
-    Example: ffrtmp bench e2e --jobs 20000 --rate 200 --json
+    Example: ffrtmp bench e2e --jobs 20000 --rate 200 --output json
     """
+    as_json = output is Output.JSON
     settings = E2ESettings(
         jobs=jobs,
         agents=agents,
@@ -207,12 +215,13 @@ def listing(
         int, typer.Option(min=4, help="Events in the log the listing covers.")
     ] = _LISTING.events,
     rounds: Rounds = _LISTING.rounds,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """``jobs list`` asked of a projector against folding the whole log here.
 
-    Example: ffrtmp bench listing --events 1000000 --json
+    Example: ffrtmp bench listing --events 1000000 --output json
     """
+    as_json = output is Output.JSON
     settings = ListingBenchSettings(events=events, rounds=rounds)
     report = _run(lambda: bench_listing(settings), as_json, "listing jobs both ways")
     if as_json:
@@ -233,12 +242,13 @@ def cli_(
     bulk_jobs: Annotated[
         int, typer.Option(min=1, help="Specs in the bulk submit's file.")
     ] = _CLI.bulk_jobs,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """The CLI as an operator waits for it: --help, one submit, a bulk submit, whole processes.
 
-    Example: ffrtmp bench cli --runs 5 --bulk-jobs 10000 --json
+    Example: ffrtmp bench cli --runs 5 --bulk-jobs 10000 --output json
     """
+    as_json = output is Output.JSON
     settings = CliBenchSettings(runs=runs, bulk_jobs=bulk_jobs)
     report = _run(lambda: bench_cli(settings), as_json, "timing the CLI against a farm")
     if as_json:
@@ -258,12 +268,13 @@ def overhead(
         int, typer.Option(min=1, help="Encodes at once (the agent's slots).")
     ] = _OVERHEAD.parallel,
     rounds: Rounds = _OVERHEAD.rounds,
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """Real encodes run directly and through ffrtmp: wall times, ratio, the agent's CPU.
 
-    Example: ffrtmp bench overhead --jobs 24 --scenario 720p-h264 --json
+    Example: ffrtmp bench overhead --jobs 24 --scenario 720p-h264 --output json
     """
+    as_json = output is Output.JSON
     settings = OverheadSettings(
         jobs=jobs, scenario=scenario, duration_s=duration_s, parallel=parallel, rounds=rounds
     )
@@ -286,12 +297,13 @@ def cluster(
     rate: Annotated[float, typer.Option(min=0.1, help="Jobs submitted per second.")] = (
         _CLUSTER.rate
     ),
-    as_json: AsJson = False,
+    output: AsOutput = Output.TABLE,
 ) -> None:
     """A 3-node cluster: SIGKILL of the events stream's leader to the next job completed.
 
-    Example: ffrtmp bench cluster --kills 5 --json
+    Example: ffrtmp bench cluster --kills 5 --output json
     """
+    as_json = output is Output.JSON
     settings = ClusterBenchSettings(kills=kills, rate=rate)
     report = _run(lambda: bench_cluster(settings), as_json, "killing stream leaders")
     if as_json:

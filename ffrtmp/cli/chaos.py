@@ -1,7 +1,7 @@
 """``ffrtmp bench chaos``: kill -9 the farm's parts at random under load, then check the log.
 
 Prints the jobs run, the kills by component, recovery times (kill to the next placement), the
-executions counted by the agents and every violation the checker found; JSON with ``--json``.
+executions counted by the agents and every violation the checker found; JSON with ``--output json``.
 Exits 3 when a promise was broken (a violation, or an attempt that ran twice), like
 ``ffrtmp check``.
 """
@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ffrtmp.bench.chaos import ChaosReport, ChaosSettings, run_chaos
 from ffrtmp.cli.check import EXIT_VIOLATIONS
+from ffrtmp.cli.common import Output
 
 _DEFAULTS = ChaosSettings()
 
@@ -32,15 +33,17 @@ def command(
         _DEFAULTS.rate
     ),
     agents: Annotated[int, typer.Option(min=1, help="Agent processes.")] = _DEFAULTS.agents,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    output: Annotated[
+        Output, typer.Option(help="table: for people; json: one JSON object.")
+    ] = Output.TABLE,
 ) -> None:
     """Run a farm of real processes, SIGKILL its parts at seeded moments, check the log.
 
-    Example: ffrtmp bench chaos --minutes 3 --seed 7 --json
+    Example: ffrtmp bench chaos --minutes 3 --seed 7 --output json
     """
     logging.basicConfig(level=logging.CRITICAL)  # the children log to the run's directory
     settings = ChaosSettings(minutes=minutes, seed=seed, rate=rate, agents=agents)
-    if as_json:
+    if output is Output.JSON:
         report = asyncio.run(run_chaos(settings))
         typer.echo(msgspec.json.encode(report).decode())
     else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -21,16 +20,10 @@ from events.subjects import DEFAULT_PREFIX, Subjects
 from ffrtmp.check.invariants import DEFAULT_GRACE_S, CheckSettings, Report
 from ffrtmp.check.projection import check_projection
 from ffrtmp.check.read import check_store
+from ffrtmp.cli.common import Output
 
 EXIT_VIOLATIONS: Final = 3
 NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
-
-
-class Output(StrEnum):
-    """How the report is printed."""
-
-    TEXT = "text"
-    JSON = "json"
 
 
 def command(
@@ -38,9 +31,9 @@ def command(
         str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
     ] = NATS_URL,
     prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
-    output: Annotated[Output, typer.Option(help="text: one line per violation; json.")] = (
-        Output.TEXT
-    ),
+    output: Annotated[
+        Output, typer.Option(help="table: one line per violation; json: the report.")
+    ] = Output.TABLE,
     quiescent: Annotated[
         bool, typer.Option("--quiescent", help="Nothing runs any more: every job must be done.")
     ] = False,

@@ -32,7 +32,10 @@ def run(
         str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
     ] = NATS_URL,
     prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
-    port: Annotated[int, typer.Option(help="HTTP port of /metrics.")] = 9090,
+    port: Annotated[
+        int,
+        typer.Option("--metrics-port", "--port", help="HTTP port of /metrics (--port: the same)."),
+    ] = 9090,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",  # noqa: S104
     data_dir: Annotated[
         Path | None,
@@ -42,7 +45,7 @@ def run(
 ) -> None:
     """Serve the farm's metrics until Ctrl-C.
 
-    Example: ffrtmp exporter run --port 9090 --nats nats://127.0.0.1:4222
+    Example: ffrtmp exporter run --metrics-port 9090 --nats nats://127.0.0.1:4222
     """
     subjects = Subjects(prefix)
     settings = ExporterSettings(

@@ -346,7 +346,7 @@ def submit(
     priority: Annotated[Priority, typer.Option(help="Priority in its queue.")] = Priority.MEDIUM,
     max_retries: Annotated[int, typer.Option(help="Retries of retryable failures.")] = 3,
     timeout_s: Annotated[
-        float | None, typer.Option(help="Time budget per attempt [default: derived].")
+        float | None, typer.Option(help="Time budget per attempt \\[default: derived].")
     ] = None,
     approval: Annotated[
         bool, typer.Option("--approval", help="Wait for an operator's approval first.")

@@ -347,7 +347,7 @@ async def _logs(where: Target, typed: str, attempt: int | None) -> tuple[str, in
 def logs(
     job_id: IdArg,
     attempt: Annotated[
-        int | None, typer.Option(help="Which attempt [default: the latest].")
+        int | None, typer.Option(help="Which attempt \\[default: the latest].")
     ] = None,
     nats: NatsOpt = None,
     prefix: PrefixOpt = None,

@@ -23,7 +23,9 @@ from ffrtmp.natsd import NatsServer, NatsSettings
 
 
 def command(
-    port: Annotated[int, typer.Option(help="Client port.")] = 4222,
+    port: Annotated[
+        int, typer.Option("--nats-port", "--port", help="Client port (--port: the same).")
+    ] = 4222,
     data_dir: Annotated[Path, typer.Option(help="JetStream store directory.")] = Path(
         "./data/nats"
     ),
@@ -32,7 +34,7 @@ def command(
 ) -> None:
     """Run nats-server with ffrtmp's nats.conf and streams until Ctrl-C.
 
-    Example: ffrtmp server --port 4222 --data-dir ./data/nats
+    Example: ffrtmp server --nats-port 4222 --data-dir ./data/nats
     """
     subjects = Subjects(prefix)  # refuse a bad prefix before starting anything
     settings = NatsSettings(port=port, store_dir=str(data_dir), http_port=http_port or None)

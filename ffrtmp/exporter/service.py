@@ -135,7 +135,8 @@ class Exporter:
             server = await serve(self.scrape, host, port)
         except OSError as exc:
             raise FfrtmpError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port"
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                "choose another --metrics-port"
             ) from exc
         self.port = bound_port(server)
         self.listening.set()

@@ -1,4 +1,4 @@
-"""``ffrtmp bench schedule --json`` end to end at toy sizes: one JSON object, every figure."""
+"""``ffrtmp bench schedule --output json`` at toy sizes: one JSON object, every figure."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_schedule_bench_prints_one_json_object_with_every_figure() -> None:
     """Tiny sizes run every measurement and print the figures, the rounds and the machine."""
     argv = [sys.executable, "-c", "from ffrtmp.cli import main; main()", "bench", "schedule"]
     argv += ["--jobs", "200", "--agents", "5", "--seconds", "1", "--history", "2000"]
-    argv += ["--rounds", "1", "--json"]
+    argv += ["--rounds", "1", "--output", "json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)  # noqa: S603 -- our own CLI
     report = json.loads(done.stdout)
     assert report.keys() >= FIGURES

@@ -32,7 +32,7 @@ async def test_server_creates_streams_and_stops_cleanly(tmp_path: Path) -> None:
     """The command prints its URL, serves the prefix's streams, and exits 0 on SIGTERM."""
     data_dir, port = tmp_path / "data", free_port()
     argv = [sys.executable, "-c", "from ffrtmp.cli import main; main()", "server"]
-    argv += ["--port", str(port), "--data-dir", str(data_dir), "--prefix", "cli"]
+    argv += ["--nats-port", str(port), "--data-dir", str(data_dir), "--prefix", "cli"]
     argv += ["--http-port", "0"]
     with anyio.fail_after(20):
         async with await anyio.open_process(argv) as proc:

@@ -52,7 +52,7 @@ def test_data_lives_under_the_data_dir_and_ports_are_the_farm_s() -> None:
     projector, exporter = by_name["projector"].argv, by_name["exporter"].argv
     assert projector[projector.index("--db") + 1] == str(Path("/srv/farm/projector.duckdb"))
     assert exporter[exporter.index("--data-dir") + 1] == str(Path("/srv/farm/exporter"))
-    assert exporter[exporter.index("--port") + 1] == "19090"
+    assert exporter[exporter.index("--metrics-port") + 1] == "19090"
     agents = [c for c in by_name.values() if c.role is Role.AGENT]
     assert [c.port for c in agents] == [18001, 18002, 18003]
     for agent in agents:
