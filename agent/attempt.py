@@ -156,6 +156,8 @@ class Attempt:
         self.execution, self.clock = started, WorkClock()
         if self.stopping():  # drained while the engine started
             await started.cancel()
+        else:
+            await self._keep_log(started)  # the command line, visible while it runs
         ending = await self._follow(started)
         await self._keep_log(started)
         await self._end(ending)

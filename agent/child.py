@@ -1,6 +1,10 @@
 """A child process in a process group of its own, with its output and CPU time at exit.
 
 Signals go to the whole group, stdout lines to a callback, and a bounded tail of stderr is kept.
+On Linux the child dies with the agent: ``PR_SET_PDEATHSIG`` (SIGKILL) is set between fork and
+exec, so a ``kill -9`` of the agent cannot leave an FFmpeg writing while a retry runs elsewhere.
+The signal follows the *thread* that started the child, so children are started from the event
+loop's thread, which lives as long as the agent.
 
 Threads do the blocking parts (reading the two pipes, waiting for the exit), so the event loop
 never blocks and no asyncio child watcher is involved. The waiter first waits *without* reaping
@@ -12,11 +16,13 @@ may already have handed to someone else.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import IO, Final
@@ -27,6 +33,16 @@ log = logging.getLogger(__name__)
 
 TAIL_BYTES: Final = 64 * 1024
 _CHUNK: Final = 8192
+_PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
+_LIBC: Final = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with(parent: int) -> None:
+    """In the child before exec: SIGKILL me when my parent dies (and now, if it already has)."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died between fork and prctl
+        os._exit(1)
 
 
 class Exit(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,12 +78,14 @@ class Child:
         self._exited = False
         self._tail = bytearray()
         self._tail_bytes = tail_bytes
+        parent = os.getpid()
         self._popen = subprocess.Popen(  # noqa: S603 - argv list built by agent.command
             niced(argv, niceness),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            preexec_fn=lambda: _die_with(parent),  # noqa: PLW1509 - one prctl, async-signal-safe
         )
         self.pid = self._popen.pid
         assert self._popen.stdout is not None  # noqa: S101 - PIPE was asked for

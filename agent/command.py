@@ -1,10 +1,18 @@
 """Pure: the FFmpeg argv for one attempt, from its spec, its scenario and the machine.
 
-Inputs: a lavfi test pattern (generated at the scenario's size and rate unless the pattern names
-its own), a file, or a URL. Outputs: a file (container from its extension), ``rtmp://`` (FLV),
-``srt://`` (MPEG-TS), or nowhere (the null muxer, for benchmarks). Frames are scaled to the
-scenario's resolution and rate and encoded at its bitrate. A live destination (RTMP, SRT) gets
-real-time pacing (``-re``) for file and pattern inputs and a two-second GOP.
+Inputs: a test pattern (one of a fixed set of sources, rebuilt from its checked options at the
+scenario's size and rate unless it names its own), a file, or a URL. Outputs: a file (container
+from its extension), ``rtmp://`` (FLV), ``srt://`` (MPEG-TS), or nowhere (the null muxer, for
+benchmarks). What comes out is what players and ingests expect by default:
+
+- frames fit the scenario's size with the aspect ratio kept (padded, square pixels);
+- every encoder is capped at the scenario's bitrate (one second of VBV; SVT-AV1 by VBR without
+  overshoot, as it ignores ``-maxrate`` outside CRF);
+- MP4/MOV have their index first (``+faststart``) and HEVC tagged ``hvc1``;
+- audio is copied when the container takes the source's codec, else encoded; a live test
+  pattern carries a silent AAC track;
+- a live destination (RTMP, SRT) gets real-time pacing (``-re``) for every VOD input (pattern,
+  file, http(s)) and a fixed two-second GOP with no scene-cut keyframes.
 
 When the job asks for quality metrics the encoded stream must also land in a local file the
 second pass can read: the output itself when it is a file, else a ``quality_copy`` (the null
@@ -15,10 +23,12 @@ Progress goes to stdout as ``-progress`` key=value blocks; stderr carries FFmpeg
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Final
 
 import msgspec
 
+from events.media import parse_pattern
 from events.scenarios import Scenario
 from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
 
@@ -29,6 +39,23 @@ _MUXERS: Final = {OutputKind.RTMP: "flv", OutputKind.SRT: "mpegts"}
 # 30 frames arrived). A receiver with a jitter buffer (TSBPD, SRT's default) still drops what
 # that buffer holds when the caller closes; that is the receiver's setting, see README.
 SRT_LINGER_S: Final = 2
+_VOD_SCHEMES: Final = frozenset({"http", "https"})
+SILENCE: Final = "anullsrc=channel_layout=stereo:sample_rate=48000"
+AUDIO_BITRATE: Final = "128k"
+_ISO_BMFF: Final = frozenset({"mp4", "mov"})
+_BY_SUFFIX: Final = {
+    ".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm",
+    ".ts": "mpegts", ".m2ts": "mpegts", ".flv": "flv",
+}  # fmt: skip
+# Audio codecs each muxer stores as they are; a muxer not listed takes any (Matroska).
+_AUDIO_COPY: Final[dict[str, frozenset[str]]] = {
+    "mp4": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "flac", "opus"}),
+    "mov": frozenset({"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"}),
+    "webm": frozenset({"opus", "vorbis"}),
+    "mpegts": frozenset({"aac", "mp3", "mp2", "ac3", "eac3", "opus"}),
+    "flv": frozenset({"aac", "mp3"}),
+    "other": frozenset(),
+}
 
 
 class Machine(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,41 +85,111 @@ def choose_preset(encoder: str, cores: int) -> str | None:
 
 
 def pattern_source(value: str, scen: Scenario) -> str:
-    """A lavfi source: as given when it names options, else at the scenario's size and rate."""
-    if "=" in value:
-        return value
-    return f"{value}=size={scen.width}x{scen.height}:rate={scen.fps}"
+    """The lavfi source of a test pattern, rebuilt from its checked parts (never passed through)."""
+    return parse_pattern(value).lavfi(scen.width, scen.height, scen.fps)
+
+
+def paced(spec: JobSpec, live: bool) -> bool:
+    """Whether the input is read at real time: a VOD source (pattern, file, http) to a live output.
+
+    A live source (rtmp, srt, udp, rtsp) already arrives at real time and is never paced.
+    """
+    if not live:
+        return False
+    kind = input_kind(spec.input)
+    return kind is not InputKind.URL or spec.input.split("://", 1)[0].lower() in _VOD_SCHEMES
 
 
 def input_args(spec: JobSpec, scen: Scenario, live: bool) -> list[str]:
-    """Arguments that open the job's input."""
-    kind = input_kind(spec.input)
-    pace = ["-re"] if live and kind is not InputKind.URL else []
-    if kind is InputKind.PATTERN:
-        return [*pace, "-f", "lavfi", "-i", pattern_source(spec.input, scen)]
+    """Arguments that open the job's input (and a silent track for a live test pattern)."""
+    pace = ["-re"] if paced(spec, live) else []
+    if input_kind(spec.input) is InputKind.PATTERN:
+        video = [*pace, "-f", "lavfi", "-i", pattern_source(spec.input, scen)]
+        return [*video, *pace, "-f", "lavfi", "-i", SILENCE] if live else video
     return [*pace, "-i", spec.input]
 
 
 def video_filter(scen: Scenario) -> str:
-    """Scale and rate conversion to the scenario's frame; the quality pass reuses it."""
-    return f"scale={scen.width}:{scen.height},fps={scen.fps},format=yuv420p"
+    """Fit in the scenario's frame keeping the aspect ratio, pad the rest, square pixels.
+
+    A 4:3 input in a 16:9 scenario is pillarboxed, never stretched; the quality pass reuses it.
+    """
+    w, h = scen.width, scen.height
+    return (
+        f"scale={w}:{h}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+        f"pad={w}:{h}:-1:-1,setsar=1,fps={scen.fps},format=yuv420p"
+    )
+
+
+def _keyframes(scen: Scenario, live: bool) -> list[str]:
+    """A fixed GOP of two seconds for live outputs, with no scene-cut keyframes in between."""
+    if not live:
+        return []
+    gop = str(2 * scen.fps)
+    if scen.encoder == "libx264":
+        return ["-g", gop, "-keyint_min", gop, "-sc_threshold", "0"]
+    if scen.encoder.endswith("_nvenc"):
+        return ["-g", gop, "-no-scenecut", "1"]
+    return ["-g", gop]  # x265 and SVT-AV1 take theirs in their own parameters
+
+
+def _private_params(scen: Scenario, live: bool) -> list[str]:
+    gop = 2 * scen.fps
+    if scen.encoder == "libx265":
+        params = "log-level=error" + (f":keyint={gop}:min-keyint={gop}:scenecut=0" if live else "")
+        return ["-x265-params", params]
+    if scen.encoder == "libsvtav1":  # VBR without overshoot: SVT-AV1 ignores -maxrate outside CRF
+        return ["-svtav1-params", "rc=1:overshoot-pct=0" + (":scd=0" if live else "")]
+    return []
 
 
 def encoder_args(scen: Scenario, preset: str | None, gpu: int | None, live: bool) -> list[str]:
-    """Encoder, rate control and preset for the scenario."""
+    """Encoder, rate control capped at the scenario's bitrate (one second of VBV), preset, GOP."""
     kbps = scen.bitrate_kbps
     args = ["-c:v", scen.encoder, "-b:v", f"{kbps}k"]
-    if scen.encoder != "libsvtav1":  # SVT-AV1 caps the rate only in CRF mode
-        args += ["-maxrate", f"{kbps}k", "-bufsize", f"{2 * kbps}k"]
+    if scen.encoder != "libsvtav1":
+        args += ["-maxrate", f"{kbps}k", "-bufsize", f"{kbps}k"]
     if preset is not None:
         args += ["-preset", preset]
     if scen.encoder.endswith("_nvenc") and gpu is not None:
         args += ["-gpu", str(gpu)]
-    if scen.encoder == "libx265":
-        args += ["-x265-params", "log-level=error"]
-    if live:
-        args += ["-g", str(2 * scen.fps)]
-    return args
+    return [*args, *_private_params(scen, live), *_keyframes(scen, live)]
+
+
+def container(spec: JobSpec) -> str | None:
+    """The muxer the output gets: from a file's extension, flv for RTMP, mpegts for SRT."""
+    kind = output_kind(spec.output)
+    if kind is OutputKind.NONE:
+        return None
+    if kind is OutputKind.FILE:
+        return _BY_SUFFIX.get(PurePosixPath(spec.output).suffix.lower(), "other")
+    return _MUXERS[kind]
+
+
+def audio_args(spec: JobSpec, live: bool, source_audio: str | None) -> list[str]:
+    """The audio track: copied when the container takes the source's codec, else encoded.
+
+    A live test pattern gets its silent track (input 1) encoded as AAC; a benchmark none.
+    ``source_audio`` is the input's audio codec when it was probed (None: unknown, so encode).
+    """
+    muxer = container(spec)
+    if muxer is None:
+        return ["-an"]
+    if input_kind(spec.input) is InputKind.PATTERN:
+        return ["-map", "1:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE] if live else ["-an"]
+    allowed = _AUDIO_COPY.get(muxer)
+    if source_audio is not None and (allowed is None or source_audio in allowed):
+        return ["-map", "0:a:0?", "-c:a", "copy"]
+    codec = "libopus" if muxer == "webm" else "aac"
+    return ["-map", "0:a:0?", "-c:a", codec, "-b:a", AUDIO_BITRATE]
+
+
+def container_args(spec: JobSpec, scen: Scenario) -> list[str]:
+    """MP4/MOV: the index first (``+faststart``) and HEVC tagged ``hvc1`` as Apple requires."""
+    if container(spec) not in _ISO_BMFF:
+        return []
+    tag = ["-tag:v", "hvc1"] if scen.codec == "hevc" else []
+    return ["-movflags", "+faststart", *tag]
 
 
 def srt_url(url: str) -> str:
@@ -102,11 +199,14 @@ def srt_url(url: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}linger={SRT_LINGER_S}"
 
 
-def output_args(spec: JobSpec, compare_with: str | None) -> list[str]:
-    """Where the encoded stream goes (and its local copy for the quality pass)."""
+def output_args(spec: JobSpec, compare_with: str | None, write_to: str | None = None) -> list[str]:
+    """Where the encoded stream goes (and its local copy for the quality pass).
+
+    A file output is written to ``write_to`` (a temporary name beside it) when given.
+    """
     kind = output_kind(spec.output)
     if kind is OutputKind.FILE:
-        return [spec.output]
+        return [write_to or spec.output]
     if kind is OutputKind.NONE:
         return ["-f", "null", "-"] if compare_with is None else ["-f", "matroska", compare_with]
     muxer = _MUXERS[kind]
@@ -125,23 +225,30 @@ def build(
     *,
     gpu: int | None = None,
     quality_copy: str | None = None,
+    write_to: str | None = None,
+    source_audio: str | None = None,
 ) -> Plan:
-    """The whole invocation; ``quality_copy`` names the file to tee into when metrics are asked."""
+    """The whole invocation.
+
+    ``quality_copy`` names the file to tee into when metrics are asked for a non-file output;
+    ``write_to`` is where a file output is really written (renamed to the destination later);
+    ``source_audio`` is the input's audio codec when known.
+    """
     kind = output_kind(spec.output)
     live = kind in _LIVE
     preset = spec.preset if spec.preset is not None else choose_preset(scen.encoder, machine.cores)
     compare_with = None
     if spec.quality_metrics:
-        compare_with = spec.output if kind is OutputKind.FILE else quality_copy
-    audio = input_kind(spec.input) is not InputKind.PATTERN and kind is not OutputKind.NONE
+        compare_with = (write_to or spec.output) if kind is OutputKind.FILE else quality_copy
     argv = [
         ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y",
         *input_args(spec, scen, live),
         "-t", f"{spec.duration_s:g}",
-        "-map", "0:v:0", *(["-map", "0:a:0?", "-c:a", "aac", "-b:a", "128k"] if audio else []),
+        "-map", "0:v:0", *audio_args(spec, live, source_audio),
         "-vf", video_filter(scen),
         *encoder_args(scen, preset, gpu, live),
+        *container_args(spec, scen),
         "-progress", "pipe:1", "-stats_period", f"{PROGRESS_PERIOD_S:g}",
-        *output_args(spec, compare_with),
+        *output_args(spec, compare_with, write_to),
     ]  # fmt: skip
     return Plan(argv=tuple(argv), preset=preset, live=live, compare_with=compare_with)

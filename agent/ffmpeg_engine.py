@@ -1,19 +1,25 @@
 """``FfmpegEngine``: the engine a farm runs, one FFmpeg process per attempt.
 
-``start`` checks the attempt can run (``agent.preflight``), builds the command
-(``agent.command``) and starts FFmpeg in its own process group at a lower CPU priority
-(``agent.child``). While it runs, ``-progress`` blocks on stdout become live progress and,
-for live outputs, a stall count; stderr's tail is kept for ``ffrtmp jobs logs``. Pause and
-resume stop and continue the whole group; cancel terminates it and kills it after a grace
-period. When FFmpeg exits 0 the engine runs the quality pass if the job asked for metrics
-(``agent.quality``) and returns the results (``agent.outcome``); otherwise it classifies the
-failure. Wall time excludes time spent paused, so rates describe the encoder, not the operator.
+``start`` checks the attempt can run (``agent.preflight``: input there and inside the media
+roots, output not already there unless overwritten), opens a file or VOD input once
+(``agent.inputprobe``: a 4xx URL fails here as ``user_error``, and the audio codec decides
+copy or encode), builds the command (``agent.command``) and starts FFmpeg in its own process
+group at a lower CPU priority, set to die with the agent (``agent.child``). A file output is
+written under a temporary name and published only on success (``agent.output``). The exact
+command line leads the attempt's log (``log_tail``) and the agent's own log. While it runs,
+``-progress`` blocks on stdout become live progress and, for live outputs, a stall count;
+stderr's tail is kept for ``ffrtmp jobs logs``. Pause and resume stop and continue the whole
+group; cancel terminates it and kills it after a grace period. When FFmpeg exits 0 the engine
+runs the quality pass if the job asked for metrics (``agent.quality``), publishes a file output
+and returns the results (``agent.outcome``); otherwise it classifies the failure. Wall time
+excludes time spent paused, so rates describe the encoder, not the operator.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import signal
 import tempfile
 import time
@@ -23,15 +29,17 @@ from typing import Final
 
 import msgspec
 
-from agent import command, outcome, preflight, quality
+from agent import command, inputprobe, outcome, preflight, quality
 from agent.child import TAIL_BYTES, Child, Exit
 from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
+from agent.logs import command_line
+from agent.output import discard, publish, temporary
 from agent.progress import ProgressParser, Sample, StallCounter, live
 from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
 from events.errors import InvalidSpec
 from events.scenarios import Scenario, scenario
-from events.spec import OutputKind, output_kind
+from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
 from events.work import Dispatch
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,7 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True):
     nice: int = DEFAULT_NICE
     cancel_grace_s: float = CANCEL_GRACE_S
     tail_bytes: int = TAIL_BYTES
+    media_roots: tuple[str, ...] = ()  # file inputs and outputs must lie under one; () anywhere
 
 
 class FfmpegEngine:
@@ -71,11 +80,25 @@ class FfmpegEngine:
         """Where the engine writes files of its own."""
         return Path(self.settings.work_dir or tempfile.gettempdir())
 
+    @property
+    def roots(self) -> tuple[Path, ...]:
+        """The media roots, symlinks resolved."""
+        return tuple(Path(root).resolve() for root in self.settings.media_roots)
+
     async def start(self, dispatch: Dispatch) -> FfmpegExecution | Failed:
         """Start the attempt, or say why it cannot run."""
+        spec, settings = dispatch.spec, self.settings
         try:
-            refused = preflight.check(dispatch.spec, self.work_dir, self.settings.min_free_bytes)
-            return refused or FfmpegExecution(self, dispatch)
+            scenario(spec.scenario)
+            if input_kind(spec.input) is InputKind.PATTERN:
+                command.pattern_source(spec.input, scenario(spec.scenario))
+            refused = preflight.check(spec, self.work_dir, settings.min_free_bytes, self.roots)
+            if refused is not None:
+                return refused
+            probed = await self._probe(spec)
+            if isinstance(probed, Failed):
+                return probed
+            return FfmpegExecution(self, dispatch, probed.audio_codec)
         except InvalidSpec as exc:  # a scenario or scheme this agent's version does not know
             return Failed(reason=FailureReason.USER_ERROR, message=str(exc))
         except OSError as exc:
@@ -83,11 +106,23 @@ class FfmpegEngine:
                 reason=FailureReason.RUNTIME_ERROR, message=f"FFmpeg did not start: {exc}"
             )
 
+    async def _probe(self, spec: JobSpec) -> inputprobe.InputInfo | Failed:
+        """Open a file or VOD input once (not a pattern or live source, nor for no output)."""
+        kind = input_kind(spec.input)
+        vod = kind is InputKind.FILE or (
+            kind is InputKind.URL and spec.input.split("://", 1)[0].lower() in {"http", "https"}
+        )
+        if not vod or output_kind(spec.output) is OutputKind.NONE:
+            return inputprobe.InputInfo()
+        return await inputprobe.probe(self.settings.ffmpeg, spec.input)
+
 
 class FfmpegExecution:
     """One running attempt: an FFmpeg encode, then its quality pass when asked."""
 
-    def __init__(self, engine: FfmpegEngine, dispatch: Dispatch) -> None:
+    def __init__(
+        self, engine: FfmpegEngine, dispatch: Dispatch, source_audio: str | None = None
+    ) -> None:
         """Start the encode now; ``wait`` follows it to its end."""
         self._engine = engine
         self._spec = dispatch.spec
@@ -95,7 +130,10 @@ class FfmpegExecution:
         self._scenario: Scenario = scenario(dispatch.spec.scenario)
         settings = engine.settings
         self._copy: Path | None = None
-        if self._spec.quality_metrics and output_kind(self._spec.output) is not OutputKind.FILE:
+        self._written: Path | None = None  # a file output's temporary name
+        if output_kind(self._spec.output) is OutputKind.FILE:
+            self._written = temporary(Path(self._spec.output), dispatch.job, dispatch.attempt)
+        elif self._spec.quality_metrics:
             self._copy = engine.work_dir / f"ffrtmp-{dispatch.job}-{dispatch.attempt}.mkv"
         self._plan = command.build(
             settings.ffmpeg,
@@ -104,6 +142,8 @@ class FfmpegExecution:
             command.Machine(cores=settings.cores),
             gpu=dispatch.gpu,
             quality_copy=None if self._copy is None else str(self._copy),
+            write_to=None if self._written is None else str(self._written),
+            source_audio=source_audio,
         )
         self._parser = ProgressParser()
         self._sample = Sample()
@@ -119,7 +159,8 @@ class FfmpegExecution:
         self._child = Child(
             self._plan.argv, self._on_line, niceness=settings.nice, tail_bytes=settings.tail_bytes
         )
-        log.info("job %s attempt %d: FFmpeg %d started", dispatch.job, dispatch.attempt, self.pid)
+        log.info("job %s attempt %d: FFmpeg %d started: %s", dispatch.job, dispatch.attempt,
+                 self.pid, shlex.join(self._plan.argv))  # fmt: skip
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property
@@ -206,10 +247,12 @@ class FfmpegExecution:
         return await asyncio.shield(self._task)
 
     def log_tail(self) -> bytes:
-        """The end of the encode's stderr, then the quality pass's when there was one."""
+        """The command line, then the end of the encode's stderr (and the quality pass's)."""
+        line = command_line(self._plan.argv)
         if not self._quality_tail:
-            return self._child.tail()
-        return (self._encode_tail + self._quality_tail)[-self._engine.settings.tail_bytes :]
+            return line + self._child.tail()
+        tail = (self._encode_tail + self._quality_tail)[-self._engine.settings.tail_bytes :]
+        return line + tail
 
     async def _run(self) -> Ending:
         try:
@@ -220,6 +263,8 @@ class FfmpegExecution:
         finally:
             if self._copy is not None:
                 self._copy.unlink(missing_ok=True)
+            if self._written is not None:  # published by now when it succeeded
+                discard(self._written)
         self._ending = ending
         return ending
 
@@ -234,21 +279,26 @@ class FfmpegExecution:
         scores = await self._quality() if self._spec.quality_metrics else None
         if self.canceled:  # asked while the quality pass ran
             return Stopped()
+        output_bytes = self._output_bytes()
+        if self._written is not None:
+            refused = publish(self._written, Path(self._spec.output), self._spec.overwrite)
+            if refused is not None:
+                return refused
         measured = outcome.Measured(
             wall_s=wall_s,
             frames=self._sample.frames,
             fps=self._scenario.fps,
             cpu_s=ended.cpu_s,
-            output_bytes=self._output_bytes(),
+            output_bytes=output_bytes,
             energy_j=_delta(self._energy_start, energy_end),
             stalls=self._stalls.stalls if self._plan.live else None,
         )
         return Done(results=outcome.results(measured, scores))
 
     def _output_bytes(self) -> int | None:
-        if output_kind(self._spec.output) is OutputKind.FILE:
+        if self._written is not None:
             try:
-                return Path(self._spec.output).stat().st_size
+                return self._written.stat().st_size
             except OSError:
                 return None
         size = self._sample.total_size

@@ -3,13 +3,16 @@
 The log is not an event: it is diagnostic text, kept per attempt under ``<job>/<attempt>`` in the
 bucket ``<PREFIX>_LOGS`` (file storage, a week by default) so that ``ffrtmp jobs logs`` can show
 why an attempt failed on a machine nobody can log into. The agent writes it once the attempt
-has ended; ``read_log`` is the reader the CLI uses.
+has ended; ``read_log`` is the reader the CLI uses. Its first line is the attempt's exact
+command line (``$ ffmpeg …``, shell-quoted), stored as soon as the attempt starts, so
+``jobs status`` and ``jobs logs`` show what runs while it runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import shlex
+from collections.abc import Iterator, Sequence
 from typing import Final
 
 from nats.errors import Error as NatsError
@@ -39,6 +42,20 @@ class LogNotFound(FfrtmpError):
         )
         self.job = job
         self.attempt = attempt
+
+
+COMMAND_MARK: Final = "$ "
+
+
+def command_line(argv: Sequence[str]) -> bytes:
+    """The first line of an attempt's log: its command, quoted as a shell would need it."""
+    return f"{COMMAND_MARK}{shlex.join(argv)}\n".encode()
+
+
+def command_of(log: bytes) -> str:
+    """The command line a stored log starts with; empty when it has none."""
+    first = log.split(b"\n", 1)[0].decode(errors="replace")
+    return first.removeprefix(COMMAND_MARK) if first.startswith(COMMAND_MARK) else ""
 
 
 def log_bucket(subjects: Subjects) -> str:

@@ -76,6 +76,7 @@ class AgentOptions(msgspec.Struct, frozen=True, kw_only=True):
     work_dir: str = ""
     output_dir: str = ""
     drain_grace_s: float = 30.0
+    media_roots: tuple[str, ...] = ()
 
 
 @app.command()
@@ -110,6 +111,13 @@ def run(
     drain_grace_s: Annotated[
         float, typer.Option(min=0, help="On SIGTERM, how long running jobs may finish.")
     ] = 30.0,
+    media_root: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--media-root",
+            help="Only read and write files under this directory (repeat); default: anywhere.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every step.")] = False,
 ) -> None:
     """Run an agent until SIGTERM or Ctrl-C, then drain and deregister.
@@ -132,8 +140,17 @@ def run(
         work_dir=work_dir,
         output_dir=output_dir,
         drain_grace_s=drain_grace_s,
+        media_roots=media_roots(media_root or []),
     )
     asyncio.run(serve(options))
+
+
+def media_roots(roots: Sequence[Path]) -> tuple[str, ...]:
+    """The roots as absolute directories, symlinks resolved; one line when one is not a dir."""
+    for root in roots:
+        if not root.is_dir():
+            raise FfrtmpError(f"--media-root {root} is not a directory on this machine")
+    return tuple(str(root.resolve()) for root in roots)
 
 
 async def serve(options: AgentOptions) -> None:
@@ -146,7 +163,9 @@ async def serve(options: AgentOptions) -> None:
         gst = await asyncio.to_thread(gst_probe.probe, options.gst_launch)
         capabilities = await asyncio.to_thread(detect, ffmpeg, nvml, gst)
         telemetry = Telemetry(nvml, Rapl())
-        engine = engines(str(ffmpeg), gst, capabilities, work_dir, telemetry)
+        engine = engines(
+            str(ffmpeg), gst, capabilities, work_dir, telemetry, options.media_roots
+        )
         settings = AgentSettings(
             slots=options.slots or default_slots(capabilities),
             heartbeat_s=options.heartbeat_s,
@@ -176,11 +195,13 @@ def engines(
     capabilities: Capabilities,
     work_dir: Path,
     energy: EnergyMeter | None,
+    media_roots: tuple[str, ...] = (),
 ) -> EngineChooser:
     """FFmpeg's engine, and GStreamer's when this machine has it, behind one chooser."""
     cores, scratch = capabilities.cpu_cores, str(work_dir)
     ffmpeg_engine = FfmpegEngine(
-        EngineSettings(ffmpeg=ffmpeg, cores=cores, work_dir=scratch), energy=energy
+        EngineSettings(ffmpeg=ffmpeg, cores=cores, work_dir=scratch, media_roots=media_roots),
+        energy=energy,
     )
     gst_engine = None
     if gst is not None:

@@ -34,6 +34,8 @@ USER_ERROR_MARKERS: Final = (
     "Permission denied",
     "does not contain any stream",
     "Unable to choose an output format",
+    "Server returned 4",  # an http(s) input answered 4xx: retrying will not change it
+    "HTTP error 4",
 )
 _ERROR_WORDS: Final = re.compile(
     r"error|failed|invalid|refused|no such|unknown|not found", re.IGNORECASE

@@ -17,7 +17,7 @@ from agent.engine import LiveProgress
 
 _NUMBER: Final = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 _KBITS: Final = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*kbits/s\s*$")
-STALL_SPEED: Final = 0.9  # a live output below 90 % of real time between samples is stalling
+STALL_LAG_S: Final = 1.0  # a live output a full second behind real time has stalled
 
 
 class Sample(msgspec.Struct, frozen=True, kw_only=True):
@@ -102,33 +102,35 @@ def live(sample: Sample, duration_s: float) -> LiveProgress:
 
 
 class StallCounter:
-    """Counts how often a live output fell behind real time between two samples.
+    """Counts underruns of a live output: each time it fell a full second behind real time.
 
-    Between consecutive samples the instantaneous speed is media time gained over wall time
-    passed; falling below ``STALL_SPEED`` after keeping up starts one stall. ``rebase`` forgets
-    the last sample (after a pause, which is not a stall).
+    A live output paced at 1.0x delivers media time as fast as wall time passes. The counter
+    follows the lag (wall time passed minus media time delivered) against the smallest lag seen;
+    when the lag has grown by ``lag_s`` (default ``STALL_LAG_S``, one second) the output ran
+    below real time long enough to lose a second, or delivered nothing for a second: a viewer's
+    buffer ran dry, one stall. The baseline then moves to the new lag (the viewer rebuffered).
+    Jitter between samples (0.98x then 1.02x) never adds up to a stall. Samples before media
+    time first advances (encoder start-up) are ignored; ``rebase`` forgets the baseline after a
+    pause, which is not a stall.
     """
 
-    def __init__(self, threshold: float = STALL_SPEED) -> None:
-        """Start with no stalls and no previous sample."""
-        self.threshold = threshold
+    def __init__(self, lag_s: float = STALL_LAG_S) -> None:
+        """Start with no stalls and no baseline."""
+        self.lag_s = lag_s
         self.stalls = 0
-        self._last: tuple[float, float] | None = None  # (wall s, media s)
-        self._behind = False
+        self._best: float | None = None  # the smallest lag since the start or the last stall
 
     def observe(self, wall_s: float, out_time_s: float | None) -> None:
         """Take a sample's wall time and media time."""
-        if out_time_s is None:
+        if out_time_s is None or out_time_s <= 0:
             return
-        last, self._last = self._last, (wall_s, out_time_s)
-        if last is None or wall_s <= last[0]:
-            return
-        behind = (out_time_s - last[1]) / (wall_s - last[0]) < self.threshold
-        if behind and not self._behind:
+        lag = wall_s - out_time_s
+        if self._best is None or lag < self._best:
+            self._best = lag
+        elif lag - self._best >= self.lag_s:
             self.stalls += 1
-        self._behind = behind
+            self._best = lag
 
     def rebase(self) -> None:
-        """Forget the previous sample, so time spent paused counts as no stall."""
-        self._last = None
-        self._behind = False
+        """Forget the baseline, so time spent paused counts as no stall."""
+        self._best = None

@@ -6,9 +6,11 @@
   FFmpeg process's user + system time); None when CPU time is unmeasured or zero.
 - ``qoe = clamp(vmaf × STALL_FACTOR ** stalls, 0, 100)`` with ``STALL_FACTOR = 0.8`` — the
   viewer's quality of experience: VMAF (0..100, the picture) discounted by 20 % for every
-  time a live output fell behind real time (each stall is a rebuffer for the viewer, and
-  rebuffering hurts perceived quality multiplicatively rather than by a fixed amount). A
-  non-live output has no stalls (``stalls`` None counts as 0). None without VMAF.
+  stall (each is a rebuffer for the viewer, and rebuffering hurts perceived quality
+  multiplicatively rather than by a fixed amount). A stall is a real underrun of a live output:
+  it fell a full second behind real time, by running below 1.0x or delivering no frames
+  (``agent.progress.StallCounter``); jitter around 1.0x is none. A non-live output has no
+  stalls (``stalls`` None counts as 0). None without VMAF.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import msgspec
 from events.enums import Engine, Priority, QualityMetric, Queue
 from events.errors import InvalidSpec
 from events.limits import check_nesting, check_preset, check_spec_strings, check_text
+from events.media import check_path, is_pattern, parse_pattern
 from events.scenarios import canonical_name
 
 MAX_DURATION_S: Final = 24 * 3600.0
@@ -25,15 +26,12 @@ MAX_LABELS: Final = 32
 MAX_LABEL_VALUE: Final = 256
 MAX_SPEC_BYTES: Final = 64 * 1024  # a spec file: far more than any spec needs
 _LABEL_KEY: Final = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
-_LAVFI_SOURCES: Final = frozenset(
-    {"testsrc", "testsrc2", "smptebars", "smptehdbars", "mandelbrot", "rgbtestsrc", "color"}
-)
 
 
 class InputKind(StrEnum):
     """Where a job's frames come from."""
 
-    PATTERN = "pattern"  # an FFmpeg lavfi test source, e.g. ``testsrc2``
+    PATTERN = "pattern"  # one of a fixed set of test sources, e.g. ``testsrc2`` (events.media)
     FILE = "file"
     URL = "url"
 
@@ -68,11 +66,12 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     quality_metrics: tuple[QualityMetric, ...] = ()
     labels: dict[str, str] = {}
     preset: str | None = None  # encoder preset; None lets the agent choose for its machine
+    overwrite: bool = False  # replace an existing output file; else the job refuses to run
 
 
 def input_kind(value: str) -> InputKind:
-    """Classify an input: a lavfi pattern name, a URL, or a file path."""
-    if value.split("=", 1)[0] in _LAVFI_SOURCES:
+    """Classify an input: a test-pattern source, a URL, or a file path."""
+    if is_pattern(value):
         return InputKind.PATTERN
     if "://" in value:
         return InputKind.URL
@@ -98,14 +97,22 @@ def output_kind(value: str) -> OutputKind:
 def _check_input(value: str) -> None:
     if not value.strip():
         raise InvalidSpec("input", "empty; give a test pattern (testsrc2), a file path or a URL")
-    if input_kind(value) is InputKind.URL:
+    kind = input_kind(value)
+    if kind is InputKind.PATTERN:
+        parse_pattern(value)
+    elif kind is InputKind.FILE:
+        check_path("input", value)
+    else:
         scheme = value.split("://", 1)[0].lower()
         if scheme not in {"http", "https", "rtmp", "rtmps", "srt", "udp", "rtsp"}:
             raise InvalidSpec("input", f"unsupported scheme {scheme}://; use http(s), rtmp, srt")
 
 
 def _check_output(value: str) -> None:
-    if output_kind(value) is OutputKind.FILE and PurePosixPath(value).suffix == "":
+    if output_kind(value) is not OutputKind.FILE:
+        return
+    check_path("output", value)
+    if PurePosixPath(value).suffix == "":
         raise InvalidSpec(
             "output", f"{value!r} has no file extension; FFmpeg picks the container from it"
         )

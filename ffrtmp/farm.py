@@ -49,6 +49,8 @@ class FarmSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Each agent's health port, one per agent (``up`` picks free ones)."""
     stop_timeout_s: float = 20.0
     """How long each group of children may take to stop before it is killed."""
+    media_roots: tuple[str, ...] = ()
+    """Directories the local agents may read and write files under (none: anywhere)."""
 
 
 class Layout(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,6 +126,7 @@ def agent_argv(
         "--id", agent, "--health-port", str(health_port), "--work-dir", layout.agent_dir(agent),
         "--heartbeat-s", f"{AGENT_HEARTBEAT_S:g}", "--drain-grace-s",
         f"{settings.stop_timeout_s / 2:g}",
+        *(arg for root in settings.media_roots for arg in ("--media-root", root)),
     )  # fmt: skip
 
 

@@ -13,7 +13,8 @@ Readiness and completion are conditions with deadlines (``wait_for``), never sle
   ``exec_record_done`` hook leaves a ``.done`` marker beside the FLV file).
 - ``SrtListener.recorded()`` holds once the listener FFmpeg has exited (it does when the caller
   closes); ``tsbpd=0`` so its jitter buffer does not drop the stream's end (README, live outputs).
-- ``HttpServer.requests`` lists each request's path and status, so a test can count retries.
+- ``HttpServer.requests`` lists each request's path and status, so a test can count retries;
+  it answers byte ranges (206), as real servers do, so FFmpeg can seek an MP4's index.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import http.server
+import io
 import os
+import re
 import shutil
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final, Self
+from typing import BinaryIO, Final, Self
 
 import psutil
 import pytest
@@ -37,6 +40,7 @@ from agent.ffmpeg_binary import locate
 from ffrtmp.natsd import free_port, port_in_use
 
 DEADLINE_S: Final = 30.0
+_RANGE: Final = re.compile(r"bytes=(\d+)-(\d*)")
 RTMP_MODULE: Final = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 NGINX_CONF: Final = """\
 load_module {module};
@@ -220,9 +224,32 @@ class SrtListener:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files and notes each request; quiet on stderr."""
+    """Serves files, with byte ranges as real servers do, and notes each request; quiet."""
 
     server: _Server
+
+    def send_head(self) -> BinaryIO | None:
+        """A ``Range: bytes=a-b`` request gets 206 and that slice (FFmpeg seeks an MP4's index)."""
+        found = _RANGE.fullmatch(self.headers.get("Range", ""))
+        path = Path(self.translate_path(self.path))
+        if found is None or not path.is_file():
+            return super().send_head()
+        size = path.stat().st_size
+        start = int(found.group(1))
+        end = min(int(found.group(2)) if found.group(2) else size - 1, size - 1)
+        if start >= size:
+            self.send_error(416)
+            return None
+        with path.open("rb") as f:
+            f.seek(start)
+            data = f.read(end - start + 1)
+        self.send_response(206)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        return io.BytesIO(data)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Record the request's path and status instead of printing it."""

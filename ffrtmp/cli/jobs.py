@@ -357,6 +357,9 @@ def submit(
     ] = None,
     label: Annotated[list[str] | None, typer.Option(help="KEY=VALUE label (repeat).")] = None,
     preset: Annotated[str | None, typer.Option(help="Encoder preset.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace --dest if it exists (else refused).")
+    ] = False,
     spec_file: Annotated[
         Path | None, typer.Option("--spec", help="A JSON job spec; replaces the options above.")
     ] = None,
@@ -410,6 +413,7 @@ def submit(
                     quality_metrics=tuple(metric or ()),
                     labels=_labels(label or []),
                     preset=preset,
+                    overwrite=overwrite,
                 )
             )
         job = check_id(job_id) if job_id else command_id()

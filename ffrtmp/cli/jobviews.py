@@ -16,7 +16,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from agent.logs import read_log
+from agent.logs import command_of, read_log
 from events.base import JobEventBase
 from events.codec import Decoded
 from events.enums import JobStatus, Priority, Queue
@@ -25,6 +25,7 @@ from events.job import JobState, evolve, initial, is_terminal
 from events.work import RunningJob
 from ffrtmp.cli import joblist
 from ffrtmp.cli.common import (
+    Conn,
     NatsOpt,
     OutputOpt,
     PrefixOpt,
@@ -131,6 +132,7 @@ class StatusJson(msgspec.Struct, frozen=True, kw_only=True):
     job: JobState
     live: RunningJob | None
     seq: int
+    command: str = ""  # the latest attempt's exact command line, from its log
 
 
 def _until(at: str, now: float) -> tuple[int | None, float | None]:
@@ -139,9 +141,19 @@ def _until(at: str, now: float) -> tuple[int | None, float | None]:
     return None, parse_time(at, now, "--at")
 
 
+async def _command(conn: Conn, state: JobState) -> str:
+    """The command line the job's latest attempt runs (or ran); empty when none is stored."""
+    if state.attempt < 1:
+        return ""
+    try:
+        return command_of(await read_log(conn.js, conn.subjects, state.job, state.attempt))
+    except FfrtmpError:
+        return ""
+
+
 async def _status(
     where: Target, typed: str, at: str | None
-) -> tuple[JobState, RunningJob | None, int]:
+) -> tuple[JobState, RunningJob | None, int, str]:
     async with connect(where) as conn:
         job = await resolve_job(conn, typed)
         state, events = await load_job(conn, job)
@@ -155,14 +167,14 @@ async def _status(
                 ):
                     break
                 state, seq = evolve(state, event), event_seq
-            return state, None, seq
+            return state, None, seq, ""
         live = None
         if state.agent and not is_terminal(state):
             live = live_of(await heartbeat(conn, state.agent), state)
-        return state, live, seq
+        return state, live, seq, await _command(conn, state)
 
 
-def _fields(state: JobState, live: RunningJob | None) -> list[tuple[str, str]]:
+def _fields(state: JobState, live: RunningJob | None, command: str) -> list[tuple[str, str]]:
     spec = state.spec
     rows = [("Job ID", state.job), ("Status", styled(str(state.status)))]
     if spec is not None:
@@ -191,13 +203,16 @@ def _fields(state: JobState, live: RunningJob | None) -> list[tuple[str, str]]:
         ("Retry at", when(state.retry_at or 0.0)),
         ("Prompt", state.prompt),
         ("Results", results_line(state.results) if state.results else ""),
+        ("Command", command),
     ]
     return [(name, value) for name, value in rows if value]
 
 
-def _print_status(state: JobState, live: RunningJob | None, seq: int, at: str | None) -> None:
+def _print_status(
+    state: JobState, live: RunningJob | None, seq: int, at: str | None, command: str
+) -> None:
     table = Table("Field", "Value")
-    for name, value in _fields(state, live):
+    for name, value in _fields(state, live, command):
         table.add_row(name, value)
     out = console()
     out.print(table)
@@ -228,13 +243,13 @@ def status(
     Example: ffrtmp jobs status 01k2 --follow
     """
     where = target(nats, prefix, output)
-    state, live, seq = run(_status(where, job_id, at))
+    state, live, seq, command = run(_status(where, job_id, at))
     if follow and at is None:
         raise typer.Exit(watch(where, state.job, timeout_s))
     if where.json:
-        echo_json(StatusJson(job=state, live=live, seq=seq))
+        echo_json(StatusJson(job=state, live=live, seq=seq, command=command))
         return
-    _print_status(state, live, seq, at)
+    _print_status(state, live, seq, at, command)
 
 
 def watch(where: Target, job: str, timeout_s: float | None) -> int:

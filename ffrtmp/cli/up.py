@@ -31,6 +31,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from agent.main import media_roots
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import DEFAULT_PREFIX, Subjects
@@ -300,6 +301,10 @@ def command(
             " minute), or leave it down.",
         ),
     ] = True,
+    media_root: Annotated[
+        list[Path] | None,
+        typer.Option("--media-root", help="Agents read and write files only under it (repeat)."),
+    ] = None,
 ) -> None:
     """Run a whole farm here: NATS, scheduler, projector, exporter and local agents.
 
@@ -314,6 +319,7 @@ def command(
             prefix=Subjects(prefix).prefix,
             agent_ports=agent_ports(agents, agent_port_base, free_port),
             stop_timeout_s=stop_timeout_s,
+            media_roots=media_roots(media_root or []),
         )
         farm = Farm(settings, Layout.under(settings.data_dir), None if restart else NO_RESTART)
         farm.nats.refuse_stale()

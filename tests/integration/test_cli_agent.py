@@ -6,6 +6,7 @@ import re
 import signal
 import sys
 import urllib.request
+from pathlib import Path
 
 import anyio
 import pytest
@@ -87,3 +88,16 @@ def test_the_default_id_is_the_short_host_name_as_a_subject_token() -> None:
     assert default_id("GPU-07.dc1.example.com") == "gpu-07"
     assert default_id("my host*") == "my-host"
     assert default_id("...") == "agent"
+
+
+async def test_a_media_root_that_is_not_a_directory_refuses_to_start(tmp_path: Path) -> None:
+    """``--media-root`` naming no directory stops the agent at once with one line, exit 1."""
+    argv = [*CLI, "agent", "run", "--nats", "nats://127.0.0.1:1", "--health-port", "0",
+            "--media-root", str(tmp_path / "absent")]  # fmt: skip
+    with anyio.fail_after(60):
+        done = await anyio.run_process(argv, check=False)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.decode().splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "--media-root" in lines[0]
+    assert "not a directory" in lines[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 import typer
 
@@ -114,3 +115,14 @@ def test_announcement_names_every_agent_s_health_port() -> None:
     text = "\n".join(announcement(SETTINGS, LAYOUT, plan(SETTINGS, LAYOUT, CLI)))
     assert "local-1 :18001, local-2 :18002, local-3 :18003" in text
     assert LAYOUT.root in text
+
+
+def test_media_roots_are_passed_to_every_local_agent() -> None:
+    """``ffrtmp up --media-root`` confines each local agent (``--media-root`` per root)."""
+    settings = msgspec.structs.replace(SETTINGS, media_roots=("/srv/media", "/mnt/in"))
+    for child in plan(settings, LAYOUT, CLI):
+        if child.role is Role.AGENT:
+            text = " ".join(child.argv)
+            assert "--media-root /srv/media --media-root /mnt/in" in text
+        else:
+            assert "--media-root" not in child.argv

@@ -115,17 +115,43 @@ def test_live_carries_the_rates() -> None:
     assert (shown.frames, shown.fps, shown.speed, shown.bitrate_kbps) == (5, 25.0, 1.2, 900.0)
 
 
-def test_stalls_count_each_fall_behind_once() -> None:
-    """Two separate spells below real time are two stalls; a pause is none."""
-    counter = StallCounter()
-    # (wall, media): keeps up, falls behind twice in a row (one stall), recovers, falls again
-    for wall, media in [(0, 0), (1, 1), (2, 1.5), (3, 1.8), (4, 2.8), (5, 3.0)]:
+def feed(counter: StallCounter, samples: list[tuple[float, float]]) -> int:
+    """Observe ``(wall, media)`` samples; the stalls counted."""
+    for wall, media in samples:
         counter.observe(wall, media)
-    assert counter.stalls == 2
+    return counter.stalls
+
+
+def test_a_clean_stream_with_jitter_has_no_stall() -> None:
+    """10 s delivered at 0.99x on average, samples every 0.5 s between 0.85x and 1.1x: no stall.
+
+    The earlier rule (any 0.5 s sample below 0.9x) counted 10 stalls here: QoE 77 for VMAF 97.
+    """
+    samples, media = [], 0.0
+    for i in range(1, 21):
+        media += 0.5 * (0.85 if i % 2 else 1.13)
+        samples.append((i * 0.5, media))
+    assert feed(StallCounter(), samples) == 0
+
+
+def test_frames_not_delivered_for_a_second_is_a_stall() -> None:
+    """Media time frozen for 1.2 s while wall time runs: one stall."""
+    samples = [(1.0, 1.0), (2.0, 2.0), (2.5, 2.0), (3.0, 2.0), (3.2, 2.0), (4.2, 3.0)]
+    assert feed(StallCounter(), samples) == 1
+
+
+def test_a_long_slowdown_counts_a_stall_per_second_lost() -> None:
+    """At 0.5x, each two seconds lose one second: 4 s at 0.5x is two stalls."""
+    samples = [(1.0, 1.0)] + [(1.0 + t * 0.5, 1.0 + t * 0.25) for t in range(1, 9)]
+    assert feed(StallCounter(), samples) == 2
+
+
+def test_start_up_and_pauses_are_not_stalls() -> None:
+    """No media time yet (encoder start-up) is ignored; after rebase (a pause) the gap is none."""
+    counter = StallCounter()
+    assert feed(counter, [(0.5, 0.0), (1.5, 0.0), (2.0, 0.3), (2.5, 0.8), (3.0, 1.3)]) == 0
     counter.rebase()
-    counter.observe(100.0, 3.1)  # after a pause: the gap is not a stall
-    counter.observe(101.0, 4.1)
-    assert counter.stalls == 2
+    assert feed(counter, [(100.0, 1.4), (101.0, 2.4)]) == 0
 
 
 def test_no_stalls_without_media_time() -> None:
