@@ -1,9 +1,9 @@
 """``FfmpegEngine``: the engine a farm runs, one FFmpeg process per attempt.
 
 ``start`` checks the attempt can run (``agent.preflight``: input there and inside the media
-roots, output not already there unless overwritten), opens a file or VOD input once
-(``agent.inputprobe``: a 4xx URL fails here as ``user_error``, and the audio codec decides
-copy or encode), builds the command (``agent.command``) and starts FFmpeg in its own process
+roots, output not already there unless overwritten), opens a file input once
+(``agent.inputprobe``: undecodable data fails here as ``user_error``, and the audio codec
+decides copy or encode), builds the command (``agent.command``) and starts FFmpeg in its own process
 group at a lower CPU priority, set to die with the agent (``agent.child``). A file output is
 written under a temporary name and published only on success (``agent.output``). The exact
 command line leads the attempt's log (``log_tail``) and the agent's own log. While it runs,
@@ -82,8 +82,8 @@ class FfmpegEngine:
 
     @property
     def roots(self) -> tuple[Path, ...]:
-        """The media roots, symlinks resolved."""
-        return tuple(Path(root).resolve() for root in self.settings.media_roots)
+        """The media roots (``agent.main.media_roots`` resolved their symlinks at start)."""
+        return tuple(Path(root) for root in self.settings.media_roots)
 
     async def start(self, dispatch: Dispatch) -> FfmpegExecution | Failed:
         """Start the attempt, or say why it cannot run."""
@@ -107,12 +107,11 @@ class FfmpegEngine:
             )
 
     async def _probe(self, spec: JobSpec) -> inputprobe.InputInfo | Failed:
-        """Open a file or VOD input once (not a pattern or live source, nor for no output)."""
-        kind = input_kind(spec.input)
-        vod = kind is InputKind.FILE or (
-            kind is InputKind.URL and spec.input.split("://", 1)[0].lower() in {"http", "https"}
-        )
-        if not vod or output_kind(spec.output) is OutputKind.NONE:
+        """Open a file input once (not a URL: a second fetch costs a slow origin its time)."""
+        if (
+            input_kind(spec.input) is not InputKind.FILE
+            or output_kind(spec.output) is OutputKind.NONE
+        ):
             return inputprobe.InputInfo()
         return await inputprobe.probe(self.settings.ffmpeg, spec.input)
 

@@ -58,6 +58,7 @@ class GstSettings(msgspec.Struct, frozen=True, kw_only=True):
     nice: int = DEFAULT_NICE
     cancel_grace_s: float = CANCEL_GRACE_S
     tail_bytes: int = TAIL_BYTES
+    media_roots: tuple[str, ...] = ()  # file inputs and outputs must lie under one; () anywhere
 
 
 def has_audio(ffmpeg: str, location: str) -> bool:
@@ -120,7 +121,8 @@ class GstEngine:
         """Start the attempt, or say why it cannot run."""
         spec = dispatch.spec
         try:
-            refused = preflight.check(spec, self.work_dir, self.settings.min_free_bytes)
+            roots = tuple(Path(root) for root in self.settings.media_roots)  # resolved at start
+            refused = preflight.check(spec, self.work_dir, self.settings.min_free_bytes, roots)
             refused = refused or refusal(spec, self.elements)
             if refused is not None:
                 return refused

@@ -1,12 +1,13 @@
-"""A file or VOD input opened once before the encode: can it be read, which audio does it carry.
+"""A file input opened once before the encode: can it be read, which audio does it carry.
 
-The audio codec decides whether it is copied (when the output's container takes it).
+The audio codec decides whether it is copied (when the output's container takes it). URL
+inputs are not probed: a second fetch would cost a slow origin its time (and a live source
+its only connection); their audio is encoded, and a 4xx is classified from the encode itself.
 
-FFmpeg opens the input once (``ffmpeg -i``, no output, so it exits at once) and its stream
-summary is read. An input it cannot open fails the attempt before any encode, classified as
-an encode failure would be: a 4xx answer or unreadable data is ``user_error`` (never retried),
-anything else ``runtime_error``. Live sources (rtmp, srt, udp, rtsp) are not probed: opening
-one twice could take the only connection a listener accepts.
+FFmpeg opens the input (``ffmpeg -i``, no output, so it exits at once) and its stream summary
+is read. An input it cannot open fails the attempt before any encode, classified as an encode
+failure would be: unreadable data is ``user_error`` (never retried), anything else
+``runtime_error``.
 """
 
 from __future__ import annotations

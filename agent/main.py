@@ -163,9 +163,7 @@ async def serve(options: AgentOptions) -> None:
         gst = await asyncio.to_thread(gst_probe.probe, options.gst_launch)
         capabilities = await asyncio.to_thread(detect, ffmpeg, nvml, gst)
         telemetry = Telemetry(nvml, Rapl())
-        engine = engines(
-            str(ffmpeg), gst, capabilities, work_dir, telemetry, options.media_roots
-        )
+        engine = engines(str(ffmpeg), gst, capabilities, work_dir, telemetry, options.media_roots)
         settings = AgentSettings(
             slots=options.slots or default_slots(capabilities),
             heartbeat_s=options.heartbeat_s,
@@ -206,8 +204,9 @@ def engines(
     gst_engine = None
     if gst is not None:
         settings = GstSettings(
-            launch=gst.launch, ffmpeg=ffmpeg, elements=gst.elements, cores=cores, work_dir=scratch
-        )
+            launch=gst.launch, ffmpeg=ffmpeg, elements=gst.elements, cores=cores,
+            work_dir=scratch, media_roots=media_roots,
+        )  # fmt: skip
         gst_engine = GstEngine(settings, energy=energy)
     return EngineChooser(ffmpeg_engine, gst_engine, capabilities)
 

@@ -23,9 +23,8 @@ import msgspec
 from events.errors import InvalidSpec
 
 PATTERN_SOURCES: Final = frozenset(
-    {"testsrc", "testsrc2", "smptebars", "smptehdbars", "rgbtestsrc", "yuvtestsrc", "color",
-     "pal75bars", "pal100bars", "mandelbrot"}
-)  # fmt: skip
+    {"testsrc", "testsrc2", "smptebars", "smptehdbars", "rgbtestsrc", "color", "mandelbrot"}
+)  # every engine has each (agent.gst_pipeline maps them to videotestsrc patterns)
 PATTERN_OPTIONS: Final = ("size", "rate", "duration", "color")
 MAX_SIDE: Final = 8192
 MAX_RATE: Final = 240

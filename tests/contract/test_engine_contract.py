@@ -79,9 +79,10 @@ def dispatch(kind: Engine, **fields: object) -> Dispatch:
 
 
 async def run(engine: AnyEngine, kind: Engine, **fields: object) -> Ending:
-    """Start a job, insist it started, and wait for its end."""
+    """Start a job and wait for its end; a refusal at start (bad input found early) is its end."""
     execution = await engine.start(dispatch(kind, **fields))
-    assert not isinstance(execution, Failed), execution
+    if isinstance(execution, Failed):
+        return execution
     return await execution.wait()
 
 
