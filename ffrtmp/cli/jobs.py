@@ -76,19 +76,23 @@ class Decided(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _decision(
-    conn: Conn, job: str, cause: str, wait_s: float, *, one_event: bool = False
+    conn: Conn, job: str, cause: str, wait_s: float, *, submit_after: int | None = None
 ) -> tuple[JobState, list[JobEvent]] | None:
     """The job's state and the events its command produced, once they land; None on timeout.
 
     A command can be followed by more events of its cause (a pause asked of a running job is
     answered by the agent's ``JobPaused``), so the wait lasts until the job is quiet for a
-    moment; with ``one_event`` (a submit: the decider answers it with exactly one event) it
-    ends at the first.
+    moment. A submit is answered with exactly one event, after ``submit_after`` (the log's last
+    sequence when it was sent): the read starts there, not at the stream's first sequence, whose
+    cost grows with the log, and ends at that event.
     """
     state = initial(job)
     produced: list[JobEvent] = []
     deadline = time.monotonic() + wait_s
-    async for entry in entries(conn, conn.subjects.job_events(job), follow=True, idle_s=0.2):
+    one_event = submit_after is not None
+    start = 1 if submit_after is None else submit_after + 1
+    subject = conn.subjects.job_events(job)
+    async for entry in entries(conn, subject, from_seq=start, follow=True, idle_s=0.2):
         if entry is not None and isinstance(entry.event, JobEventBase):
             event = entry.event
             state = evolve(state, event)
@@ -107,10 +111,10 @@ async def send_and_report(
     conn: Conn, command: OperatorCommandBase, wait_s: float = DECISION_WAIT_S
 ) -> Decided:
     """Send a command about a job and report the decision (the caller resolved the id)."""
+    after = await conn.store.last_seq() if isinstance(command, SubmitJob) else None
     await conn.send(command)
-    one_event = isinstance(command, SubmitJob)
     outcome = (
-        await _decision(conn, command.job, command.id, wait_s, one_event=one_event)
+        await _decision(conn, command.job, command.id, wait_s, submit_after=after)
         if wait_s > 0
         else None
     )

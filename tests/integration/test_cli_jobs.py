@@ -196,3 +196,13 @@ async def test_wait_gives_up_with_exit_5(farm: Farm, cli: Cli) -> None:
         result = await cli(jobs.app, "submit", "--id", "w-1", "--wait", "--wait-timeout-s", "0.5")
     assert result.exit_code == 5, result.output
     assert "still queued" in result.stderr
+
+
+async def test_a_second_submit_of_an_id_is_refused_in_one_line(farm: Farm, cli: Cli) -> None:
+    """The decision read after the send still catches the refusal of a known id."""
+    async with scheduler(farm.store):
+        first = await cli(jobs.app, "submit", "--scenario", "720p-h264", "--id", "dup-1")
+        assert first.exit_code == 0, first.output
+        assert "job dup-1: queued" in first.stdout
+        again = await cli(jobs.app, "submit", "--scenario", "720p-h264", "--id", "dup-1")
+        one_line_error(again, "dup-1", "new id")
