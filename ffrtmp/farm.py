@@ -83,6 +83,11 @@ class Layout(msgspec.Struct, frozen=True, kw_only=True):
         """One log file per child."""
         return str(Path(self.root) / "logs")
 
+    @property
+    def prometheus(self) -> str:
+        """Prometheus file_sd targets of the exporter and the agents (``ffrtmp.scrape_targets``)."""
+        return str(Path(self.root) / "prometheus")
+
     def agent_dir(self, agent: str) -> str:
         """An agent's working directory (its outputs and attempt logs)."""
         return str(Path(self.root) / "agents" / agent)
@@ -183,6 +188,7 @@ def announcement(settings: FarmSettings, layout: Layout, children: list[Child]) 
         f"data dir    {layout.root}",
         f"SQL         ffrtmp sql{flag} '{QUEUE_SQL}'",
         f"logs        {layout.logs}/<component>.log",
+        f"prometheus  targets in {layout.prometheus} (deploy/prometheus/local.yml reads them)",
     ]
     if agents:
         health = ", ".join(f"{c.name} :{c.port}" for c in agents)

@@ -17,7 +17,6 @@ from typing import Final
 from events.errors import InvalidSpec
 from ffrtmp.farm import Child, Layout, Role
 
-FOLDER: Final = "prometheus"
 EXPORTER_FILE: Final = "exporter.json"
 AGENTS_FILE: Final = "agents.json"
 _HOST: Final = "127.0.0.1"
@@ -52,14 +51,9 @@ def _group(port: int, **labels: str) -> dict[str, object]:
     return {"targets": [f"{_HOST}:{port}"], "labels": labels}
 
 
-def targets_dir(layout: Layout) -> Path:
-    """Where the files go: ``<data-dir>/prometheus``."""
-    return Path(layout.root) / FOLDER
-
-
 def write_targets(layout: Layout, children: Sequence[Child]) -> Path:
     """Write each file whole (a temporary file renamed over it: Prometheus never reads half)."""
-    folder = targets_dir(layout)
+    folder = Path(layout.prometheus)
     folder.mkdir(parents=True, exist_ok=True)
     for name, groups in targets(children).items():
         temporary = folder / f".{name}.tmp"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from events.errors import InvalidSpec
-from ffrtmp.farm import FarmSettings, Layout, plan
+from ffrtmp.farm import FarmSettings, Layout, announcement, plan
 from ffrtmp.scrape_targets import agent_ports, targets, write_targets
 
 CLI = ("python", "-m", "ffrtmp.cli")
@@ -31,7 +31,7 @@ def test_a_base_that_runs_past_the_port_range_is_refused(base: int) -> None:
 
 
 def test_targets_list_the_exporter_and_each_agent_with_its_id(tmp_path: Path) -> None:
-    """Two files in file_sd form: the exporter's port, and a labelled group per agent."""
+    """file_sd files: the exporter, a labelled group per agent; ``up`` says where they are."""
     settings = FarmSettings(
         data_dir=str(tmp_path), metrics_port=19090, agents=2, agent_ports=(9101, 9102)
     )
@@ -45,6 +45,7 @@ def test_targets_list_the_exporter_and_each_agent_with_its_id(tmp_path: Path) ->
         ],
     }
     folder = write_targets(layout, children)
+    assert str(folder) in "\n".join(announcement(settings, layout, children))
     assert folder == tmp_path.resolve() / "prometheus"
     assert sorted(p.name for p in folder.iterdir()) == ["agents.json", "exporter.json"]
     written = json.loads((folder / "agents.json").read_text())
