@@ -48,6 +48,7 @@ AGENT_REPORTS: Final = (
     JobCanceled,
 )
 """The job events an agent may write, each naming the agent that acted."""
+_REPORT_TYPES: Final = frozenset(AGENT_REPORTS)
 FORGED: Final = "forged"
 """``SetAside.kind`` of an event that decodes but was stored where its writer may not write it."""
 KEPT_BYTES: Final = 256
@@ -60,7 +61,7 @@ def read_event(subject: str, data: bytes) -> Decoded:
         event = decode_event(data)
     except MalformedMessage as exc:
         return SetAside(f"does not decode: {exc.reason}", bytes(data[:KEPT_BYTES]), subject)
-    why = inadmissible(subject, event)
+    why = _job(subject, event) if isinstance(event, JobEventBase) else inadmissible(subject, event)
     if why is None:
         return event
     return SetAside(why, bytes(data[:KEPT_BYTES]), subject, FORGED)
@@ -80,20 +81,29 @@ def inadmissible(subject: str, event: Decoded) -> str | None:
 
 
 def _job(subject: str, event: JobEventBase) -> str | None:
-    head, _, writer = subject.rpartition(".")
-    head, _, job = head.rpartition(".")
+    # Replay runs this once per event: the admissible cases first, the reasons only when needed.
+    # A prefix is one token, so the first ".evt.job." ends it.
+    _, found, rest = subject.partition(".evt.job.")
+    job, _, writer = rest.partition(".")
+    if found and job == event.job and "." not in writer:
+        if writer == SCHEDULER_WRITER:
+            return None
+        if type(event) in _REPORT_TYPES and event.agent == writer:  # type: ignore[attr-defined]
+            return None
+    return _job_refused(subject, event, job, writer)
+
+
+def _job_refused(subject: str, event: JobEventBase, job: str, writer: str) -> str:
+    """Why ``event`` may not be stored on the job subject ``subject``."""
     name = type(event).__name__
-    if not head.endswith(".evt.job"):
+    if not writer or "." in writer:
         return f"{name} stored on {subject}, not a job subject"
     if event.job != job:
         return f"{name} names job {event.job!r}, stored on job {job}'s subject"
-    if writer == SCHEDULER_WRITER:
-        return None
-    if not isinstance(event, AGENT_REPORTS):
+    if type(event) not in _REPORT_TYPES:
         return f"{name} written by {writer}: only the scheduler writes it"
-    if event.agent != writer:
-        return f"{name} names agent {event.agent!r} but was written by {writer}"
-    return None
+    agent = getattr(event, "agent", "")
+    return f"{name} names agent {agent!r} but was written by {writer}"
 
 
 def job_of(subject: str) -> str:
