@@ -28,6 +28,7 @@ import msgspec
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.client import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 
 from events.admit import job_of
@@ -302,12 +303,7 @@ class Scheduler:
             filter_subject=self.subjects.all_commands,
             max_ack_pending=-1,
         )
-        sub = await self._js.pull_subscribe(
-            self.subjects.all_commands,
-            durable=CONSUMER,
-            stream=self.subjects.commands_stream,
-            config=config,
-        )
+        sub = await self._pull_subscribe(config)
         try:
             while True:
                 try:
@@ -325,6 +321,21 @@ class Scheduler:
         finally:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
+
+    async def _pull_subscribe(self, config: ConsumerConfig) -> JetStreamContext.PullSubscription:
+        """Bind the durable command consumer, through an outage: leading starts during one."""
+        while True:
+            try:
+                return await self._js.pull_subscribe(
+                    self.subjects.all_commands,
+                    durable=CONSUMER,
+                    stream=self.subjects.commands_stream,
+                    config=config,
+                )
+            except (NatsError, TimeoutError) as exc:  # a stream leader being elected, say
+                raise_if_cancelling()
+                log.warning("command intake waits for the commands stream: %s", exc)
+                await asyncio.sleep(OUTAGE_PAUSE_S)
 
     # --- deciding ---------------------------------------------------------------------------
 

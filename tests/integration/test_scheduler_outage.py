@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.client import JetStreamContext
 
 from events.enums import JobStatus
 from events.streams import events_stream
-from ffrtmp.scheduler.service import MAX_DELIVER, OUTAGE_PAUSE_S
+from ffrtmp.scheduler.service import CONSUMER, MAX_DELIVER, OUTAGE_PAUSE_S
 from tests.farm import Farm, scheduler, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -43,3 +46,30 @@ async def test_a_submit_during_an_outage_lands_when_the_log_is_back(farm: Farm) 
     assert sched.stats.malformed == 0
     assert dead_letters.pending_msgs == 0
     await dead_letters.unsubscribe()
+
+
+async def test_leading_through_an_outage_binds_the_command_consumer_later(
+    farm: Farm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scheduler that starts leading while the commands stream does not answer keeps trying.
+
+    In a cluster whose stream leader was just killed, binding the durable command consumer timed
+    out and the error ended the whole scheduler (the 3-node test saw it under load); it now
+    waits for the stream and then takes the commands as usual.
+    """
+    real = JetStreamContext.pull_subscribe
+    refused: list[str] = []
+
+    async def flaky(self: JetStreamContext, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("durable") == CONSUMER and len(refused) < 3:
+            refused.append("timeout")
+            raise NatsTimeoutError
+        return await real(self, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext, "pull_subscribe", flaky)
+    await farm.agent("a1")
+    async with scheduler(farm.store):
+        await farm.submit("bound-late")
+        done = await farm.wait_status("bound-late", JobStatus.COMPLETED)
+    assert refused == ["timeout"] * 3
+    assert done.agent == "a1"
