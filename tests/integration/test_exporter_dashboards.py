@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from agent.health import AgentCollector
+from agent.tally import AgentStats
 from events.codec import encode
 from events.jetstream import JetStreamEventStore
 from events.work import GpuTelemetry, Heartbeat
@@ -41,11 +44,29 @@ async def exposition(store: JetStreamEventStore) -> str:
     return body
 
 
+class Idle:
+    """What an agent's collector reads, at rest: enough to list the families it serves."""
+
+    stats = AgentStats()
+    slots = free_slots = 1
+    connected = True
+
+
+def agent_exposition() -> str:
+    """What an agent's /metrics serves (its own collector on its own registry)."""
+    registry = CollectorRegistry()
+    registry.register(AgentCollector(Idle()))
+    return generate_latest(registry).decode()
+
+
 async def test_dashboards_and_alerts_read_only_exported_metrics(
     jetstream_store: JetStreamEventStore,
 ) -> None:
-    """Each ffrtmp series a panel or rule names is served; each family served is on a dashboard."""
-    families = text_string_to_metric_families(await exposition(jetstream_store))
+    """Each series a panel or rule names is served; each exporter family is on a dashboard."""
+    families = [
+        *text_string_to_metric_families(await exposition(jetstream_store)),
+        *text_string_to_metric_families(agent_exposition()),
+    ]
     family_of = {
         family.name + suffix: family.name
         for family in families
@@ -61,6 +82,7 @@ async def test_dashboards_and_alerts_read_only_exported_metrics(
     unknown = {name: sorted(where) for name, where in used.items() if name not in family_of}
     assert not unknown, f"not exported: {unknown}"
     unseen = set(family_of.values()) - {family_of[name] for name in used}
+    unseen -= {family.name for family in text_string_to_metric_families(agent_exposition())}
     assert not unseen, f"exported but on no dashboard: {sorted(unseen)}"
 
 
@@ -71,3 +93,4 @@ async def test_exposition_passes_promtool_check_metrics(
     body = await exposition(jetstream_store)
     assert len([line for line in body.splitlines() if line.startswith("# TYPE ffrtmp_")]) > 40
     assert promtool("check", "metrics", stdin=body).strip() == ""
+    assert promtool("check", "metrics", stdin=agent_exposition()).strip() == ""
