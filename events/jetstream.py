@@ -50,6 +50,8 @@ from events.subjects import Subjects
 
 _log = logging.getLogger(__name__)
 
+LOG_SET_ASIDE: Final = 100
+"""Set-aside messages logged one by one; past that, every hundredth (a flood stays readable)."""
 DIRECT_BATCH: Final = 1000
 """Messages per direct-get request when loading a job; more are fetched in further requests."""
 _NO_RESPONDERS: Final = "503"
@@ -111,8 +113,9 @@ class JetStreamEventStore:
         self._gets: dict[str, asyncio.Queue[Msg]] = {}
         self._ids = map(str, itertools.count())
         self._owns = False
-        self.set_aside: set[int] = set()
-        """Sequences read here that no reader applies (``events.admit``), each logged once."""
+        self.set_aside = 0
+        """Messages read here that no reader applies (``events.admit``), counted once each."""
+        self._set_aside_upto = 0  # the highest such sequence counted and logged
 
     @classmethod
     async def connect(
@@ -363,9 +366,17 @@ class JetStreamEventStore:
     def _read(self, seq: int, subject: str, data: bytes) -> Decoded:
         """One stored message through the one door; a set-aside one counted, logged once."""
         event = read_event(subject, data)
-        if isinstance(event, SetAside) and seq not in self.set_aside:
-            self.set_aside.add(seq)
-            _log.warning("event %d on %s set aside, never applied: %s", seq, subject, event.reason)
+        if isinstance(event, SetAside) and seq > self._set_aside_upto:
+            self._set_aside_upto = seq  # reads go forward; a later load of a job re-reads quietly
+            self.set_aside += 1
+            if self.set_aside <= LOG_SET_ASIDE or self.set_aside % LOG_SET_ASIDE == 0:
+                _log.warning(
+                    "event %d on %s set aside (%d so far), never applied: %s",
+                    seq,
+                    subject,
+                    self.set_aside,
+                    event.reason,
+                )
         return event
 
     async def last_seq(self) -> int:

@@ -207,7 +207,7 @@ class Lease:
         data = entry.value or b""
         try:
             claim = _DECODER.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             raise MalformedMessage(f"lease {self._bucket}/{LEADER_KEY}: {exc}", data) from exc
         return claim, entry.revision or 0
 

@@ -177,7 +177,7 @@ class Scheduler:
         if snapshot is not None:
             try:
                 state = msgspec.msgpack.decode(snapshot.payload, type=SchedulerSnapshot)
-            except msgspec.DecodeError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:
                 log.warning("snapshot unreadable (%s); replaying the whole log", exc)
             else:
                 self.core = SchedulerCore.restore(state, now, self.settings.core)

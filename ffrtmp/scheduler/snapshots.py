@@ -218,7 +218,7 @@ def _decode(info: ObjectInfo, chunks: list[bytes]) -> Snapshot:
         raise _Unreadable("its chunks do not match its size and digest")
     try:
         stored = _DECODER.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # anyone with rights wrote it
         raise _Unreadable(str(exc)) from exc
     if stored.version != FORMAT_VERSION:
         raise _Unreadable(f"format version {stored.version}; this code reads {FORMAT_VERSION}")

@@ -30,6 +30,7 @@ from ffrtmp.check.projection import differences
 from ffrtmp.check.read import check_store
 from ffrtmp.cli import app, jobs
 from ffrtmp.natsd import NatsServer
+from ffrtmp.scheduler.snapshots import Snapshot, SnapshotStore
 from projections.follow import catch_up
 from projections.runner import Projector
 from projections.schema import FOLDED_TABLES
@@ -244,3 +245,21 @@ async def test_a_damaged_event_corpus_stops_nothing_and_loses_nothing(
     finally:
         stored.close()
         fresh.close()
+
+
+async def test_a_snapshot_nested_past_the_decoders_limit_is_replayed_around(farm: Farm) -> None:
+    """A snapshot whose payload nests 100,000 deep is unreadable, not fatal.
+
+    Anyone with rights to the bucket can write one; the scheduler replays the log instead.
+    """
+    await farm.submit("before")
+    snapshots = SnapshotStore(farm.js, farm.subjects)
+    await snapshots.open()
+    deep = b"\x81\xa1x" + b"\x91" * 100_000 + b"\xc0"  # msgpack {"x": [[[...nil...]]]}
+    await snapshots.save(Snapshot(covered_seq=1, taken_at=1.0, payload=deep))
+    await farm.agent("a1")
+    async with scheduler(farm.store) as sched:
+        await farm.wait_status("before", "completed")
+        await farm.submit("after")
+        await farm.wait_status("after", "completed")
+        assert sched.stats.replayed >= 1  # from the log's start, not the snapshot
