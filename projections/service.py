@@ -107,7 +107,7 @@ async def serve(nc: NatsClient, projector: Projector) -> Service:
 async def _answer(projector: Projector, request: Request) -> None:
     try:
         asked = _REQUEST.decode(request.data)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: nested ~1,000 deep
         await _error(request, "400", "bad_request", f"not an SQL request: {exc}")
         return
     limit = max(0, min(asked.limit, MAX_ROW_LIMIT))

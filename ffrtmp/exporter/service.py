@@ -193,7 +193,7 @@ class Exporter:
             claim = msgspec.json.decode(entry.value or b"", type=Claim)
         except (BucketNotFoundError, KeyNotFoundError, NotFoundError):
             return None
-        except (NatsError, TimeoutError, msgspec.DecodeError) as exc:
+        except (NatsError, TimeoutError, msgspec.DecodeError, RecursionError) as exc:
             _log.debug("scheduler lease unreadable: %s", exc)
             return None
         return max(0.0, self.clock() - claim.acquired_at)

@@ -33,6 +33,8 @@ from ffrtmp.cli import jobs
 from ffrtmp.natsd import NatsServer
 from ffrtmp.scheduler.service import Scheduler
 from ffrtmp.scheduler.session import run_connected
+from projections.runner import Projector
+from projections.service import ask, serve, sql_subject
 from tests.cli_support import Cli, one_line_error
 from tests.farm import FAST, Farm, scheduler, wait_until
 
@@ -282,3 +284,25 @@ async def test_a_subject_the_client_refuses_is_a_refusal_not_an_outage(farm: Far
         msg_id="good",
     )
     assert await farm.store.append(good) == 1
+
+
+async def test_an_sql_request_nested_past_the_decoder_is_a_bad_request(
+    jetstream_store: JetStreamEventStore, tmp_path: Path
+) -> None:
+    """A raw SQL request whose params nest 50,000 deep gets a 400 answer, not a dead handler.
+
+    The projector answers the next question as before.
+    """
+    projector = Projector(tmp_path / "p.duckdb", jetstream_store.subjects.prefix)
+    service = await serve(jetstream_store.nc, projector)
+    try:
+        body = b'{"sql": "SELECT 1", "params": ' + NESTED + b"}"
+        subject = sql_subject(jetstream_store.subjects)
+        reply = await jetstream_store.nc.request(subject, body, timeout=10)
+        assert (reply.headers or {}).get("Nats-Service-Error-Code") == "400"
+        answer = await ask(jetstream_store.nc, jetstream_store.subjects, "SELECT 41 + 1")
+        assert answer.result is not None
+        assert answer.result.rows == [[42]]
+    finally:
+        await service.stop()
+        projector.close()
