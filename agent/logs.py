@@ -16,17 +16,14 @@ from collections.abc import Iterator, Sequence
 from typing import Final
 
 from nats.errors import Error as NatsError
-from nats.js.api import StorageType
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.object_store import ObjectStore
 
 from events.errors import FfrtmpError
-from events.streams import ERR_STREAM_NAME_IN_USE
+from events.streams import SETUP_HINT
 from events.subjects import Subjects
 
-LOG_TTL_S: Final = 7 * 86_400.0
-"""How long attempt logs are kept."""
 MAX_LOG_BYTES: Final = 64 * 1024
 """The most of one attempt's log tail that is kept (its end)."""
 
@@ -60,7 +57,7 @@ def command_of(log: bytes) -> str:
 
 def log_bucket(subjects: Subjects) -> str:
     """``<PREFIX>_LOGS``: the object store bucket of attempt logs, one per prefix."""
-    return f"{subjects.prefix.upper().replace('-', '_')}_LOGS"
+    return subjects.log_bucket
 
 
 def log_key(job: str, attempt: int) -> str:
@@ -78,20 +75,13 @@ def _boundary(action: str) -> Iterator[None]:
 
 
 async def open_logs(js: JetStreamContext, subjects: Subjects) -> ObjectStore:
-    """Create the bucket (file storage, ``LOG_TTL_S``), or bind it if it exists."""
+    """Bind the bucket the setup step made (``events.streams``); missing: one line."""
     bucket = log_bucket(subjects)
     with _boundary(f"opening {bucket}"):
         try:
-            return await js.create_object_store(
-                bucket,
-                description="ffrtmp attempt logs (FFmpeg stderr tails)",
-                storage=StorageType.FILE,
-                ttl=LOG_TTL_S,
-            )
-        except APIError as exc:
-            if exc.err_code != ERR_STREAM_NAME_IN_USE:
-                raise
             return await js.object_store(bucket)
+        except (BucketNotFoundError, NotFoundError):
+            raise FfrtmpError(f"log bucket {bucket} does not exist: {SETUP_HINT}") from None
 
 
 async def store_log(logs: ObjectStore, job: str, attempt: int, tail: bytes) -> None:

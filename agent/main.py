@@ -16,7 +16,7 @@ import platform
 import re
 import signal
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -36,9 +36,11 @@ from agent.nvml import Nvml
 from agent.service import AgentService, AgentSettings, default_slots
 from agent.telemetry import EnergyMeter, Telemetry
 from events.agent_events import Capabilities
+from events.connection import NatsOptions, env_options, redact_logs
 from events.errors import FfrtmpError
 from events.ids import check_id
 from events.jetstream import JetStreamEventStore
+from events.streams import require_streams
 from events.subjects import DEFAULT_PREFIX, Subjects
 
 _log = logging.getLogger("agent")
@@ -47,8 +49,23 @@ app = typer.Typer(
     help="The agent: pulls FFmpeg work for this machine and reports it.", add_completion=False
 )
 
-NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
 _NOT_TOKEN = re.compile(r"[^a-z0-9_-]+")
+
+Resolve = Callable[[str | None, str | None], tuple[NatsOptions, str]]
+"""From the ``--nats`` and ``--prefix`` given (or None): how to connect, and the prefix."""
+
+
+def env_resolve(url: str | None, prefix: str | None) -> tuple[NatsOptions, str]:
+    """The environment's settings (``python -m agent``); ``ffrtmp agent`` adds the config file."""
+    return env_options(url), prefix or os.environ.get("FFRTMP_PREFIX") or DEFAULT_PREFIX
+
+
+_resolve: list[Resolve] = [env_resolve]
+
+
+def use_resolver(resolve: Resolve) -> None:
+    """How ``run`` resolves its settings (``ffrtmp.cli.agent`` installs ``ffrtmp.config``'s)."""
+    _resolve[0] = resolve
 
 
 @app.callback()
@@ -65,13 +82,14 @@ def default_id(hostname: str | None = None) -> str:
 class AgentOptions(msgspec.Struct, frozen=True, kw_only=True):
     """What ``ffrtmp agent run`` was asked for."""
 
-    nats_url: str = NATS_URL
+    nats: NatsOptions = NatsOptions()
     prefix: str = DEFAULT_PREFIX
     agent: str = ""
     slots: int | None = None  # None: from the cores and GPUs
     ffmpeg: str | None = None
     gst_launch: str | None = None  # None: gst-launch-1.0 on PATH, when there is one
     health_port: int = DEFAULT_PORT
+    health_host: str = "0.0.0.0"  # noqa: S104 -- probes and scrapers come from other machines
     heartbeat_s: float = 5.0
     work_dir: str = ""
     output_dir: str = ""
@@ -82,9 +100,12 @@ class AgentOptions(msgspec.Struct, frozen=True, kw_only=True):
 @app.command()
 def run(
     nats_url: Annotated[
-        str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
-    ] = NATS_URL,
-    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+        str | None,
+        typer.Option("--nats", help="NATS URL [env FFRTMP_NATS_URL, else nats://127.0.0.1:4222]."),
+    ] = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="Subject and stream prefix [env FFRTMP_PREFIX; ffrtmp].")
+    ] = None,
     agent: Annotated[
         str, typer.Option("--id", help="Agent id (default: the host's short name).")
     ] = "",
@@ -101,6 +122,9 @@ def run(
     health_port: Annotated[
         int, typer.Option(min=0, help="Port of /health, /ready, /metrics (0: any free one).")
     ] = DEFAULT_PORT,
+    health_host: Annotated[
+        str, typer.Option(help="Address /health listens on (127.0.0.1: this machine only).")
+    ] = "0.0.0.0",  # noqa: S104 -- probes and scrapers come from other machines
     heartbeat_s: Annotated[float, typer.Option(min=0.05, help="Seconds between heartbeats.")] = 5.0,
     work_dir: Annotated[
         str, typer.Option(help="Scratch directory (quality copies); default: the system's temp.")
@@ -128,14 +152,17 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    redact_logs()
+    connection, prefix = _resolve[0](nats_url, prefix)
     options = AgentOptions(
-        nats_url=nats_url,
+        nats=connection,
         prefix=prefix,
         agent=check_id(agent, "agent") if agent else default_id(),
         slots=slots,
         ffmpeg=ffmpeg,
         gst_launch=gst_launch,
         health_port=health_port,
+        health_host=health_host,
         heartbeat_s=heartbeat_s,
         work_dir=work_dir,
         output_dir=output_dir,
@@ -170,15 +197,16 @@ async def serve(options: AgentOptions) -> None:
             drain_grace_s=options.drain_grace_s,
             attempt=AttemptSettings(),
         )
-        store = await JetStreamEventStore.connect(options.nats_url, subjects, ensure=True)
+        store = await JetStreamEventStore.connect(options.nats, subjects)
         async with store:
+            await require_streams(store.nc.jetstream(), [subjects.work_stream])
             service = AgentService(
                 store.nc, store, subjects, options.agent, capabilities, engine, settings,
                 telemetry=telemetry.read,
             )  # fmt: skip
             output = Path(options.output_dir) if options.output_dir else work_dir
             checks = [ffmpeg_check(ffmpeg), disk_check(output), nats_check(service)]
-            health = _bind(service, checks, options.health_port)
+            health = _bind(service, checks, options.health_port, options.health_host)
             try:
                 await _work(service, health, options)
             finally:
@@ -211,10 +239,10 @@ def engines(
     return EngineChooser(ffmpeg_engine, gst_engine, capabilities)
 
 
-def _bind(service: AgentService, checks: Sequence[Check], port: int) -> HealthServer:
+def _bind(service: AgentService, checks: Sequence[Check], port: int, host: str) -> HealthServer:
     """The health server on ``port``, or one line saying the port is taken."""
     try:
-        return HealthServer(service, checks, port=port)
+        return HealthServer(service, checks, port=port, host=host)
     except OSError as exc:
         raise FfrtmpError(
             f"cannot serve /health on port {port}: {exc.strerror}; pass --health-port"
@@ -230,7 +258,7 @@ async def _work(service: AgentService, health: HealthServer, options: AgentOptio
     health.start()
     await service.start()
     typer.echo(
-        f"agent {service.agent} on {options.nats_url} (prefix {options.prefix}): "
+        f"agent {service.agent} on {options.nats.shown} (prefix {options.prefix}): "
         f"{service.slots} slots, health on port {health.port}"
     )
     await stop.wait()

@@ -16,6 +16,8 @@ Lower-layer errors (NATS, DuckDB, the OS) are translated at the boundary that me
 
 from __future__ import annotations
 
+from events.redact import redact
+
 
 class FfrtmpError(Exception):
     """Base of every error ffrtmp raises on purpose; the CLI renders it as one line."""
@@ -70,7 +72,8 @@ class StoreUnavailable(FfrtmpError):
     def __init__(
         self, url: str, hint: str = "start one with `ffrtmp server` or `ffrtmp up`"
     ) -> None:
-        """Name the URL that failed and what to do about it."""
+        """Name the URL that failed (its password hidden) and what to do about it."""
+        url = redact(url)
         super().__init__(f"cannot reach NATS JetStream at {url}: {hint}")
         self.url = url
         self.hint = hint

@@ -31,7 +31,6 @@ from types import TracebackType
 from typing import Final, Self
 
 import msgspec
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import BadSubjectError, MaxPayloadError
@@ -42,10 +41,12 @@ from events import subjects as wire
 from events.admit import read_event
 from events.base import SetAside
 from events.codec import Decoded, encode
+from events.connection import NatsOptions, open_nats
 from events.errors import BatchFailed, ConcurrencyConflict, FfrtmpError, StoreUnavailable
 from events.reader import read_forever, read_to_end
+from events.redact import redact
 from events.store import Append, Loaded
-from events.streams import ensure_streams
+from events.streams import DEFAULT_LEASE_TTL_S, SETUP_HINT, ensure_streams
 from events.subjects import Subjects
 
 _log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class JetStreamEventStore:
         self.subjects = subjects
         self._stream = subjects.events_stream
         self._timeout = timeout_s
-        self._url = str(nc.connected_url.geturl()) if nc.connected_url else "?"
+        self._url = redact(str(nc.connected_url.geturl())) if nc.connected_url else "?"
         self._inbox = f"{nc.new_inbox()}."
         self._calls: dict[str, _Replies] = {}
         self._gets: dict[str, asyncio.Queue[Msg]] = {}
@@ -120,30 +121,25 @@ class JetStreamEventStore:
     @classmethod
     async def connect(
         cls,
-        url: str,
+        url: str | NatsOptions,
         subjects: Subjects | None = None,
         *,
         timeout_s: float = 5.0,
         ensure: bool = False,
+        lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
     ) -> Self:
-        """Connect and check (``ensure``: create) the streams; unreachable: ``StoreUnavailable``."""
+        """Connect and check the events stream; ``ensure`` runs the setup step first (tests).
+
+        ``url`` is a URL (or seed list) or full ``NatsOptions`` (credentials, TLS). Unreachable,
+        refused or too old a server: one ``FfrtmpError`` line naming the URL, password hidden.
+        """
         subjects = subjects or Subjects()
-        try:
-            # One quick initial attempt (nats-py would retry for two minutes), then
-            # reconnect forever: a restarted server must not take the store down with it.
-            # "nats://a:4222,nats://b:4222": a cluster's seed list, tried in turn.
-            servers = [u.strip() for u in url.split(",")] if "," in url else url
-            nc = await nats.connect(
-                servers, max_reconnect_attempts=1, reconnect_time_wait=0, error_cb=_log_error
-            )
-        except (OSError, NatsError, TimeoutError) as exc:
-            raise StoreUnavailable(url) from exc
-        nc.options["max_reconnect_attempts"] = -1
-        nc.options["reconnect_time_wait"] = 0.5
+        options = url if isinstance(url, NatsOptions) else NatsOptions(url=url)
+        nc = await open_nats(options, error_cb=_log_error)
         store = cls(nc, subjects, timeout_s=timeout_s)
-        store._url, store._owns = url, True
+        store._url, store._owns = options.shown, True
         try:
-            await store.start(ensure=ensure)
+            await store.start(ensure=ensure, lease_ttl_s=lease_ttl_s)
         except BaseException:
             await nc.close()
             raise
@@ -154,11 +150,13 @@ class JetStreamEventStore:
         """The connection, for the other subjects a service of the log uses (work, heartbeats)."""
         return self._nc
 
-    async def start(self, *, ensure: bool = False) -> None:
-        """Open the reply inbox and check that the events stream exists."""
+    async def start(
+        self, *, ensure: bool = False, lease_ttl_s: float = DEFAULT_LEASE_TTL_S
+    ) -> None:
+        """Open the reply inbox and check that the events stream exists (``ensure``: setup)."""
         with self._boundary():
             if ensure:
-                await ensure_streams(self._js, self.subjects)
+                await ensure_streams(self._js, self.subjects, lease_ttl_s=lease_ttl_s)
             await self._js.stream_info(self._stream)
             await self._nc.subscribe(f"{self._inbox}*", cb=self._on_reply)
 
@@ -391,7 +389,7 @@ class JetStreamEventStore:
         try:
             yield
         except NotFoundError as exc:
-            hint = f"stream {self._stream} does not exist: `ffrtmp server` creates it"
+            hint = f"stream {self._stream} does not exist: {SETUP_HINT}"
             raise StoreUnavailable(self._url, hint) from exc
         except ServiceUnavailableError as exc:
             hint = "the server has no JetStream: run `ffrtmp server` (or nats-server -js)"
@@ -427,4 +425,4 @@ def _batch_headers(batch: str, index: int, last: int) -> dict[str, str]:
 
 async def _log_error(exc: Exception) -> None:
     """nats-py reports connection trouble here; reconnects handle it, so log and go on."""
-    _log.warning("nats: %s", exc)
+    _log.warning("nats: %s", redact(str(exc)))

@@ -1,8 +1,14 @@
-"""The four JetStream streams of the log, declared as data, and the one call that applies them.
+"""The streams and buckets of a farm, declared as data, and the setup step that applies them.
 
-Each builder is pure: ``Subjects`` in, a nats-py ``StreamConfig`` out, so a test can read the
-declared shape without a server. ``ensure_streams`` is the only I/O here: it creates a stream,
-or updates it to the declared config when it exists, so running it on every start is safe.
+Each builder is pure: ``Subjects`` in, a nats-py config out, so a test can read the declared
+shape without a server. ``ensure_streams`` is the setup step (``ffrtmp streams create``, run by
+``ffrtmp up`` and ``ffrtmp server``): it creates each stream and bucket, or updates it to the
+declared config, so running it again is safe. Processes do not create anything: they bind to
+what exists, and a missing part is one line that names this step (``SETUP_HINT``), because
+under per-role users only the setup's user may create streams.
+
+Every bucket takes the events stream's replica count: the lease, the snapshots and the
+attempt logs survive whatever node loss the log survives.
 
 Why each setting:
 - EVENTS keeps everything (limits retention with no limits), refuses deletes and purges (events
@@ -16,12 +22,21 @@ Why each setting:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Final
 
 from nats.aio.client import Client as NatsClient
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.client import JetStreamContext
-from nats.js.errors import APIError
+from nats.js.api import (
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.client import KV_STREAM_TEMPLATE, JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+from nats.js.object_store import OBJ_STREAM_TEMPLATE
 
 from events.errors import FfrtmpError
 from events.subjects import Subjects
@@ -33,6 +48,14 @@ MAX_EVENT_BYTES: Final = 1 << 20
 HEARTBEAT_MAX_AGE_S: Final = 3600.0
 """A silent agent's last heartbeat stays visible this long, then disappears."""
 UNLIMITED: Final = -1
+DEFAULT_LEASE_TTL_S: Final = 5.0
+"""The scheduler's lease time: a standby takes over at most this long after a leader dies."""
+LOG_TTL_S: Final = 7 * 86_400.0
+"""How long an attempt's FFmpeg stderr tail is kept."""
+SETUP_HINT: Final = (
+    "run the setup step `ffrtmp streams create` (as a user allowed to create streams, e.g. "
+    "`scheduler`; `ffrtmp up` and `ffrtmp server` run it themselves)"
+)
 
 ERR_STREAM_NAME_IN_USE: Final = 10058  # a stream of that name exists with another config
 
@@ -109,17 +132,102 @@ def all_streams(subjects: Subjects, replicas: int = 1) -> list[StreamConfig]:
     return [build(subjects, replicas) for build in builders]
 
 
+def lease_bucket(
+    subjects: Subjects, replicas: int = 1, ttl_s: float = DEFAULT_LEASE_TTL_S
+) -> KeyValueConfig:
+    """The leader lease: one key whose max age is the lease time, history 1, on disk."""
+    return KeyValueConfig(
+        bucket=subjects.lease_bucket,
+        description="ffrtmp scheduler leader lease",
+        history=1,
+        ttl=ttl_s,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
+def object_buckets(subjects: Subjects, replicas: int = 1) -> list[ObjectStoreConfig]:
+    """The scheduler's snapshots and the attempts' logs (kept ``LOG_TTL_S``), on disk."""
+    return [
+        ObjectStoreConfig(
+            bucket=subjects.snapshot_bucket,
+            description="ffrtmp scheduler snapshots",
+            storage=StorageType.FILE,
+            replicas=replicas,
+        ),
+        ObjectStoreConfig(
+            bucket=subjects.log_bucket,
+            description="ffrtmp attempt logs (FFmpeg stderr tails)",
+            storage=StorageType.FILE,
+            ttl=LOG_TTL_S,
+            replicas=replicas,
+        ),
+    ]
+
+
+def bucket_streams(subjects: Subjects) -> list[str]:
+    """The streams JetStream keeps the buckets in (``KV_…``, ``OBJ_…``)."""
+    return [
+        KV_STREAM_TEMPLATE.format(bucket=subjects.lease_bucket),
+        OBJ_STREAM_TEMPLATE.format(bucket=subjects.snapshot_bucket),
+        OBJ_STREAM_TEMPLATE.format(bucket=subjects.log_bucket),
+    ]
+
+
 async def ensure_streams(
-    js_or_nc: JetStreamContext | NatsClient, subjects: Subjects, replicas: int | None = None
-) -> None:
-    """Create each stream, or update it to the declared config; safe to run on every start.
+    js_or_nc: JetStreamContext | NatsClient,
+    subjects: Subjects,
+    replicas: int | None = None,
+    *,
+    lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+) -> list[str]:
+    """The setup step: create every stream and bucket, or update it; the names, in order.
 
     ``replicas`` None keeps an existing stream's replica count (and creates new ones with 1), so
-    a process starting with the defaults never shrinks a cluster's R3 streams to R1.
+    a process starting with the defaults never shrinks a cluster's R3 streams to R1. Buckets
+    take the events stream's count. An existing lease keeps its lease time.
     """
     js = js_or_nc.jetstream() if isinstance(js_or_nc, NatsClient) else js_or_nc
     for config in all_streams(subjects, replicas or 1):
         await _ensure(js, config, keep_replicas=replicas is None)
+    count = int((await js.stream_info(subjects.events_stream)).config.num_replicas or 1)
+    lease = lease_bucket(subjects, count, lease_ttl_s)
+    kv_stream = KV_STREAM_TEMPLATE.format(bucket=subjects.lease_bucket)
+    await _ensure_bucket(js, kv_stream, count, partial(js.create_key_value, lease))
+    for bucket in object_buckets(subjects, count):
+        stream = OBJ_STREAM_TEMPLATE.format(bucket=bucket.bucket)
+        create = partial(js.create_object_store, str(bucket.bucket), config=bucket)
+        await _ensure_bucket(js, stream, count, create)
+    return [str(c.name) for c in all_streams(subjects)] + bucket_streams(subjects)
+
+
+async def _ensure_bucket(
+    js: JetStreamContext, stream: str, replicas: int, create: Callable[[], Awaitable[object]]
+) -> None:
+    """Create a bucket that is missing; give an existing one the log's replica count."""
+    try:
+        info = await js.stream_info(stream)
+    except NotFoundError:
+        try:
+            await create()
+        except APIError as exc:
+            raise FfrtmpError(f"cannot create {stream}: {exc.description}") from exc
+        return
+    if (info.config.num_replicas or 1) != replicas:
+        info.config.num_replicas = replicas
+        try:
+            await js.update_stream(info.config)
+        except APIError as exc:
+            raise FfrtmpError(f"cannot update {stream}: {exc.description}") from exc
+
+
+async def require_streams(js: JetStreamContext, names: Iterable[str]) -> None:
+    """Check that the setup step made these streams; a missing one is one line saying so."""
+    for name in names:
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            raise FfrtmpError(f"stream {name} does not exist: {SETUP_HINT}") from None
 
 
 async def _ensure(js: JetStreamContext, config: StreamConfig, *, keep_replicas: bool) -> None:

@@ -46,6 +46,26 @@ LAST_CONSUMER: Final = "Nats-Last-Consumer"
 CONSUMER_STALLED: Final = "Nats-Consumer-Stalled"
 """On an idle heartbeat: a flow-control reply the server still waits for."""
 
+# JetStream's own subjects (what NATS permissions name; nats-py builds them inside).
+JS_API: Final = "$JS.API"
+"""Every JetStream API request goes to ``$JS.API.<verb>…``: create, info, direct get, next …"""
+JS_ACK: Final = "$JS.ACK"
+"""Acknowledgements: ``$JS.ACK.<stream>.<consumer>.…``."""
+JS_FLOW: Final = "$JS.FC"
+"""Flow-control answers of a push consumer: ``$JS.FC.<stream>.…``."""
+KV_PREFIX: Final = "$KV"
+"""A KV bucket's keys: ``$KV.<bucket>.<key>``."""
+OBJECT_PREFIX: Final = "$O"
+"""An object store's chunks and metadata: ``$O.<bucket>.C.…``, ``$O.<bucket>.M.…``."""
+SERVICE_DISCOVERY: Final = "$SRV.>"
+"""NATS micro service discovery (``$SRV.PING`` / ``INFO`` / ``STATS``)."""
+
+
+def js_api(*tokens: str) -> str:
+    """A JetStream API subject: ``js_api("STREAM", "INFO", name)``."""
+    return ".".join((JS_API, *tokens))
+
+
 # JetStream API error codes (err_code) we translate.
 ERR_WRONG_LAST_SEQUENCE: Final = 10071  # JSStreamWrongLastSequenceErrF
 ERR_WRONG_LAST_SEQUENCE_CONSTANT: Final = 10164  # JSStreamWrongLastSequenceConstantErr
@@ -98,6 +118,22 @@ class Subjects(msgspec.Struct, frozen=True):
         """Last heartbeat per agent."""
         return f"{self._upper}_HB"
 
+    # buckets (KV and object stores; JetStream keeps each in a stream of its own)
+    @property
+    def lease_bucket(self) -> str:
+        """The KV bucket of the scheduler's leader lease."""
+        return f"{self._upper}_SCHEDULER_LEASE"
+
+    @property
+    def snapshot_bucket(self) -> str:
+        """The object store of the scheduler's snapshots."""
+        return f"{self._upper}_SNAPSHOTS"
+
+    @property
+    def log_bucket(self) -> str:
+        """The object store of the attempts' FFmpeg stderr tails."""
+        return f"{self._upper}_LOGS"
+
     @property
     def _upper(self) -> str:
         return self.prefix.upper().replace("-", "_")
@@ -147,6 +183,25 @@ class Subjects(msgspec.Struct, frozen=True):
     def all_heartbeats(self) -> str:
         """Every heartbeat subject."""
         return f"{self.prefix}.hb.>"
+
+    def job_events_by(self, writer: str) -> str:
+        """Every job's events written by ``writer``: what permissions let that writer append."""
+        return f"{self.prefix}.evt.job.*.{_token(writer, 'writer')}"
+
+    @property
+    def all_agent_events(self) -> str:
+        """Every agent's lifecycle events."""
+        return f"{self.prefix}.evt.agent.*"
+
+    @property
+    def all_api(self) -> str:
+        """Every request subject of the farm's services (the projector's SQL is ``…api.sql``)."""
+        return f"{self.prefix}.api.>"
+
+    @property
+    def all_dead_letters(self) -> str:
+        """Every dead-letter subject."""
+        return f"{self.prefix}.dlq.>"
 
     def dead_letter(self, source: str) -> str:
         """Where a consumer sets aside a message that keeps failing (plain NATS, counted)."""

@@ -1,27 +1,31 @@
 """NATS users per role with subject permissions: a pure generator of the ``authorization`` block.
 
 Plain nats.conf users have no templates (``{{name()}}`` needs JWT auth), so each agent gets a
-user of its own, generated from the agent list: ``ffrtmp auth conf --agents a,b``. What each
-role may do, under prefix ``P`` (the JetStream API is reached by publishing to ``$JS.API.…``;
-replies come back on ``_INBOX.>``, the only subject most roles may subscribe to):
+user of its own, generated from the agent list: ``ffrtmp auth conf --agents a,b``. Every name
+comes from ``events.subjects`` (the farm's subjects, streams, buckets and JetStream's own
+prefixes), so the permissions follow the wire when it changes. Each user gets replies only on
+its own inbox, ``_INBOX.<user>.>`` (ffrtmp connects with that inbox prefix, see
+``events.connection``): nobody reads another's dispatches, pulled commands or SQL results.
 
-- **agent** ``<id>``: append its own job and agent events (``P.evt.job.*.<id>``,
-  ``P.evt.agent.<id>``), heartbeat on ``P.hb.<id>``, dead-letter on ``P.dlq.agent-<id>``; create
-  and pull its durable consumer ``agent-<id>`` only with its own work subject as the filter (the
-  filter is part of the API subject), acknowledge that consumer's messages; read job histories
-  by direct get. Nothing else: not another agent's subjects, not commands, not dispatches.
-- **operator** (the CLI): publish commands (``P.cmd.>``), ask the projector's SQL service
-  (``P.api.>``) and read: stream info, direct gets, ephemeral consumers on the events and
-  heartbeat streams.
-- **exporter**: read only: the same reads as the operator, no command, and the scheduler's lease
-  (``STREAM.MSG.GET`` on its KV stream) for ``ffrtmp_scheduler_up``.
+- **agent** ``<id>``: append its own job and agent events, heartbeat on its own subject,
+  dead-letter on ``P.dlq.agent-<id>``; create and pull its durable consumer ``agent-<id>`` only
+  with its own work subject as the filter (the filter is part of the API subject), acknowledge
+  that consumer's messages; read job histories by direct get; write its attempts' logs into the
+  log bucket. Nothing else: not another agent's subjects, not commands, not dispatches.
+- **operator** (the CLI): publish commands, ask the projector's SQL service and read: stream
+  info, direct gets, ephemeral consumers on the events and heartbeat streams, attempt logs.
+- **exporter**: read only: the same reads as the operator (the scheduler's lease among them, for
+  ``ffrtmp_scheduler_up``), no command.
 - **projector**: read the log, set aside on ``P.dlq.projector``, serve ``P.api.>`` (a NATS
   micro service: it also answers ``$SRV.>`` discovery) and reply to the askers.
 - **scheduler**: the control plane: its own job events, agent events, dispatches, the whole
-  JetStream API (streams, its consumer, the lease KV and snapshot object store), heartbeats.
+  JetStream API (so it is also the user that runs the setup step, ``ffrtmp streams create``),
+  heartbeats.
 
 Passwords are never written into the file: each is ``$FFRTMP_PASS_<USER>``, which nats-server
-reads from its environment when the file does not define it.
+reads from its environment when the file does not define it. The variable may hold the password
+or its bcrypt hash; nats-server parses the variable's value as a config token, so a hash (it
+starts with ``$``) must be set with quotes inside it: ``FFRTMP_PASS_X='"$2a$11$…"'``.
 """
 
 from __future__ import annotations
@@ -31,13 +35,24 @@ from enum import StrEnum
 from typing import Final
 
 import msgspec
+from nats.js.client import KV_STREAM_TEMPLATE
+from nats.js.object_store import OBJ_STREAM_TEMPLATE
 
+from events.connection import inbox_for
 from events.errors import InvalidSpec
-from events.subjects import SCHEDULER_WRITER, Subjects
-from ffrtmp.scheduler.lease import lease_bucket
+from events.subjects import (
+    JS_ACK,
+    JS_API,
+    JS_FLOW,
+    KV_PREFIX,
+    OBJECT_PREFIX,
+    SCHEDULER_WRITER,
+    SERVICE_DISCOVERY,
+    Subjects,
+    js_api,
+)
 
-INBOX: Final = "_INBOX.>"
-API: Final = "$JS.API"
+ALL: Final = ">"
 
 
 class Role(StrEnum):
@@ -70,66 +85,104 @@ def password_variable(user: str) -> str:
     return "FFRTMP_PASS_" + user.upper().replace("-", "_")
 
 
-def _job_events_by(subjects: Subjects, writer: str) -> str:
-    """Every job's events written by ``writer`` (``Subjects`` refuses a wildcard job id)."""
-    subjects.job_event("job", writer)  # refuses a writer that is not one token
-    return f"{subjects.prefix}.evt.job.*.{writer}"
+def inbox(user: str) -> str:
+    """The only reply subjects a user may subscribe to."""
+    return f"{inbox_for(user)}.{ALL}"
+
+
+def _stream_reads(stream: str) -> list[str]:
+    """Reading one stream: direct gets, ephemeral push consumers and their flow control."""
+    return [
+        js_api("DIRECT", "GET", stream),
+        js_api("DIRECT", "GET", stream, ALL),
+        js_api("CONSUMER", "CREATE", stream),  # ephemeral, ack none: a read
+        js_api("CONSUMER", "DELETE", stream, "*"),
+        f"{JS_FLOW}.{stream}.{ALL}",
+    ]
 
 
 def _reads(subjects: Subjects) -> list[str]:
-    """Reading the log and the heartbeats: stream info, direct gets, ephemeral push consumers."""
-    found = [f"{API}.INFO", f"{API}.STREAM.NAMES", f"{API}.STREAM.LIST", f"{API}.STREAM.INFO.*"]
+    """Reading the log, the heartbeats, the attempt logs and the lease's holder."""
+    found = [js_api("INFO"), js_api("STREAM", "NAMES"), js_api("STREAM", "LIST")]
+    found.append(js_api("STREAM", "INFO", "*"))
     for stream in (subjects.events_stream, subjects.heartbeat_stream):
-        found += [
-            f"{API}.DIRECT.GET.{stream}",
-            f"{API}.DIRECT.GET.{stream}.>",
-            f"{API}.CONSUMER.CREATE.{stream}",  # ephemeral, ack none: a read
-            f"{API}.CONSUMER.DELETE.{stream}.*",
-            f"$JS.FC.{stream}.>",  # flow-control answers of a push consumer
-        ]
+        found += _stream_reads(stream)
+    logs = OBJ_STREAM_TEMPLATE.format(bucket=subjects.log_bucket)
+    found += [js_api("STREAM", "MSG", "GET", logs), *_stream_reads(logs)]
+    lease = KV_STREAM_TEMPLATE.format(bucket=subjects.lease_bucket)  # who leads, for the exporter
+    found += [js_api("STREAM", "MSG", "GET", lease), *_stream_reads(lease)[:2]]
     return found
 
 
-def _lease_read(subjects: Subjects) -> str:
-    """Reading the leader lease (a KV get; the bucket has no direct gets): who leads, since when."""
-    return f"{API}.STREAM.MSG.GET.KV_{lease_bucket(subjects)}"
+def _log_writes(subjects: Subjects) -> list[str]:
+    """Storing an attempt's log: nats-py's object store put (chunks, metadata, old chunks)."""
+    bucket, stream = subjects.log_bucket, OBJ_STREAM_TEMPLATE.format(bucket=subjects.log_bucket)
+    return [
+        f"{OBJECT_PREFIX}.{bucket}.C.{ALL}",
+        f"{OBJECT_PREFIX}.{bucket}.M.{ALL}",
+        js_api("STREAM", "INFO", stream),
+        js_api("STREAM", "MSG", "GET", stream),
+        js_api("STREAM", "PURGE", stream),
+    ]
 
 
 def _agent(subjects: Subjects, agent: str) -> User:
     name = agent_user(agent)
     work, events = subjects.work_stream, subjects.events_stream
     publish = [
-        _job_events_by(subjects, agent),
+        subjects.job_events_by(agent),
         subjects.agent_event(agent),
         subjects.heartbeat(agent),
         subjects.dead_letter(name),
-        f"{API}.INFO",
-        f"{API}.STREAM.INFO.{events}",
-        f"{API}.STREAM.INFO.{work}",
-        f"{API}.DIRECT.GET.{events}",
-        f"{API}.DIRECT.GET.{events}.>",
-        f"{API}.CONSUMER.INFO.{work}.{name}",
-        f"{API}.CONSUMER.CREATE.{work}.{name}.{subjects.work(agent)}",
-        f"{API}.CONSUMER.MSG.NEXT.{work}.{name}",
-        f"$JS.ACK.{work}.{name}.>",
+        js_api("INFO"),
+        js_api("STREAM", "INFO", events),
+        js_api("STREAM", "INFO", work),
+        js_api("DIRECT", "GET", events),
+        js_api("DIRECT", "GET", events, ALL),
+        js_api("CONSUMER", "INFO", work, name),
+        js_api("CONSUMER", "CREATE", work, name, subjects.work(agent)),
+        js_api("CONSUMER", "MSG", "NEXT", work, name),
+        f"{JS_ACK}.{work}.{name}.{ALL}",
+        *_log_writes(subjects),
     ]
-    return User(name=name, role=Role.AGENT, publish=tuple(publish), subscribe=(INBOX,))
+    return User(name=name, role=Role.AGENT, publish=tuple(publish), subscribe=(inbox(name),))
 
 
 def _scheduler(subjects: Subjects) -> User:
+    name = "scheduler"
     publish = (
-        _job_events_by(subjects, SCHEDULER_WRITER),
-        f"{subjects.prefix}.evt.agent.*",
+        subjects.job_events_by(SCHEDULER_WRITER),
+        subjects.all_agent_events,
         subjects.all_work,
-        f"{subjects.prefix}.dlq.>",
-        f"{API}.>",
-        "$JS.ACK.>",
-        "$JS.FC.>",
-        "$KV.>",
-        "$O.>",
+        subjects.all_dead_letters,
+        f"{JS_API}.{ALL}",
+        f"{JS_ACK}.{ALL}",
+        f"{JS_FLOW}.{ALL}",
+        f"{KV_PREFIX}.{ALL}",
+        f"{OBJECT_PREFIX}.{ALL}",
     )
-    subscribe = (INBOX, subjects.all_heartbeats)
-    return User(name="scheduler", role=Role.SCHEDULER, publish=publish, subscribe=subscribe)
+    subscribe = (inbox(name), subjects.all_heartbeats)
+    return User(name=name, role=Role.SCHEDULER, publish=publish, subscribe=subscribe)
+
+
+def _readers(subjects: Subjects) -> list[User]:
+    reads = tuple(_reads(subjects))
+    return [
+        User(
+            name="operator",
+            role=Role.OPERATOR,
+            publish=(subjects.all_commands, subjects.all_api, *reads),
+            subscribe=(inbox("operator"),),
+        ),
+        User(
+            name="projector",
+            role=Role.PROJECTOR,
+            publish=(subjects.dead_letter("projector"), *reads),
+            subscribe=(inbox("projector"), subjects.all_api, SERVICE_DISCOVERY),
+            responses=True,
+        ),
+        User(name="exporter", role=Role.EXPORTER, publish=reads, subscribe=(inbox("exporter"),)),
+    ]
 
 
 def users(subjects: Subjects, agents: Sequence[str]) -> list[User]:
@@ -140,30 +193,10 @@ def users(subjects: Subjects, agents: Sequence[str]) -> list[User]:
             raise InvalidSpec("agents", f"{agent!r} is the scheduler's writer name; rename it")
     if len(set(agents)) != len(agents):
         raise InvalidSpec("agents", "an agent is listed twice")
-    reads = tuple(_reads(subjects))
-    found = [
-        User(
-            name="operator",
-            role=Role.OPERATOR,
-            publish=(subjects.all_commands, f"{subjects.prefix}.api.>", *reads),
-            subscribe=(INBOX,),
-        ),
-        _scheduler(subjects),
-        User(
-            name="projector",
-            role=Role.PROJECTOR,
-            publish=(subjects.dead_letter("projector"), *reads),
-            subscribe=(INBOX, f"{subjects.prefix}.api.>", "$SRV.>"),
-            responses=True,
-        ),
-        User(
-            name="exporter",
-            role=Role.EXPORTER,
-            publish=(*reads, _lease_read(subjects)),
-            subscribe=(INBOX,),
-        ),
+    readers = _readers(subjects)
+    return [readers[0], _scheduler(subjects), *readers[1:]] + [
+        _agent(subjects, agent) for agent in agents
     ]
-    return found + [_agent(subjects, agent) for agent in agents]
 
 
 def _list(items: Iterable[str]) -> str:

@@ -22,6 +22,8 @@ from events.subjects import DEFAULT_PREFIX
 
 DEFAULT_DATA_DIR: Final = "./ffrtmp-data"
 DEFAULT_NATS_PORT: Final = 4222
+LOOPBACK: Final = "127.0.0.1"
+_ANY: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- recognised, not bound
 AGENT_PREFIX: Final = "local"
 """Local agents are ``local-1`` … ``local-N``."""
 AGENT_HEARTBEAT_S: Final = 1.0
@@ -51,6 +53,8 @@ class FarmSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How long each group of children may take to stop before it is killed."""
     media_roots: tuple[str, ...] = ()
     """Directories the local agents may read and write files under (none: anywhere)."""
+    host: str = LOOPBACK
+    """Where NATS, the exporter and the agents' health ports listen: this machine only."""
 
 
 class Layout(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,14 +107,19 @@ class Child(msgspec.Struct, frozen=True, kw_only=True):
     """The HTTP port it serves (the exporter's metrics, an agent's health), if any."""
 
 
+def reach(settings: FarmSettings) -> str:
+    """The address to connect to: the one listened on, or loopback when that is every one."""
+    return LOOPBACK if settings.host in _ANY else settings.host
+
+
 def nats_url(settings: FarmSettings) -> str:
     """Where every child and the user connect."""
-    return f"nats://127.0.0.1:{settings.nats_port}"
+    return f"nats://{reach(settings)}:{settings.nats_port}"
 
 
 def metrics_url(settings: FarmSettings) -> str:
     """The exporter's metrics."""
-    return f"http://127.0.0.1:{settings.metrics_port}/metrics"
+    return f"http://{reach(settings)}:{settings.metrics_port}/metrics"
 
 
 def agent_names(count: int) -> list[str]:
@@ -128,7 +137,8 @@ def agent_argv(
     """
     return (
         "agent", "run", "--nats", nats_url(settings), "--prefix", settings.prefix,
-        "--id", agent, "--health-port", str(health_port), "--work-dir", layout.agent_dir(agent),
+        "--id", agent, "--health-port", str(health_port), "--health-host", settings.host,
+        "--work-dir", layout.agent_dir(agent),
         "--heartbeat-s", f"{AGENT_HEARTBEAT_S:g}", "--drain-grace-s",
         f"{settings.stop_timeout_s / 2:g}",
         *(arg for root in settings.media_roots for arg in ("--media-root", root)),
@@ -147,7 +157,10 @@ def plan(settings: FarmSettings, layout: Layout, cli: tuple[str, ...]) -> list[C
     """Every child, in start order; ``cli`` is how to run ``ffrtmp`` (e.g. python -m ffrtmp.cli)."""
     url, prefix = nats_url(settings), settings.prefix
     common = ("--nats", url, "--prefix", prefix)
-    exporter_flags = ("--metrics-port", str(settings.metrics_port), "--data-dir", layout.exporter)
+    exporter_flags = (
+        *("--metrics-port", str(settings.metrics_port), "--host", settings.host),
+        *("--data-dir", layout.exporter),
+    )
     children = [
         Child(name="scheduler", role=Role.SCHEDULER, argv=(*cli, "scheduler", "run", *common)),
         Child(

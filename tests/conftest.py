@@ -18,7 +18,7 @@ from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer, NatsSettings, find_binary, free_port
-from tests.farm import Farm
+from tests.farm import FAST, Farm
 from tests.receivers import http_server, rtmp_server, srt_listener  # noqa: F401 - fixtures
 
 
@@ -78,7 +78,9 @@ async def jetstream_store(
     nats_server: NatsServer, prefix: str
 ) -> AsyncIterator[JetStreamEventStore]:
     """A JetStream event store under this test's prefix, its streams created."""
-    store = await JetStreamEventStore.connect(nats_server.url, Subjects(prefix), ensure=True)
+    store = await JetStreamEventStore.connect(
+        nats_server.url, Subjects(prefix), ensure=True, lease_ttl_s=FAST.lease_ttl_s
+    )
     async with store:
         yield store
 

@@ -174,7 +174,9 @@ async def _run(settings: ChaosSettings, root: Path) -> ChaosReport:
     await farm.start()
     try:
         subjects = Subjects(farm.settings.prefix)
-        store = await JetStreamEventStore.connect(farm.url, subjects, ensure=True)
+        store = await JetStreamEventStore.connect(
+            farm.url, subjects, ensure=True, lease_ttl_s=farm.settings.lease_ttl_s
+        )
         async with store:
             farm.start_children()
             submitter, killer = await _load(farm, store, settings)

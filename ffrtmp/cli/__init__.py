@@ -13,12 +13,14 @@ import typer
 
 from events.errors import FfrtmpError
 from ffrtmp import __version__
+from ffrtmp.cli import connflags
 from ffrtmp.cli.lazy import LazyGroup
 
 app = typer.Typer(
     name="ffrtmp",
     cls=LazyGroup,  # each command's module is imported when that command runs
-    help="Schedule FFmpeg transcoding and streaming jobs across a farm, on NATS JetStream.",
+    help="Schedule FFmpeg transcoding and streaming jobs across a farm, on NATS JetStream.\n\n"
+    + connflags.HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -71,6 +73,7 @@ def main() -> None:
     if debug:
         sys.argv.remove("--debug")
     try:
+        sys.argv[1:] = connflags.take(sys.argv[1:])
         app()  # usage errors, --help and Ctrl-C are handled by typer, which exits itself
     except FfrtmpError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Annotated, Final
 
@@ -16,21 +15,17 @@ import msgspec
 import typer
 
 from events.jetstream import JetStreamEventStore
-from events.subjects import DEFAULT_PREFIX, Subjects
 from ffrtmp.check.invariants import DEFAULT_GRACE_S, CheckSettings, Report
 from ffrtmp.check.projection import check_projection
 from ffrtmp.check.read import check_store
-from ffrtmp.cli.common import Output
+from ffrtmp.cli.common import NatsOpt, Output, PrefixOpt, Target, explained, target
 
 EXIT_VIOLATIONS: Final = 3
-NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
 
 
 def command(
-    nats_url: Annotated[
-        str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
-    ] = NATS_URL,
-    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
     output: Annotated[
         Output, typer.Option(help="table: one line per violation; json: the report.")
     ] = Output.TABLE,
@@ -50,9 +45,10 @@ def command(
     Example: ffrtmp check --nats nats://127.0.0.1:4222 --output json --db farm-copy.duckdb
     """
     logging.basicConfig(level=logging.ERROR)  # nats-py's reconnect chatter is not the answer
-    subjects = Subjects(prefix)
+    where = target(nats, prefix, None)
     settings = CheckSettings(grace_s=grace_s, quiescent=quiescent)
-    report = asyncio.run(_check(nats_url, subjects, settings, db))
+    with explained():
+        report = asyncio.run(_check(where, settings, db))
     if output is Output.JSON:
         typer.echo(msgspec.json.encode(report).decode())
     else:
@@ -61,11 +57,11 @@ def command(
         raise typer.Exit(EXIT_VIOLATIONS)
 
 
-async def _check(url: str, subjects: Subjects, settings: CheckSettings, db: Path | None) -> Report:
-    async with await JetStreamEventStore.connect(url, subjects) as store:
+async def _check(where: Target, settings: CheckSettings, db: Path | None) -> Report:
+    async with await JetStreamEventStore.connect(where.nats or where.url, where.subjects) as store:
         report = await check_store(store, settings)
         if db is not None:
-            report.violations += await check_projection(store.nc, db, subjects.prefix)
+            report.violations += await check_projection(store.nc, db, where.subjects.prefix)
         return report
 
 

@@ -1,13 +1,8 @@
 """What every operator command shares: where the farm is, how to print, how to fail.
 
-Settings come, highest first, from the command line (``--nats``, ``--prefix``, ``--output``),
-the environment (``FFRTMP_NATS_URL``, ``FFRTMP_PREFIX``, ``FFRTMP_OUTPUT``), a TOML config file
-(``$FFRTMP_CONFIG``, else ``$XDG_CONFIG_HOME/ffrtmp/config.toml``, else
-``~/.config/ffrtmp/config.toml``), and the defaults below::
-
-    nats = "nats://127.0.0.1:4222"
-    prefix = "ffrtmp"
-    output = "table"          # or "json"
+Settings come, highest first, from the command line (``--nats``, ``--prefix``, ``--output``
+and the connection flags of ``connflags``), the environment, a TOML config file, and the
+defaults: ``ffrtmp.config`` resolves them, the same way for every command.
 
 Exit codes (documented in the README): 0 done; 1 an error ffrtmp explains in one line (bad
 input, unknown id, NATS unreachable, a command the job refused); 2 a usage error; 3 the job
@@ -24,11 +19,8 @@ import os
 import re
 import sys
 import time
-import tomllib
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from datetime import UTC, datetime
-from enum import StrEnum
-from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
@@ -39,10 +31,14 @@ from rich.console import Console
 
 from events.codec import encode
 from events.commands import VERBS, AgentCommandBase, OperatorCommandBase, check_command
+from events.connection import DEFAULT_URL, NatsOptions
 from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
 from events.ids import new_id
 from events.jetstream import JetStreamEventStore
-from events.subjects import DEFAULT_PREFIX, MSG_ID, Subjects
+from events.subjects import MSG_ID, Subjects
+from ffrtmp.cli import connflags
+from ffrtmp.config import Output as Output  # noqa: PLC0414 -- re-exported for the commands
+from ffrtmp.config import nats_options, resolve
 
 EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
@@ -50,57 +46,18 @@ EXIT_FAILED: Final = 3
 EXIT_CANCELED: Final = 4  # canceled or rejected: it will not run unless retried
 EXIT_WAITING: Final = 5
 EXIT_INTERRUPTED: Final = 130
-DEFAULT_NATS: Final = "nats://127.0.0.1:4222"
+DEFAULT_NATS: Final = DEFAULT_URL
 UP_HINT: Final = "is the farm running? Start one with `ffrtmp up`, or point --nats at it"
 
 
-class Output(StrEnum):
-    """How a command prints: a table for people, JSON (stable, see docs/api.md) for programs."""
-
-    TABLE = "table"
-    JSON = "json"
-
-
-class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """The config file's settings; a key it does not know is an error, not a silent typo."""
-
-    nats: str = DEFAULT_NATS
-    prefix: str = DEFAULT_PREFIX
-    output: Output = Output.TABLE
-
-
-def config_path() -> Path:
-    """Where the config file is looked for."""
-    explicit = os.environ.get("FFRTMP_CONFIG")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "ffrtmp" / "config.toml"
-
-
-def load_config(path: Path | None = None) -> Config:
-    """The config file's settings, or the defaults when there is none."""
-    path = path or config_path()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        if os.environ.get("FFRTMP_CONFIG"):
-            raise InvalidSpec("FFRTMP_CONFIG", f"{path} does not exist") from None
-        return Config()
-    except OSError as exc:
-        raise InvalidSpec("config", f"cannot read {path}: {exc.strerror}") from exc
-    try:
-        return msgspec.convert(tomllib.loads(raw.decode()), Config)
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, msgspec.ValidationError) as exc:
-        raise InvalidSpec("config", f"{path}: {exc}") from exc
-
-
 class Target(msgspec.Struct, frozen=True):
-    """Where one command acts and how it prints."""
+    """Where one command acts and how it prints; ``url`` is for messages (password hidden)."""
 
     url: str
     subjects: Subjects
     output: Output
+    nats: NatsOptions | None = None
+    """How to connect (credentials, TLS); None: ``url`` as it is."""
 
     @property
     def json(self) -> bool:
@@ -126,11 +83,10 @@ OutputOpt = Annotated[
 
 def target(nats: str | None, prefix: str | None, output: Output | None) -> Target:
     """The settings after flags, environment and config file have had their say."""
-    config = load_config()
+    config = resolve({"nats": nats, "prefix": prefix, "output": output, **connflags.given()})
+    options = nats_options(config)
     return Target(
-        url=nats or config.nats,
-        subjects=Subjects(prefix or config.prefix),
-        output=output or config.output,
+        url=options.shown, subjects=Subjects(config.prefix), output=config.output, nats=options
     )
 
 
@@ -202,9 +158,9 @@ class Conn:
 async def connect(where: Target) -> AsyncIterator[Conn]:
     """Connect to the farm; unreachable is one line naming the URL and what to do."""
     try:
-        store = await JetStreamEventStore.connect(where.url, where.subjects)
+        store = await JetStreamEventStore.connect(where.nats or where.url, where.subjects)
     except StoreUnavailable as exc:
-        if "does not exist" in exc.hint:
+        if "connection refused" not in exc.hint:
             raise
         raise StoreUnavailable(where.url, UP_HINT) from exc
     async with store:

@@ -10,28 +10,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from events.connection import redact_logs
 from events.jetstream import JetStreamEventStore
-from events.subjects import DEFAULT_PREFIX, Subjects
+from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
 from ffrtmp.exporter.service import Exporter, ExporterSettings
 
 app = typer.Typer(help="The Prometheus exporter: the log's counters and the workers' telemetry.")
 
-NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
-
 
 @app.command()
 def run(
-    nats_url: Annotated[
-        str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
-    ] = NATS_URL,
-    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
     port: Annotated[
         int,
         typer.Option("--metrics-port", "--port", help="HTTP port of /metrics (--port: the same)."),
@@ -47,7 +43,7 @@ def run(
 
     Example: ffrtmp exporter run --metrics-port 9090 --nats nats://127.0.0.1:4222
     """
-    subjects = Subjects(prefix)
+    where = target(nats, prefix, None)
     settings = ExporterSettings(
         host=host, port=port, data_dir=None if data_dir is None else str(data_dir)
     )
@@ -55,11 +51,14 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(_run(nats_url, subjects, settings))
+    redact_logs()
+    with explained():
+        asyncio.run(_run(where, settings))
 
 
-async def _run(url: str, subjects: Subjects, settings: ExporterSettings) -> None:
-    store = await JetStreamEventStore.connect(url, subjects)
+async def _run(where: Target, settings: ExporterSettings) -> None:
+    subjects = where.subjects
+    store = await JetStreamEventStore.connect(where.nats or where.url, subjects)
     async with store:
         exporter = Exporter(store, settings)
         task = asyncio.create_task(exporter.run())
@@ -69,8 +68,8 @@ async def _run(url: str, subjects: Subjects, settings: ExporterSettings) -> None
         listening = asyncio.create_task(exporter.listening.wait())
         await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
         if exporter.listening.is_set():
-            where = f"http://{settings.host}:{exporter.port}/metrics"
-            typer.echo(f"exporter on {url} (prefix {subjects.prefix}): {where}")
+            metrics = f"http://{settings.host}:{exporter.port}/metrics"
+            typer.echo(f"exporter on {where.url} (prefix {subjects.prefix}): {metrics}")
         listening.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

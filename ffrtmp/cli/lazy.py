@@ -73,6 +73,9 @@ COMMANDS: Final = (
     ),
     LazyCommand("auth", _CLI + "auth", "app", "NATS users and permissions per role."),
     LazyCommand(
+        "streams", _CLI + "streams", "app", "The farm's streams and buckets: the setup step."
+    ),
+    LazyCommand(
         "scheduler",
         _CLI + "scheduler",
         "app",

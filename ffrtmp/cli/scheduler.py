@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import uuid
-from collections.abc import Awaitable
 from typing import Annotated
 
 import typer
 
+from events.connection import redact_logs
 from events.jetstream import JetStreamEventStore
-from events.subjects import DEFAULT_PREFIX, Subjects
+from events.streams import DEFAULT_LEASE_TTL_S, require_streams
+from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 from ffrtmp.scheduler.session import run_connected
@@ -28,15 +28,11 @@ from ffrtmp.scheduler.timers import TimerSettings
 
 app = typer.Typer(help="The scheduler: commands in; assignments, rejections, retries out.")
 
-NATS_URL = os.environ.get("FFRTMP_NATS_URL", "nats://127.0.0.1:4222")
-
 
 @app.command()
 def run(
-    nats_url: Annotated[
-        str, typer.Option("--nats", help="NATS URL (or FFRTMP_NATS_URL).")
-    ] = NATS_URL,
-    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
     name: Annotated[str, typer.Option(help="This process's name in the lease.")] = "",
     heartbeat_s: Annotated[float, typer.Option(help="How often agents heartbeat.")] = 5.0,
     agent_lost_after_s: Annotated[
@@ -53,8 +49,9 @@ def run(
         int, typer.Option(help="Failures in a row (while others succeed) that quarantine.")
     ] = 3,
     lease_ttl_s: Annotated[
-        float, typer.Option(help="Lease time: a standby takes over this long after a crash.")
-    ] = 5.0,
+        float,
+        typer.Option(help="Expected lease time; the lease bucket's (`streams create`) wins."),
+    ] = DEFAULT_LEASE_TTL_S,
     snapshot_every_s: Annotated[float, typer.Option(help="Seconds between snapshots.")] = 30.0,
     ack_wait_s: Annotated[
         float, typer.Option(help="A command a dead leader took returns after this long.")
@@ -65,7 +62,7 @@ def run(
 
     Example: ffrtmp scheduler run --nats nats://127.0.0.1:4222
     """
-    subjects = Subjects(prefix)
+    where = target(nats, prefix, None)
     timers = TimerSettings(
         heartbeat_s=heartbeat_s,
         agent_lost_after_s=agent_lost_after_s,
@@ -83,17 +80,27 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(_run(nats_url, subjects, settings, name))
+    redact_logs()
+    with explained():
+        asyncio.run(_run(where, settings, name))
 
 
-async def _run(url: str, subjects: Subjects, settings: ServiceSettings, name: str) -> None:
+async def _run(where: Target, settings: ServiceSettings, name: str) -> None:
+    subjects = where.subjects
     name = name or f"sched-{uuid.uuid4().hex[:8]}"
+    needed = (subjects.commands_stream, subjects.work_stream, subjects.heartbeat_stream)
 
-    def connect() -> Awaitable[JetStreamEventStore]:
-        return JetStreamEventStore.connect(url, subjects, ensure=True)
+    async def connect() -> JetStreamEventStore:
+        store = await JetStreamEventStore.connect(where.nats or where.url, subjects)
+        try:
+            await require_streams(store.nc.jetstream(), needed)  # the setup made them, or say so
+        except BaseException:
+            await store.close()
+            raise
+        return store
 
     def started(scheduler: Scheduler) -> None:
-        typer.echo(f"scheduler {scheduler.name} on {url} (prefix {subjects.prefix})")
+        typer.echo(f"scheduler {scheduler.name} on {where.url} (prefix {subjects.prefix})")
 
     await (await connect()).close()  # an unreachable server at start: one line, no retry loop
     task = asyncio.create_task(run_connected(connect, settings, name, started=started))

@@ -40,6 +40,7 @@ from ffrtmp.cli.dashboard import Watcher, render, transitions
 from ffrtmp.cli.probes import http_ok, projector_answers, scheduler_leads
 from ffrtmp.farm import (
     DEFAULT_DATA_DIR,
+    LOOPBACK,
     FarmSettings,
     Layout,
     Role,
@@ -53,7 +54,8 @@ from ffrtmp.restart import NO_RESTART, GiveUp, Restart, RestartPolicy
 from ffrtmp.scrape_targets import agent_ports, write_targets
 from ffrtmp.supervisor import Exit, Restarted, Supervisor
 
-CLI: Final = (sys.executable, "-m", "ffrtmp.cli")
+CLI: Final = (sys.executable, "-P", "-m", "ffrtmp.cli")
+"""The children run the installed ffrtmp: ``-P`` keeps the current directory off sys.path."""
 REFRESH_S: Final = 1.0
 PROBE_S: Final = 0.25
 
@@ -68,7 +70,9 @@ class Farm:
         self.settings, self.layout = settings, layout
         self.subjects = Subjects(settings.prefix)
         self.nats = NatsServer(
-            NatsSettings(port=settings.nats_port, store_dir=layout.nats, http_port=None)
+            NatsSettings(
+                port=settings.nats_port, store_dir=layout.nats, http_port=None, host=settings.host
+            )
         )
         self.children = plan(settings, layout, CLI)
         self.supervisor = Supervisor(self.children, Path(layout.logs), dict(os.environ), policy)
@@ -283,6 +287,13 @@ def command(
             show_default=False,
         ),
     ] = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Where NATS, the exporter and the agents listen; 0.0.0.0 opens the farm, "
+            "which has no auth, to the network."
+        ),
+    ] = LOOPBACK,
     prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="Live view on a terminal, or a plain log.")
@@ -320,6 +331,7 @@ def command(
             agent_ports=agent_ports(agents, agent_port_base, free_port),
             stop_timeout_s=stop_timeout_s,
             media_roots=media_roots(media_root or []),
+            host=host,
         )
         farm = Farm(settings, Layout.under(settings.data_dir), None if restart else NO_RESTART)
         farm.nats.refuse_stale()

@@ -30,20 +30,21 @@ import time
 from typing import Final
 
 import msgspec
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.client import JetStreamContext
 from nats.js.errors import (
     APIError,
+    BucketNotFoundError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
+    NotFoundError,
 )
 from nats.js.kv import KeyValue
 
 from events import subjects as wire
 from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
-from events.streams import ERR_STREAM_NAME_IN_USE
+from events.streams import SETUP_HINT
 from events.subjects import Subjects
-from ffrtmp.scheduler.natsboundary import jetstream_boundary, log_replicas
+from ffrtmp.scheduler.natsboundary import jetstream_boundary
 
 _log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ _CONFLICTS: Final = frozenset({wire.ERR_WRONG_LAST_SEQUENCE, wire.ERR_WRONG_LAST
 
 def lease_bucket(subjects: Subjects) -> str:
     """``<PREFIX>_SCHEDULER_LEASE``: the KV bucket of the lease, one per prefix."""
-    return f"{subjects.prefix.upper().replace('-', '_')}_SCHEDULER_LEASE"
+    return subjects.lease_bucket
 
 
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,7 +77,7 @@ class Lease:
     def __init__(
         self, js: JetStreamContext, subjects: Subjects, holder: str, *, ttl_s: float = 5.0
     ) -> None:
-        """Name the candidate; ``ttl_s`` is the lease time used if this creates the bucket."""
+        """Name the candidate; ``ttl_s`` is the lease time it expects (the bucket's wins)."""
         if not ttl_s > 0:
             raise InvalidSpec("lease ttl", f"{ttl_s} s: use a positive number of seconds")
         self._js = js
@@ -100,23 +101,15 @@ class Lease:
         return self._ttl
 
     async def open(self) -> None:
-        """Create the bucket (history 1, max age ttl), or bind it and adopt its ttl."""
+        """Bind the bucket the setup step made and adopt its ttl; missing: one line."""
         with self._boundary("open"):
-            config = KeyValueConfig(
-                bucket=self._bucket,
-                description="ffrtmp scheduler leader lease",
-                history=1,
-                ttl=self._ttl,
-                storage=StorageType.FILE,
-                replicas=await log_replicas(self._js, self._subjects),
-            )
             try:
-                self._kv = await self._js.create_key_value(config)
-            except APIError as exc:
-                if exc.err_code != ERR_STREAM_NAME_IN_USE:
-                    raise
                 self._kv = await self._js.key_value(self._bucket)
-                self._adopt_ttl((await self._kv.status()).ttl)
+            except (BucketNotFoundError, NotFoundError):
+                raise FfrtmpError(
+                    f"lease bucket {self._bucket} does not exist: {SETUP_HINT}"
+                ) from None
+            self._adopt_ttl((await self._kv.status()).ttl)
 
     async def try_acquire(self) -> bool:
         """Take the lease if it is free, renew it if ours; False while someone else holds it."""
@@ -215,7 +208,7 @@ class Lease:
         if not ttl:
             raise FfrtmpError(
                 f"lease bucket {self._bucket} has no max age, so a dead leader would hold it "
-                f"forever: delete it (`nats kv del {self._bucket}`) and it is recreated"
+                f"forever: delete it (`nats kv del {self._bucket}`) and run `ffrtmp streams create`"
             )
         if not math.isclose(ttl, self._ttl, rel_tol=1e-6):
             _log.warning(

@@ -12,31 +12,19 @@ from collections.abc import Iterator
 
 from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
+from nats.js.errors import APIError, ServiceUnavailableError
 
 from events.errors import FfrtmpError, StoreUnavailable
-from events.subjects import Subjects
+from events.redact import redact
 
 NO_JETSTREAM = "the server has no JetStream: run `ffrtmp server` (or nats-server -js)"
-
-
-async def log_replicas(js: JetStreamContext, subjects: Subjects) -> int:
-    """The events stream's replica count, which the lease and the snapshots use too.
-
-    They then survive whatever node loss the log survives (R3 in a cluster, R1 on one server).
-    """
-    try:
-        info = await js.stream_info(subjects.events_stream)
-    except NotFoundError:
-        return 1  # no log yet (a lease or snapshot store on its own)
-    return int(info.config.num_replicas or 1)
 
 
 def client_url(js: JetStreamContext) -> str:
     """The URL the context's client is connected to, to name what failed."""
     # nats-py keeps a JetStreamContext's client private; its URL names what failed.
     url = js._nc.connected_url  # noqa: SLF001
-    return str(url.geturl()) if url else "?"
+    return redact(str(url.geturl())) if url else "?"
 
 
 @contextlib.contextmanager

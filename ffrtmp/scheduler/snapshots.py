@@ -36,15 +36,15 @@ from collections.abc import Iterator
 from typing import Final, Literal
 
 import msgspec
-from nats.js.api import ObjectInfo, ObjectMeta, ObjectMetaOptions, StorageType
+from nats.js.api import ObjectInfo, ObjectMeta, ObjectMetaOptions
 from nats.js.client import JetStreamContext
-from nats.js.errors import APIError, BadObjectMetaError, NotFoundError
+from nats.js.errors import BadObjectMetaError, BucketNotFoundError, NotFoundError
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_STREAM_TEMPLATE, ObjectStore
 
 from events.errors import FfrtmpError
-from events.streams import ERR_STREAM_NAME_IN_USE
+from events.streams import SETUP_HINT
 from events.subjects import Subjects
-from ffrtmp.scheduler.natsboundary import jetstream_boundary, log_replicas
+from ffrtmp.scheduler.natsboundary import jetstream_boundary
 
 _log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ _DIGEST_PREFIX: Final = "SHA-256="
 
 def snapshot_bucket(subjects: Subjects) -> str:
     """``<PREFIX>_SNAPSHOTS``: the object store bucket of the snapshots, one per prefix."""
-    return f"{subjects.prefix.upper().replace('-', '_')}_SNAPSHOTS"
+    return subjects.snapshot_bucket
 
 
 class Snapshot(msgspec.Struct, frozen=True):
@@ -100,19 +100,14 @@ class SnapshotStore:
         self._obs: ObjectStore | None = None
 
     async def open(self) -> None:
-        """Create the bucket (file storage), or bind it if it exists."""
+        """Bind the bucket the setup step made; missing: one line naming the step."""
         with self._boundary("open"):
             try:
-                self._obs = await self._js.create_object_store(
-                    self._bucket,
-                    description="ffrtmp scheduler snapshots",
-                    storage=StorageType.FILE,
-                    replicas=await log_replicas(self._js, self._subjects),
-                )
-            except APIError as exc:
-                if exc.err_code != ERR_STREAM_NAME_IN_USE:
-                    raise
                 self._obs = await self._js.object_store(self._bucket)
+            except (BucketNotFoundError, NotFoundError):
+                raise FfrtmpError(
+                    f"snapshot bucket {self._bucket} does not exist: {SETUP_HINT}"
+                ) from None
 
     async def save(self, snapshot: Snapshot) -> int:
         """Replace the stored snapshot with this one; the bytes written."""

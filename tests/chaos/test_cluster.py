@@ -127,7 +127,7 @@ async def test_killing_two_nodes_in_turn_loses_no_acknowledged_event(tmp_path: P
     async with NatsCluster(ClusterSettings(root=str(tmp_path))) as cluster:
         admin = await nats.connect(cluster.urls)
         for subjects in (FARM, WRITES):
-            await ensure_streams(admin, subjects, replicas=3)
+            await ensure_streams(admin, subjects, replicas=3, lease_ttl_s=SETTINGS.lease_ttl_s)
         store = await JetStreamEventStore.connect(cluster.url, FARM, timeout_s=2.0)
         writes = await JetStreamEventStore.connect(cluster.url, WRITES, timeout_s=2.0)
         farm = Farm(store)

@@ -56,6 +56,16 @@ def ffrtmp(argv: list[str]) -> list[str]:
     return [str(Path(sys.executable).parent / "ffrtmp"), *argv[1:]]
 
 
+def decoy_package(cwd: Path) -> Path:
+    """A folder ``ffrtmp`` in ``cwd`` whose import leaves a mark: what ``python -m`` would load."""
+    (cwd / "ffrtmp" / "cli").mkdir(parents=True)
+    mark = cwd / "decoy-imported"
+    code = f"open({str(mark)!r}, 'a').write('imported\\n')\nraise SystemExit('decoy')\n"
+    (cwd / "ffrtmp" / "__init__.py").write_text(code)
+    (cwd / "ffrtmp" / "cli" / "__init__.py").write_text(code)
+    return mark
+
+
 class Up:
     """The running ``ffrtmp up`` and how to talk to it."""
 
@@ -63,6 +73,7 @@ class Up:
         self.nats_port, self.metrics_port = free_port(), free_port()
         self.data_dir = tmp / "farm-data"
         self.out_path = tmp / "up.out"
+        self.decoy = decoy_package(tmp / "cwd")  # started where a folder named ffrtmp lies
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")},
             "FFRTMP_NATS_URL": self.url,
@@ -76,7 +87,7 @@ class Up:
         ]  # fmt: skip
         self.out = self.out_path.open("wb")
         self.proc = subprocess.Popen(  # noqa: S603 -- the README's command
-            argv, stdout=self.out, stderr=subprocess.STDOUT, env=self.env
+            argv, stdout=self.out, stderr=subprocess.STDOUT, env=self.env, cwd=tmp / "cwd"
         )
 
     @property
@@ -150,6 +161,20 @@ def test_up_says_where_everything_is_and_every_component_answers(up: Up) -> None
     with urllib.request.urlopen(metrics_url, timeout=5) as reply:
         assert "ffrtmp_nodes" in reply.read().decode()
     assert (up.data_dir / "projector.duckdb").exists()
+
+
+def test_children_run_the_installed_package_and_listen_on_loopback_only(up: Up) -> None:
+    """A folder named ffrtmp where up started is never imported; no port is open to the network."""
+    assert not up.decoy.exists(), up.decoy.read_text()
+    listening = {
+        (conn.laddr.ip, conn.laddr.port)
+        for proc in [psutil.Process(up.proc.pid), *up.descendants()]
+        for conn in proc.net_connections(kind="inet")
+        if conn.status == psutil.CONN_LISTEN
+    }
+    assert up.nats_port in {port for _, port in listening}
+    assert up.metrics_port in {port for _, port in listening}
+    assert {ip for ip, _ in listening} == {"127.0.0.1"}, listening
 
 
 def test_a_job_submitted_with_wait_completes_with_real_ffmpeg(up: Up) -> None:
@@ -255,10 +280,10 @@ def test_a_busy_nats_port_is_one_line_naming_the_flag(tmp_path: Path) -> None:
 
 
 def test_a_child_that_dies_at_start_stops_the_farm_with_its_last_words(tmp_path: Path) -> None:
-    """The projector refuses a missing config file: up says so in one line, exits 1, and stops."""
+    """A child refuses a missing config file: up says so in one line, exits 1, and stops."""
     require_nats_server()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
-    env["FFRTMP_CONFIG"] = str(tmp_path / "missing.toml")  # only the projector reads it
+    env["FFRTMP_CONFIG"] = str(tmp_path / "missing.toml")  # every child reads it
     port = free_port()
     argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
             "--nats-port", str(port), "--metrics-port", str(free_port()),
@@ -268,7 +293,7 @@ def test_a_child_that_dies_at_start_stops_the_farm_with_its_last_words(tmp_path:
     assert done.returncode == 1, out.decode() + err.decode()
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, err
-    assert "projector exited with code 1 at start" in lines[0]
+    assert re.search(r"(scheduler|projector|exporter) exited with code 1 at start", lines[0])
     assert "missing.toml" in lines[0]
     assert "Traceback" not in out.decode() + err.decode()
     assert _farm_processes(f"127.0.0.1:{port}", str(tmp_path)) == []

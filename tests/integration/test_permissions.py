@@ -21,6 +21,7 @@ from nats.errors import Error as NatsError
 
 from events.codec import encode
 from events.commands import SubmitJob
+from events.connection import inbox_for
 from events.errors import FfrtmpError, StoreUnavailable
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
@@ -92,6 +93,7 @@ async def _connect(server: NatsServer, user: str, seen: Seen | None = None) -> N
         allow_reconnect=False,
         max_reconnect_attempts=1,
         error_cb=(seen or Seen()).on_error,
+        inbox_prefix=inbox_for(user),  # each user may read its own replies only
     )
 
 
@@ -193,7 +195,8 @@ async def test_an_agent_reads_only_its_own_work(secured: NatsServer) -> None:
             f"$JS.API.STREAM.PURGE.{work}",
         ):
             await _denied_request(nc, seen, subject)
-        for subject in (SUBJECTS.work("a2"), SUBJECTS.all_heartbeats, SUBJECTS.all_events):
+        spied = ("_INBOX.>", "_INBOX.scheduler.>", "_INBOX.agent-a2.>", "_INBOX.operator.>")
+        for subject in (SUBJECTS.work("a2"), SUBJECTS.all_heartbeats, SUBJECTS.all_events, *spied):
             await nc.subscribe(subject)
             await nc.flush()
             await seen.violation("subscription", subject)

@@ -192,7 +192,9 @@ async def test_the_farm_resumes_after_the_nats_server_is_killed(
 ) -> None:
     """SIGKILL nats-server under a running farm; after its restart, work goes on unaided."""
     async with private_nats_server as server:
-        store = await JetStreamEventStore.connect(server.url, Subjects(prefix), ensure=True)
+        store = await JetStreamEventStore.connect(
+            server.url, Subjects(prefix), ensure=True, lease_ttl_s=1.5
+        )
         farm = Farm(store)
         try:
             await farm.agent("a1", slots=2)

@@ -13,6 +13,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.client import JetStreamContext
 
 from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
+from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer
 from ffrtmp.scheduler.lease import LEADER_KEY, Lease, lease_bucket
@@ -47,9 +48,14 @@ def candidate(connect: Connect, prefix: str) -> Candidate:
     """An opened lease for a holder id, on a connection of its own, under this test's prefix."""
 
     async def make(holder: str, ttl_s: float = 5.0) -> Lease:
-        lease = Lease((await connect()).jetstream(), Subjects(prefix), holder, ttl_s=ttl_s)
+        nc = await connect()
+        if not made:  # the setup step, once: processes only bind to the bucket
+            made.append(await ensure_streams(nc, Subjects(prefix)))
+        lease = Lease(nc.jetstream(), Subjects(prefix), holder, ttl_s=ttl_s)
         await lease.open()
         return lease
+
+    made: list[object] = []
 
     return make
 
@@ -180,6 +186,7 @@ async def test_open_adopts_the_ttl_of_an_existing_bucket(candidate: Candidate) -
 async def test_a_closed_connection_is_store_unavailable(connect: Connect, prefix: str) -> None:
     """NATS failures surface as our StoreUnavailable, not as nats-py errors."""
     nc = await connect()
+    await ensure_streams(nc, Subjects(prefix))
     lease = Lease(nc.jetstream(), Subjects(prefix), "a")
     await lease.open()
     assert await lease.try_acquire()
@@ -211,6 +218,12 @@ async def test_a_bucket_without_expiry_is_refused(connect: Connect, prefix: str)
     await js.create_key_value(bucket=lease_bucket(Subjects(prefix)), history=1)
     with pytest.raises(FfrtmpError, match="no max age"):
         await Lease(js, Subjects(prefix), "a").open()
+
+
+async def test_a_missing_bucket_names_the_setup_step(connect: Connect, prefix: str) -> None:
+    """The scheduler binds to the lease the setup made; without it, one line says what to run."""
+    with pytest.raises(FfrtmpError, match="ffrtmp streams create"):
+        await Lease((await connect()).jetstream(), Subjects(prefix), "a").open()
 
 
 def test_the_ttl_must_be_positive() -> None:

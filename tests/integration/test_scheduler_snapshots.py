@@ -13,6 +13,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE
 
+from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer
 from ffrtmp.scheduler.snapshots import (
@@ -43,6 +44,7 @@ def opened(nc: NatsClient, prefix: str) -> Opened:
     """An opened snapshot store, under this test's prefix unless another is given."""
 
     async def make(store_prefix: str = prefix) -> SnapshotStore:
+        await ensure_streams(nc, Subjects(store_prefix))  # the setup step makes the bucket
         store = SnapshotStore(nc.jetstream(), Subjects(store_prefix))
         await store.open()
         return store

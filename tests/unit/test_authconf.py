@@ -28,7 +28,23 @@ def test_an_agents_writes_name_only_itself() -> None:
     ]
     api = [s for s in agent.publish if not s.startswith("ffrtmp.")]
     assert all("a2" not in s for s in api)
-    assert agent.subscribe == ("_INBOX.>",)
+    assert agent.subscribe == ("_INBOX.agent-a1.>",)
+
+
+def test_each_user_subscribes_to_its_own_inbox_only() -> None:
+    """No user may read replies meant for another: every inbox permission names its user."""
+    for user in users(SUBJECTS, ["a1", "a2"]):
+        inboxes = [s for s in user.subscribe if s.startswith("_INBOX")]
+        assert inboxes == [f"_INBOX.{user.name}.>"], user.name
+        assert not [s for s in user.subscribe if s in {">", "_INBOX.>", "*"}], user.name
+
+
+def test_the_permissions_follow_the_prefix() -> None:
+    """Every farm subject a user is given carries the prefix: nothing is spelled out by hand."""
+    for user in users(Subjects("acme"), ["a1"]):
+        ours = [s for s in user.publish + user.subscribe if not s.startswith(("$", "_INBOX"))]
+        assert all(s.startswith("acme.") for s in ours), user.name
+        assert not [s for s in user.publish if "FFRTMP" in s or s.startswith("ffrtmp.")]
 
 
 def test_readers_publish_no_log_subject() -> None:
