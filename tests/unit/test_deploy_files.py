@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import typer
 
-from ffrtmp.cli import app
+from ffrtmp.cli import app, connflags
 from tests.deploy_files import DASHBOARDS, DEPLOY, ROOT, load_yaml
 
 IMAGE = "ffrtmp:latest"
@@ -30,7 +30,7 @@ def resolve(argv: list[str]) -> tuple[Any, list[str], str]:
     """The (click) command an argv names under ``ffrtmp``, its own arguments and its path."""
     command: Any = typer.main.get_command(app)
     path = ["ffrtmp"]
-    args = list(argv)
+    args = connflags.take(list(argv))  # as ffrtmp.cli.main does: the same on every command
     while hasattr(command, "commands") and args and not args[0].startswith("-"):
         name = args.pop(0)
         assert name in command.commands, f"`{' '.join([*path, name])}` is not a command"
