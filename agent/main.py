@@ -101,10 +101,10 @@ class AgentOptions(msgspec.Struct, frozen=True, kw_only=True):
 def run(
     nats_url: Annotated[
         str | None,
-        typer.Option("--nats", help="NATS URL [env FFRTMP_NATS_URL, else nats://127.0.0.1:4222]."),
+        typer.Option("--nats", help="NATS URL (env FFRTMP_NATS_URL, else nats://127.0.0.1:4222)."),
     ] = None,
     prefix: Annotated[
-        str | None, typer.Option(help="Subject and stream prefix [env FFRTMP_PREFIX; ffrtmp].")
+        str | None, typer.Option(help="Subject and stream prefix (env FFRTMP_PREFIX; ffrtmp).")
     ] = None,
     agent: Annotated[
         str, typer.Option("--id", help="Agent id (default: the host's short name).")

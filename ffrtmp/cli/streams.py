@@ -29,8 +29,8 @@ Replicas = Annotated[
     typer.Option(
         min=1,
         max=5,
-        help="Replicas of every stream and bucket (3 in a cluster) [env FFRTMP_REPLICAS; "
-        "default: keep, or 1 for new ones].",
+        help="Replicas of every stream and bucket (3 in a cluster; env FFRTMP_REPLICAS; "
+        "default: keep, or 1 for new ones).",
     ),
 ]
 
