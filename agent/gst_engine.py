@@ -1,23 +1,24 @@
 """``GstEngine``: the second engine, one ``gst-launch-1.0 -e`` process per attempt.
 
 ``start`` runs the same checks as FFmpeg's engine (``agent.preflight``), refuses a job its
-GStreamer cannot express or lacks elements for, asks FFmpeg whether a file or URL input has
-audio (a muxer pad that never gets data would hang the pipeline), builds the pipeline
-(``agent.gst_pipeline``) and starts it in its own process group at a lower priority
-(``agent.child``), steered like FFmpeg (``agent.steering``). Each frame the progress element
-passes becomes live progress (``agent.gst_output``); a file or URL input is ended at the job's
-duration by SIGINT, which ``-e`` turns into a clean end of stream. Cancel sends SIGINT, then
-SIGTERM, then SIGKILL. A non-zero exit is classified from gst-launch's error lines.
+GStreamer cannot express or lacks elements for, opens a file or http(s) input once
+(``agent.inputprobe``) to learn whether it has audio (a muxer pad that never gets data would
+hang the pipeline; a live source is not opened twice, and its video alone is encoded), builds
+the pipeline (``agent.gst_pipeline``) and starts it in its own process group at a lower
+priority (``agent.child``), steered like FFmpeg (``agent.steering``). A file output is written
+under a temporary name and published only on success (``agent.output``). Each frame the
+progress element passes becomes live progress (``agent.gst_output``); a file or URL input is
+ended at the job's duration by SIGINT, which ``-e`` turns into a clean end of stream. Cancel
+sends SIGINT, then SIGTERM, then SIGKILL. A non-zero exit is classified from gst-launch's
+error lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import shlex
 import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,11 +27,12 @@ from typing import Final
 
 import msgspec
 
-from agent import gst_output, gst_pipeline, outcome, preflight
+from agent import gst_output, gst_pipeline, inputprobe, outcome, preflight
 from agent.child import TAIL_BYTES, Child, Exit
 from agent.command import choose_preset
 from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.ffmpeg_engine import CANCEL_GRACE_S, DEFAULT_NICE
+from agent.output import discard, publish, temporary
 from agent.steering import Steering
 from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
@@ -41,8 +43,11 @@ from events.work import Dispatch
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_S: Final = 30.0
-_AUDIO_STREAM: Final = re.compile(rb"Stream #\d+:\d+.*: Audio:")
+# Inputs opened once before the encode to learn whether they carry audio: a muxer pad that
+# never gets data would hang the pipeline. Live sources are not opened twice (their only
+# connection); their video alone is encoded.
+PROBED: Final = frozenset({InputKind.FILE})
+PROBED_SCHEMES: Final = frozenset({"http", "https"})
 STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -61,17 +66,11 @@ class GstSettings(msgspec.Struct, frozen=True, kw_only=True):
     media_roots: tuple[str, ...] = ()  # file inputs and outputs must lie under one; () anywhere
 
 
-def has_audio(ffmpeg: str, location: str) -> bool:
-    """Whether FFmpeg finds an audio stream in the input; False when it cannot read it."""
-    argv = [ffmpeg, "-nostdin", "-hide_banner", "-i", location]
-    try:
-        done = subprocess.run(  # noqa: S603 - argv list of our own
-            argv, capture_output=True, timeout=PROBE_TIMEOUT_S, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        log.info("could not probe %s for audio: %s", location, exc)
-        return False
-    return _AUDIO_STREAM.search(done.stderr) is not None
+def _probed(location: str) -> bool:
+    kind = input_kind(location)
+    return kind in PROBED or (
+        kind is InputKind.URL and location.split("://", 1)[0].lower() in PROBED_SCHEMES
+    )
 
 
 def refusal(spec: JobSpec, elements: frozenset[str]) -> Failed | None:
@@ -107,15 +106,25 @@ class GstEngine:
         """Where the engine checks for room when the output is not a file."""
         return Path(self.settings.work_dir or tempfile.gettempdir())
 
-    def plan(self, dispatch: Dispatch, audio_in_input: bool) -> gst_pipeline.Plan:
+    def plan(
+        self, dispatch: Dispatch, audio_in_input: bool, write_to: Path | None = None
+    ) -> gst_pipeline.Plan:
         """The pipeline for this dispatch on this machine."""
         spec = dispatch.spec
         chosen = scenario(spec.scenario)
         preset = spec.preset or choose_preset(chosen.encoder, self.settings.cores)
         machine = gst_pipeline.Machine(elements=self.elements, preset=preset, gpu=dispatch.gpu)
         return gst_pipeline.build(
-            self.settings.launch, spec, machine, audio_in_input=audio_in_input
-        )
+            self.settings.launch, spec, machine, audio_in_input=audio_in_input,
+            write_to=None if write_to is None else str(write_to),
+        )  # fmt: skip
+
+    async def _audio(self, spec: JobSpec) -> bool | Failed:
+        """Whether the input carries audio the job keeps, or why it cannot be read."""
+        if not gst_pipeline.has_audio_path(spec) or not _probed(spec.input):
+            return False
+        info = await inputprobe.probe(self.settings.ffmpeg, spec.input)
+        return info if isinstance(info, Failed) else info.audio_codec is not None
 
     async def start(self, dispatch: Dispatch) -> GstExecution | Failed:
         """Start the attempt, or say why it cannot run."""
@@ -126,13 +135,10 @@ class GstEngine:
             refused = refused or refusal(spec, self.elements)
             if refused is not None:
                 return refused
-            audio = False
-            if (
-                gst_pipeline.has_audio_path(spec)
-                and input_kind(spec.input) is not InputKind.PATTERN
-            ):
-                audio = await asyncio.to_thread(has_audio, self.settings.ffmpeg, spec.input)
-            return GstExecution(self, dispatch, self.plan(dispatch, audio))
+            audio = await self._audio(spec)
+            if isinstance(audio, Failed):
+                return audio
+            return GstExecution(self, dispatch, audio)
         except InvalidSpec as exc:  # a scenario or scheme this agent's version does not know
             return Failed(reason=FailureReason.USER_ERROR, message=str(exc))
         except OSError as exc:
@@ -144,13 +150,16 @@ class GstEngine:
 class GstExecution:
     """One running attempt: a gst-launch pipeline from start to end of stream."""
 
-    def __init__(self, engine: GstEngine, dispatch: Dispatch, plan: gst_pipeline.Plan) -> None:
+    def __init__(self, engine: GstEngine, dispatch: Dispatch, audio_in_input: bool) -> None:
         """Start the pipeline now; ``wait`` follows it to its end."""
         self._engine = engine
         self._spec = dispatch.spec
         self._gpu = dispatch.gpu
         self._scenario: Scenario = scenario(dispatch.spec.scenario)
-        self.plan = plan
+        self._written: Path | None = None  # a file output's temporary name
+        if output_kind(self._spec.output) is OutputKind.FILE:
+            self._written = temporary(Path(self._spec.output), dispatch.job, dispatch.attempt)
+        self.plan = engine.plan(dispatch, audio_in_input, self._written)
         self._parser = gst_output.GstProgressParser()
         self._sample = gst_output.GstSample()
         self._cut = False
@@ -159,11 +168,11 @@ class GstExecution:
         self._energy_start = self._joules()
         settings = engine.settings
         self._steer: Steering | None = None
-        child = Child(plan.argv, self._on_line, niceness=settings.nice,
+        child = Child(self.plan.argv, self._on_line, niceness=settings.nice,
                       tail_bytes=settings.tail_bytes)  # fmt: skip
         self._steer = Steering(child, engine.clock)
         log.info("job %s attempt %d: GStreamer %d started: %s", dispatch.job, dispatch.attempt,
-                 child.pid, shlex.join(plan.argv))  # fmt: skip
+                 child.pid, shlex.join(self.plan.argv))  # fmt: skip
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     @property
@@ -260,6 +269,9 @@ class GstExecution:
         except Exception as exc:
             log.exception("attempt ended by an engine error")
             ending = Failed(reason=FailureReason.RUNTIME_ERROR, message=f"engine error: {exc}")
+        finally:
+            if self._written is not None:  # published by now when it succeeded
+                discard(self._written)
         self._ending = ending
         return ending
 
@@ -275,21 +287,26 @@ class GstExecution:
                 reason=FailureReason.USER_ERROR,
                 message="GStreamer ended without a frame: the input has no video stream",
             )
+        output_bytes = self._output_bytes()
+        if self._written is not None:
+            refused = publish(self._written, Path(self._spec.output), self._spec.overwrite)
+            if refused is not None:
+                return refused
         measured = outcome.Measured(
             wall_s=wall_s,
             frames=self.frames(),
             fps=self._scenario.fps,
             cpu_s=ended.cpu_s,
-            output_bytes=self._output_bytes(),
+            output_bytes=output_bytes,
             energy_j=_delta(self._energy_start, energy_end),
         )
         return Done(results=outcome.results(measured))
 
     def _output_bytes(self) -> int | None:
-        if output_kind(self._spec.output) is not OutputKind.FILE:
+        if self._written is None:
             return None
         try:
-            return Path(self._spec.output).stat().st_size
+            return self._written.stat().st_size
         except OSError:
             return None
 

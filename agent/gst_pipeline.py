@@ -278,7 +278,7 @@ def _video(spec: JobSpec, scen: Scenario, machine: Machine, live: bool) -> list[
     muxer = muxer_of(spec)
     tail = ["fakesink", "sync=false"] if muxer is None else ["queue", "!", "mux."]
     return [
-        "videoconvert", "!", "videoscale", "!", "videorate", "!", frame, "!",
+        "videoconvert", "!", "videoscale", "!", "videorate", "skip-to-first=true", "!", frame, "!",
         "identity", f"name={PROGRESS}", "silent=false", "!", *_window(spec, "video"),
         *encoder(scen, machine, live), "!", *_parsed(scen, muxer), "!", *tail,
     ]  # fmt: skip
@@ -306,7 +306,7 @@ def _audio(spec: JobSpec, machine: Machine, live: bool) -> list[str]:
     ]  # fmt: skip
 
 
-def _sink(spec: JobSpec) -> list[str]:
+def _sink(spec: JobSpec, write_to: str | None) -> list[str]:
     kind = output_kind(spec.output)
     muxer = muxer_of(spec)
     if muxer is None:
@@ -319,12 +319,22 @@ def _sink(spec: JobSpec) -> list[str]:
         props = ["alignment=7"]  # 7 TS packets, 1316 bytes: what one SRT live message holds
         sink = ["srtsink", f"uri={quote(spec.output)}", "sync=true"]
     else:
-        sink = ["filesink", f"location={quote(spec.output)}"]
+        sink = ["filesink", f"location={quote(write_to or spec.output)}"]
     return [muxer, "name=mux", *props, "!", *sink]
 
 
-def build(launch: str, spec: JobSpec, machine: Machine, *, audio_in_input: bool) -> Plan:
-    """The whole invocation; ``audio_in_input``: the file or URL has an audio stream."""
+def build(
+    launch: str,
+    spec: JobSpec,
+    machine: Machine,
+    *,
+    audio_in_input: bool,
+    write_to: str | None = None,
+) -> Plan:
+    """The whole invocation; ``audio_in_input``: the file or URL has an audio stream.
+
+    A file output is written to ``write_to`` (a temporary name beside it) when given.
+    """
     scen = scenario(spec.scenario)
     kind = input_kind(spec.input)
     live = output_kind(spec.output) in LIVE_SINKS
@@ -336,7 +346,7 @@ def build(launch: str, spec: JobSpec, machine: Machine, *, audio_in_input: bool)
         video_src = [*_decoded(spec), *cut(spec), "src.", "!", "queue", "!"]
     argv = [
         launch, "-e", "-v", *video_src, *_video(spec, scen, machine, live),
-        *(_audio(spec, machine, live) if audio else []), *_sink(spec),
+        *(_audio(spec, machine, live) if audio else []), *_sink(spec, write_to),
     ]  # fmt: skip
     return Plan(
         argv=tuple(argv),

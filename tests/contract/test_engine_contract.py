@@ -238,3 +238,50 @@ async def test_srt_push_reaches_the_listener(
     media = probe(srt_listener.wait_recorded())
     assert media.video_codec == "h264"
     assert media.frames == pytest.approx(60, abs=1)
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Files in ``directory`` (an attempt's temporary name starts with a dot)."""
+    return sorted(path.name for path in directory.iterdir())
+
+
+async def test_the_output_appears_only_when_the_encode_succeeds(
+    engine: AnyEngine, kind: Engine, tmp_path: Path
+) -> None:
+    """While encoding, only the attempt's temporary file exists; a cancel leaves nothing."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    execution = await started(engine, kind, duration_s=3600.0, output=str(out_dir / "a.mkv"))
+    assert leftovers(out_dir) == [".a.ffrtmp-j1-1.partial.mkv"]
+    await execution.cancel()
+    assert isinstance(await execution.wait(), Stopped)
+    assert leftovers(out_dir) == []
+
+
+async def test_a_killed_encoder_leaves_nothing(
+    engine: AnyEngine, kind: Engine, tmp_path: Path
+) -> None:
+    """The engine's process killed mid-encode: runtime_error, no file of either name."""
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    execution = await started(engine, kind, duration_s=3600.0, output=str(out_dir / "a.mp4"))
+    psutil.Process(execution.pid).kill()
+    ending = await execution.wait()
+    assert isinstance(ending, Failed), ending
+    assert ending.reason is FailureReason.RUNTIME_ERROR
+    assert leftovers(out_dir) == []
+
+
+async def test_an_existing_destination_is_kept_unless_overwrite(
+    engine: AnyEngine, kind: Engine, tmp_path: Path
+) -> None:
+    """Without overwrite the job is refused and the file keeps its bytes; with it, replaced."""
+    out = tmp_path / "a.mp4"
+    out.write_bytes(b"precious")
+    refused = await run(engine, kind, output=str(out))
+    assert isinstance(refused, Failed), refused
+    assert refused.reason is FailureReason.USER_ERROR
+    assert out.read_bytes() == b"precious"
+    replaced = await run(engine, kind, output=str(out), overwrite=True)
+    assert isinstance(replaced, Done), replaced
+    assert probe(out).frames == 30

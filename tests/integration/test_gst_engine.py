@@ -16,6 +16,7 @@ import pytest
 
 from agent.engine import Done, Ending, Failed
 from agent.gst_engine import GstEngine, GstExecution
+from agent.gst_pipeline import quote
 from events.enums import Engine, FailureReason
 from events.spec import JobSpec
 from events.work import Dispatch
@@ -131,7 +132,11 @@ async def test_the_log_starts_with_the_exact_pipeline(engine: GstEngine, tmp_pat
     first = execution.log_tail().decode().splitlines()[0]
     assert first.startswith("$ ")
     assert "gst-launch-1.0 -e -v videotestsrc" in first
-    argv = [arg.replace(str(output), str(tmp_path / "again.mp4")) for arg in shlex.split(first[2:])]
+    again_at = quote(str(tmp_path / "again.mp4"))
+    argv = [
+        f"location={again_at}" if arg.startswith("location=") else arg
+        for arg in shlex.split(first[2:])
+    ]
     again = await asyncio.to_thread(subprocess.run, argv, capture_output=True, timeout=60)
     assert again.returncode == 0, again.stderr[-400:]
     assert probe(tmp_path / "again.mp4").frames == 30
