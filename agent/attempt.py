@@ -35,8 +35,11 @@ from agent.report import JobWriter
 from agent.tally import AgentStats, AttemptKey, Journal
 from events.commands import Complete, ControlDone, Fail, Progress, Start
 from events.enums import ControlAction, FailureReason
-from events.errors import FfrtmpError, StoreUnavailable
+from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
 from events.job import AgentReport
+from events.policy import NO_BUDGET, time_budget_s
+from events.scenarios import scenario
+from events.spec import is_live
 from events.work import Control, Dispatch, RunningJob
 
 _log = logging.getLogger(__name__)
@@ -110,6 +113,23 @@ class Attempt:
             out_time_s=live.out_time_s,
             media_s=live.media_s,
         )
+
+    def budget_s(self) -> float:
+        """The dispatch's budget; without one, the default policy's for the media found, if any.
+
+        A whole input is dispatched without a budget (its length is unknown until the engine
+        opens it); once the engine knows it, the agent's backstop follows the same rule the
+        scheduler applies (with the default policy).
+        """
+        budget, found = self.dispatch.budget_s, self.live.media_s
+        if budget > 0 or found is None:
+            return budget
+        spec = self.dispatch.spec
+        try:
+            chosen = scenario(spec.scenario)
+        except InvalidSpec:
+            return NO_BUDGET
+        return time_budget_s(chosen, found, spec.engine, spec.timeout_s, paced=is_live(spec))
 
     def stopping(self) -> bool:
         """Whether the agent has decided to end the attempt."""
@@ -185,7 +205,7 @@ class Attempt:
     async def _watch(self, execution: Execution) -> None:
         """Read progress; report a milestone passed; enforce the budget."""
         self.live = execution.progress()
-        budget, grace = self.dispatch.budget_s, self.ctx.settings.budget_grace_s
+        budget, grace = self.budget_s(), self.ctx.settings.budget_grace_s
         if self.clock is not None and 0 < budget < self.clock.elapsed() - grace and not self.halted:
             message = f"over its budget of {budget:g} s of work; canceled by the agent"
             fail = self._fail(FailureReason.TIMEOUT, message)
@@ -284,7 +304,7 @@ class Attempt:
 
     def _outage_allowance(self) -> float:
         """How long a report may wait for the store: what is left of the budget, or the floor."""
-        settings, clock, budget = self.ctx.settings, self.clock, self.dispatch.budget_s
+        settings, clock, budget = self.ctx.settings, self.clock, self.budget_s()
         left = 0.0 if clock is None or budget <= 0 else budget - clock.elapsed()
         return max(settings.report_outage_s, left + settings.budget_grace_s)
 

@@ -30,7 +30,14 @@ import msgspec
 
 from events.media import parse_pattern
 from events.scenarios import Scenario
-from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
+from events.spec import (
+    InputKind,
+    JobSpec,
+    OutputKind,
+    input_kind,
+    output_kind,
+    planned_duration_s,
+)
 
 PROGRESS_PERIOD_S: Final = 0.5
 _LIVE: Final = frozenset({OutputKind.RTMP, OutputKind.SRT})
@@ -107,6 +114,12 @@ def input_args(spec: JobSpec, scen: Scenario, live: bool) -> list[str]:
         video = [*pace, "-f", "lavfi", "-i", pattern_source(spec.input, scen)]
         return [*video, *pace, "-f", "lavfi", "-i", SILENCE] if live else video
     return [*pace, "-i", spec.input]
+
+
+def duration_args(spec: JobSpec) -> list[str]:
+    """``-t`` with the seconds to encode; nothing for the whole input or an endless stream."""
+    planned = planned_duration_s(spec)
+    return [] if planned is None else ["-t", f"{planned:g}"]
 
 
 def video_filter(scen: Scenario) -> str:
@@ -243,7 +256,7 @@ def build(
     argv = [
         ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y",
         *input_args(spec, scen, live),
-        "-t", f"{spec.duration_s:g}",
+        *duration_args(spec),
         "-map", "0:v:0", *audio_args(spec, live, source_audio),
         "-vf", video_filter(scen),
         *encoder_args(scen, preset, gpu, live),

@@ -32,6 +32,7 @@ import msgspec
 from agent import command, inputprobe, outcome, preflight, quality
 from agent.child import TAIL_BYTES, Child, Exit
 from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
+from agent.inputheader import InputHeader, input_header, media_s
 from agent.logs import command_line
 from agent.output import discard, publish, temporary
 from agent.progress import ProgressParser, Sample, StallCounter, live
@@ -39,7 +40,14 @@ from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
 from events.errors import InvalidSpec
 from events.scenarios import Scenario, scenario
-from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
+from events.spec import (
+    InputKind,
+    JobSpec,
+    OutputKind,
+    input_kind,
+    output_kind,
+    planned_duration_s,
+)
 from events.work import Dispatch
 
 log = logging.getLogger(__name__)
@@ -146,6 +154,7 @@ class FfmpegExecution:
         )
         self._parser = ProgressParser()
         self._sample = Sample()
+        self._header: InputHeader | None = None
         self._stalls = StallCounter()
         self._paused_at: float | None = None
         self._paused_s = 0.0
@@ -189,9 +198,17 @@ class FfmpegExecution:
         if self._plan.live and self._paused_at is None:
             self._stalls.observe(self.active_s(), sample.out_time_s)
 
+    def media_s(self) -> float | None:
+        """Seconds of media this attempt encodes, once known; None: the input has no end."""
+        if self._header is None and self._sample.out_time_s is not None:
+            # FFmpeg prints the input's header before its first progress block.
+            tail = self._encode_tail or self._child.tail()
+            self._header = input_header(tail.decode(errors="replace"))
+        return media_s(planned_duration_s(self._spec), self._header)
+
     def progress(self) -> LiveProgress:
-        """Percent of the job's duration encoded, with FFmpeg's fps, speed and bitrate."""
-        current = live(self._sample, self._spec.duration_s)
+        """Percent of the media encoded (once known), with FFmpeg's fps, speed and bitrate."""
+        current = live(self._sample, self.media_s())
         if isinstance(self._ending, Done):
             return msgspec.structs.replace(current, percent=100.0)
         return current

@@ -38,7 +38,14 @@ from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
 from events.errors import InvalidSpec
 from events.scenarios import Scenario, scenario
-from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
+from events.spec import (
+    InputKind,
+    JobSpec,
+    OutputKind,
+    input_kind,
+    output_kind,
+    planned_duration_s,
+)
 from events.work import Dispatch
 
 log = logging.getLogger(__name__)
@@ -219,8 +226,8 @@ class GstExecution:
         frames = self.frames()
         done = min(sample.out_time_s or 0.0, self.plan.cut_at_s or float("inf"))
         active = self.steering.active_s()
-        duration = self._spec.duration_s
-        percent = min(100.0, max(0.0, 100.0 * done / duration)) if duration > 0 else 0.0
+        duration = planned_duration_s(self._spec)
+        percent = min(100.0, max(0.0, 100.0 * done / duration)) if duration else 0.0
         if isinstance(self._ending, Done):
             percent = 100.0
         return LiveProgress(
@@ -229,6 +236,7 @@ class GstExecution:
             fps=frames / active if active > 0 and frames else None,
             speed=done / active if active > 0 and sample.out_time_s is not None else None,
             out_time_s=None if sample.out_time_s is None else done,
+            media_s=duration,
         )
 
     def pause(self) -> bool:

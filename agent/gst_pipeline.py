@@ -25,7 +25,14 @@ from typing import Final
 import msgspec
 
 from events.scenarios import Scenario, scenario
-from events.spec import InputKind, JobSpec, OutputKind, input_kind, output_kind
+from events.spec import (
+    InputKind,
+    JobSpec,
+    OutputKind,
+    input_kind,
+    output_kind,
+    planned_duration_s,
+)
 
 PROGRESS: Final = "ffrtmp_progress"  # the identity element whose messages are the progress
 CUT: Final = "ffrtmp_cut"  # the avwait that passes a decoded input's first duration_s
@@ -209,7 +216,8 @@ def quote(value: str) -> str:
 
 
 def _pattern(spec: JobSpec, scen: Scenario, live: bool) -> list[str]:
-    frames = max(1, round(spec.duration_s * scen.fps))
+    duration = planned_duration_s(spec)
+    frames = -1 if duration is None else max(1, round(duration * scen.fps))  # -1: until EOS
     name = spec.input.strip()
     args = ["videotestsrc", f"pattern={PATTERNS[name]}", f"num-buffers={frames}"]
     if name in MOVING:
@@ -265,9 +273,10 @@ def _window(spec: JobSpec, pad: str) -> list[str]:
 
 def cut(spec: JobSpec) -> list[str]:
     """The ``avwait`` that passes the job's duration of a decoded input, then drops the rest."""
-    end_ns = round(spec.duration_s * 1e9)
+    duration = planned_duration_s(spec)
+    end = [] if duration is None else [f"end-running-time={round(duration * 1e9)}"]
     return ["avwait", f"name={CUT}", "mode=running-time", "target-running-time=0",
-            f"end-running-time={end_ns}"]  # fmt: skip
+            *end]  # fmt: skip
 
 
 def _video(spec: JobSpec, scen: Scenario, machine: Machine, live: bool) -> list[str]:
@@ -291,7 +300,8 @@ def aac_encoder(elements: frozenset[str]) -> str:
 
 def _audio(spec: JobSpec, machine: Machine, live: bool) -> list[str]:
     if input_kind(spec.input) is InputKind.PATTERN:
-        buffers = max(1, round(spec.duration_s * AUDIO_RATE / SILENCE_BUFFER))
+        duration = planned_duration_s(spec)
+        buffers = -1 if duration is None else max(1, round(duration * AUDIO_RATE / SILENCE_BUFFER))
         head = [
             "audiotestsrc", "wave=silence", f"samplesperbuffer={SILENCE_BUFFER}",
             f"num-buffers={buffers}", f"is-live={str(live).lower()}", "!",
@@ -351,6 +361,6 @@ def build(
     return Plan(
         argv=tuple(argv),
         live=live,
-        cut_at_s=None if pattern else spec.duration_s,
+        cut_at_s=None if pattern else planned_duration_s(spec),
         audio=audio,
     )

@@ -87,10 +87,10 @@ class ProgressParser:
         return sample_of(fields)
 
 
-def live(sample: Sample, duration_s: float) -> LiveProgress:
-    """What a heartbeat shows: percent of the job's duration encoded, fps, speed, bitrate."""
+def live(sample: Sample, duration_s: float | None) -> LiveProgress:
+    """What a heartbeat shows: percent of the media to encode done (0 while that is unknown)."""
     done = sample.out_time_s or 0.0
-    percent = min(100.0, max(0.0, 100.0 * done / duration_s)) if duration_s > 0 else 0.0
+    percent = min(100.0, max(0.0, 100.0 * done / duration_s)) if duration_s else 0.0
     return LiveProgress(
         percent=percent,
         frames=sample.frames,
@@ -98,6 +98,7 @@ def live(sample: Sample, duration_s: float) -> LiveProgress:
         speed=sample.speed,
         bitrate_kbps=sample.bitrate_kbps,
         out_time_s=sample.out_time_s,
+        media_s=duration_s,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from agent.command import input_args, video_filter
+from agent.command import duration_args, input_args, video_filter
 from events.enums import QualityMetric
 from events.scenarios import Scenario
 from events.spec import JobSpec
@@ -64,7 +64,7 @@ def argv(ffmpeg: str, spec: JobSpec, scen: Scenario, encoded: str) -> tuple[str,
     return (
         ffmpeg, "-nostdin", "-hide_banner", "-nostats",
         "-i", encoded,
-        "-t", f"{spec.duration_s:g}", *input_args(spec, scen, live=False),
+        *duration_args(spec), *input_args(spec, scen, live=False),
         "-filter_complex", graph(metrics, scen),
         *outputs,
     )  # fmt: skip

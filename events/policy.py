@@ -26,10 +26,14 @@ class BudgetPolicy(msgspec.Struct, frozen=True, kw_only=True):
 
     The expected encode time is ``duration × pixel rate ÷ reference rate × codec cost ÷ device
     speed``; the budget is that times ``safety`` plus ``startup_s``, and never under ``min_s``.
-    The reference is 1080p30 H.264 at real time on one CPU encoder.
+    The reference is 1080p30 H.264 at real time on one CPU encoder. A paced (live) job cannot
+    go faster than 1.0x, so its budget is never under ``duration × (1 + pace_slack)`` plus
+    ``startup_s``. A job whose duration is not known has no budget (``NO_BUDGET``): the stall
+    window protects it.
     """
 
     startup_s: float = 30.0
+    pace_slack: float = 0.1
     safety: float = 4.0
     min_s: float = 60.0
     reference_pixels_per_s: float = 1920 * 1080 * 30
@@ -61,6 +65,8 @@ class OrderPolicy(msgspec.Struct, frozen=True, kw_only=True):
     )
 
 
+NO_BUDGET: Final = 0.0
+"""The budget of an attempt whose media duration is unknown or unbounded: none."""
 DEFAULT_RETRY: Final = RetryPolicy()
 DEFAULT_BUDGET: Final = BudgetPolicy()
 DEFAULT_ORDER: Final = OrderPolicy()
@@ -87,19 +93,30 @@ def retry_at(
 
 def time_budget_s(
     scenario: Scenario,
-    duration_s: float,
+    duration_s: float | None,
     engine: Engine = Engine.FFMPEG,
     override_s: float | None = None,
     policy: BudgetPolicy = DEFAULT_BUDGET,
+    *,
+    paced: bool = False,
 ) -> float:
-    """Seconds an attempt may run, from the spec's override or from scenario, duration, engine."""
+    """Seconds an attempt may run: the spec's override, else from scenario, duration, engine.
+
+    ``paced``: the output is live, so the attempt runs at 1.0x at best. ``NO_BUDGET`` when the
+    duration is unknown (a whole input not yet opened) or unbounded (a live stream).
+    """
     if override_s is not None:
         return override_s
+    if duration_s is None:
+        return NO_BUDGET
     relative = scenario.pixels_per_second / policy.reference_pixels_per_s
     cost = policy.codec_cost.get(scenario.codec, 4.0) * policy.engine_cost.get(engine, 1.5)
     device = policy.gpu_speedup if scenario.needs_gpu else 1.0
     expected = duration_s * relative * cost / device
-    return max(policy.min_s, policy.startup_s + policy.safety * expected)
+    budget = max(policy.min_s, policy.startup_s + policy.safety * expected)
+    if paced:
+        budget = max(budget, policy.startup_s + duration_s * (1.0 + policy.pace_slack))
+    return budget
 
 
 def order_key(

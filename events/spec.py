@@ -21,6 +21,8 @@ from events.media import check_path, is_pattern, parse_pattern
 from events.scenarios import canonical_name
 
 MAX_DURATION_S: Final = 24 * 3600.0
+PATTERN_DURATION_S: Final = 10.0
+"""What a test pattern sent to a file or nowhere encodes when the spec gives no duration."""
 MAX_RETRIES_LIMIT: Final = 10
 MAX_LABELS: Final = 32
 MAX_LABEL_VALUE: Final = 256
@@ -56,7 +58,10 @@ class JobSpec(msgspec.Struct, frozen=True, kw_only=True):
     engine: Engine = Engine.FFMPEG
     input: str = "testsrc2"
     output: str = "none"
-    duration_s: float = 10.0
+    # Seconds of media to encode. None: the whole input for a file or URL (a live source: until
+    # it ends), until canceled for a test pattern sent live; ``validate`` sets 10 s for a test
+    # pattern sent to a file or nowhere (see ``planned_duration_s``).
+    duration_s: float | None = None
     queue: Queue = Queue.DEFAULT
     priority: Priority = Priority.MEDIUM
     max_retries: int = 3
@@ -94,6 +99,33 @@ def output_kind(value: str) -> OutputKind:
     return OutputKind.FILE
 
 
+def is_live(spec: JobSpec) -> bool:
+    """Whether the output is a live destination (RTMP, SRT): paced at real time, 1.0x at best."""
+    return output_kind(spec.output) in {OutputKind.RTMP, OutputKind.SRT}
+
+
+def planned_duration_s(spec: JobSpec) -> float | None:
+    """Seconds of media the job encodes, or None when only the input can tell (or never ends).
+
+    The spec's duration when it gives one; else 10 s of a test pattern sent to a file or
+    nowhere; else None: the whole file or URL (known once the agent has opened it), or a test
+    pattern streamed live until it is canceled.
+    """
+    if spec.duration_s is not None:
+        return spec.duration_s
+    if input_kind(spec.input) is InputKind.PATTERN and not is_live(spec):
+        return PATTERN_DURATION_S
+    return None
+
+
+def duration_words(spec: JobSpec) -> str:
+    """The job's length as a person reads it: ``30 s``, ``the whole input``, ``until canceled``."""
+    planned = planned_duration_s(spec)
+    if planned is not None:
+        return f"{planned:g} s"
+    return "until canceled" if input_kind(spec.input) is InputKind.PATTERN else "the whole input"
+
+
 def _check_input(value: str) -> None:
     if not value.strip():
         raise InvalidSpec("input", "empty; give a test pattern (testsrc2), a file path or a URL")
@@ -119,7 +151,7 @@ def _check_output(value: str) -> None:
 
 
 def _check_numbers(spec: JobSpec) -> None:
-    if not 0 < spec.duration_s <= MAX_DURATION_S:
+    if spec.duration_s is not None and not 0 < spec.duration_s <= MAX_DURATION_S:
         raise InvalidSpec("duration_s", f"must be in (0, {MAX_DURATION_S:.0f}] seconds")
     if not 0 <= spec.max_retries <= MAX_RETRIES_LIMIT:
         raise InvalidSpec("max_retries", f"must be between 0 and {MAX_RETRIES_LIMIT}")
@@ -151,9 +183,10 @@ def validate(spec: JobSpec) -> JobSpec:
         raise InvalidSpec("quality_metrics", "each metric may be named once")
     if spec.approval_prompt and not spec.approval_required:
         raise InvalidSpec("approval_prompt", "only makes sense with approval_required")
-    if name == spec.scenario:
+    duration = planned_duration_s(spec)
+    if name == spec.scenario and duration == spec.duration_s:
         return spec
-    return msgspec.structs.replace(spec, scenario=name)
+    return msgspec.structs.replace(spec, scenario=name, duration_s=duration)
 
 
 SPEC_FIELDS: Final = frozenset(JobSpec.__struct_fields__)

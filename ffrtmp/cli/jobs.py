@@ -345,7 +345,13 @@ def submit(
     dest: Annotated[
         str, typer.Option(help="Where the encode goes: none, a file path, rtmp://, srt://.")
     ] = "none",
-    duration: Annotated[float, typer.Option(help="Seconds of media to encode.")] = 10.0,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds of media to encode [default: a file or URL whole, a test pattern "
+            "10 s, or until canceled when sent live]."
+        ),
+    ] = None,
     queue: Annotated[Queue, typer.Option(help="live > default > batch.")] = Queue.DEFAULT,
     priority: Annotated[Priority, typer.Option(help="Priority in its queue.")] = Priority.MEDIUM,
     max_retries: Annotated[int, typer.Option(help="Retries of retryable failures.")] = 3,

@@ -22,6 +22,7 @@ from events.codec import Decoded
 from events.enums import JobStatus, Priority, Queue
 from events.errors import FfrtmpError
 from events.job import JobState, evolve, initial, is_terminal
+from events.spec import duration_words
 from events.work import RunningJob
 from ffrtmp.cli import joblist
 from ffrtmp.cli.common import (
@@ -184,7 +185,7 @@ def _fields(state: JobState, live: RunningJob | None, command: str) -> list[tupl
             ("Priority", str(spec.priority)),
             ("Input", spec.input),
             ("Output", spec.output),
-            ("Duration", f"{spec.duration_s:g} s"),
+            ("Duration", duration_words(spec)),
         ]
     percent = live.percent if live is not None else state.percent
     rows += [("Progress", f"{percent:.0f}%")]

@@ -25,6 +25,7 @@ from events.job_events import (
     JobResults,
     JobSubmitted,
 )
+from events.spec import duration_words
 from events.work import Heartbeat
 
 S = JobStatus
@@ -133,7 +134,7 @@ def detail(event: Decoded) -> str:
         case JobSubmitted():
             spec = event.spec
             return (
-                f"{spec.scenario} {spec.queue}/{spec.priority}, {spec.duration_s:g}s of "
+                f"{spec.scenario} {spec.queue}/{spec.priority}, {duration_words(spec)} of "
                 f"{spec.input} -> {spec.output}" + (f" by {event.by}" if event.by else "")
             )
         case JobAssigned():

@@ -77,6 +77,7 @@ from events.policy import (
     time_budget_s,
 )
 from events.scenarios import scenario
+from events.spec import is_live, planned_duration_s
 from events.work import Heartbeat, RunningJob
 from ffrtmp.scheduler.placement import (
     NVENC_VRAM_BYTES,
@@ -139,6 +140,7 @@ class Seen(msgspec.Struct, kw_only=True, gc=False):
     progressed: float
     frames: int = 0
     out_time_s: float = 0.0
+    budget_s: float = 0.0  # from the media duration the agent found, when the spec had none
 
 
 class SchedulerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -271,7 +273,10 @@ class SchedulerCore:
         if seen is None or state.status is not S.RUNNING:
             return state
         return msgspec.structs.replace(
-            state, started_at=seen.started, last_progress_at=seen.progressed
+            state,
+            started_at=seen.started,
+            last_progress_at=seen.progressed,
+            budget_s=state.budget_s or seen.budget_s,
         )
 
     def _advanced(self, agent: str, running: RunningJob, now: float) -> None:
@@ -293,6 +298,8 @@ class SchedulerCore:
         if seen is None:
             seen = Seen(attempt=state.attempt, started=state.started_at, progressed=now)
             self._seen[running.job] = seen
+        if running.media_s and not state.budget_s and not seen.budget_s:
+            seen.budget_s = self._budget(state, running.media_s)
         out_time = running.out_time_s or 0.0
         if running.frames > seen.frames or out_time > seen.out_time_s:
             seen.frames = max(seen.frames, running.frames)
@@ -599,12 +606,14 @@ class SchedulerCore:
         self._fresh.clear()
         return decisions
 
-    def _budget(self, state: JobState) -> float:
+    def _budget(self, state: JobState, media_s: float | None = None) -> float:
+        """The attempt's budget from its spec, or from ``media_s`` the agent found in the input."""
         spec = state.spec
         assert spec is not None  # noqa: S101 -- only submitted jobs are placed
         chosen = scenario(spec.scenario)
+        duration = planned_duration_s(spec) if media_s is None else media_s
         return time_budget_s(
-            chosen, spec.duration_s, spec.engine, spec.timeout_s, self.settings.budget
+            chosen, duration, spec.engine, spec.timeout_s, self.settings.budget, paced=is_live(spec)
         )
 
     def tick(self, now: float) -> list[Decision]:

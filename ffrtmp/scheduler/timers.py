@@ -28,15 +28,20 @@ class TimerSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def job_timers(job: JobState, now: float, settings: TimerSettings) -> RequeueDue | TimeOut | None:
-    """The one timer due on this job now, if any; budgets are checked before stalls."""
+    """The one timer due on this job now, if any; budgets are checked before stalls.
+
+    An attempt without a budget (``budget_s`` 0: a live stream without an end, a whole input not
+    yet opened) is protected by the stall window alone, from its assignment until it starts.
+    """
     if job.status is S.RETRYING and job.retry_at is not None and job.retry_at <= now:
         return RequeueDue()
     if job.status not in {S.ASSIGNED, S.RUNNING}:
         return None
     since = job.started_at if job.status is S.RUNNING else job.assigned_at
-    if now - since > job.budget_s:
+    if job.budget_s > 0 and now - since > job.budget_s:
         return TimeOut(attempt=job.attempt, kind=TimeoutKind.BUDGET)
-    if job.status is S.RUNNING and now - job.last_progress_at > settings.stalled_after_s:
+    last = job.last_progress_at if job.status is S.RUNNING else job.assigned_at
+    if (job.status is S.RUNNING or job.budget_s <= 0) and now - last > settings.stalled_after_s:
         return TimeOut(attempt=job.attempt, kind=TimeoutKind.STALLED)
     return None
 

@@ -25,8 +25,12 @@ import pytest
 
 from agent.ffmpeg_engine import EngineSettings, FfmpegEngine
 from agent.service import AgentService, AgentSettings
+from events.codec import decode_heartbeat
+from events.commands import CancelJob
 from events.enums import JobStatus, TimeoutKind
-from events.job_events import JobCompleted, JobStarted, JobTimedOut
+from events.job_events import JobAssigned, JobCompleted, JobStarted, JobTimedOut
+from events.policy import NO_BUDGET
+from events.work import Heartbeat
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
@@ -74,6 +78,14 @@ async def ended(farm: Farm, job: str, deadline_s: float = 90.0) -> JobStatus:
     except AssertionError:
         raise AssertionError(await farm.history(job)) from None
     return (await farm.state(job)).status
+
+
+async def last_beat(farm: Farm, agent: str) -> Heartbeat:
+    """The heartbeat stream's last message from ``agent``."""
+    subjects = farm.subjects
+    msg = await farm.js.get_last_msg(subjects.heartbeat_stream, subjects.heartbeat(agent))
+    assert msg.data is not None
+    return decode_heartbeat(msg.data)
 
 
 def encoder_of(url: str) -> psutil.Process | None:
@@ -145,6 +157,33 @@ async def test_a_live_stream_whose_ffmpeg_stops_is_timed_out_within_the_window(
     # Its last advance was seen at most one heartbeat before the stop; the tick and a loaded
     # machine add a little.
     assert timed_out.at - stopped_at < window_s + 2.0
+
+
+@pytest.mark.usefixtures("ffmpeg_agent")
+@pytest.mark.timeout(120)
+async def test_a_live_stream_without_a_duration_runs_until_canceled(
+    farm: Farm, rtmp_server: RtmpServer
+) -> None:
+    """No duration, no budget: it streams past many windows and ends when an operator cancels."""
+    window_s = 1.5
+    async with scheduler(farm.store, settings(window_s)):
+        await farm.submit("endless", scenario="480p-h264", output=rtmp_server.url("endless"))
+        await farm.wait_status("endless", S.RUNNING)
+
+        async def streamed() -> bool:  # the agent's heartbeat shows the media time it produced
+            beat = await last_beat(farm, "ff")
+            return any(r.out_time_s and r.out_time_s > 4 * window_s for r in beat.running)
+
+        await wait_until(streamed, "several stall windows of stream", 60.0)
+        await farm.send(CancelJob(id=farm.command_id(), job="endless", at=time.time()))
+        await farm.wait_status("endless", S.CANCELED)
+    history = await farm.history("endless")
+    assert not [e for e in history if isinstance(e, JobTimedOut)], history
+    (assigned,) = [e for e in history if isinstance(e, JobAssigned)]
+    assert assigned.budget_s == NO_BUDGET
+    recording = probe(rtmp_server.wait_recorded("endless"))
+    assert recording.duration_s is not None
+    assert recording.duration_s > 4 * window_s
 
 
 class _Trickle(http.server.BaseHTTPRequestHandler):

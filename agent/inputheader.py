@@ -1,0 +1,57 @@
+"""Pure: what FFmpeg's own input header says about a job's input (its duration, its streams).
+
+FFmpeg prints the header of every input it opens on stderr (``Input #0, mov,mp4,… from …``,
+``Duration: 00:01:30.04, start: 0.000000, bitrate: …``, one ``Stream #0:n`` line per stream)
+before it encodes a frame. The engine reads the encode's own header instead of probing first:
+the input is opened once, which a live source or a one-time URL may require, and nothing waits
+for a probe. imageio-ffmpeg ships no ffprobe; ``ffmpeg -i`` prints this same header.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+import msgspec
+
+_DURATION: Final = re.compile(r"^\s*Duration: (?:N/A|(\d+):(\d\d):(\d\d(?:\.\d+)?))", re.MULTILINE)
+_STREAM: Final = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio|Subtitle|Data)", re.MULTILINE)
+
+
+class InputHeader(msgspec.Struct, frozen=True, kw_only=True):
+    """The first input's header: its duration (None: N/A, a live source) and stream kinds."""
+
+    duration_s: float | None = None
+    video: int = 0
+    audio: int = 0
+
+
+def input_header(stderr: str) -> InputHeader | None:
+    """The first input's header from FFmpeg's stderr, or None when it is not all printed yet.
+
+    The header is complete once FFmpeg moves on to the outputs (``Output #0``, ``Stream
+    mapping``); an input that could not be opened never gets there, and that is None too.
+    """
+    cut = min(
+        (i for i in (stderr.find("\nOutput #0"), stderr.find("\nStream mapping:")) if i >= 0),
+        default=-1,
+    )
+    start = stderr.find("Input #0")
+    if start < 0 or cut < start:
+        return None
+    head = stderr[start:cut]
+    found = _DURATION.search(head)
+    duration = None
+    if found is not None and found.group(1) is not None:
+        hours, minutes, seconds = found.groups()
+        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    kinds = _STREAM.findall(head)
+    return InputHeader(duration_s=duration, video=kinds.count("Video"), audio=kinds.count("Audio"))
+
+
+def media_s(planned_s: float | None, header: InputHeader | None) -> float | None:
+    """Seconds of media the attempt encodes: the spec's duration, cut short by a shorter input."""
+    probed = None if header is None else header.duration_s
+    if planned_s is None:
+        return probed
+    return planned_s if probed is None else min(planned_s, probed)
