@@ -348,7 +348,7 @@ def submit(
     duration: Annotated[
         float | None,
         typer.Option(
-            help="Seconds of media to encode [default: a file or URL whole, a test pattern "
+            help="Seconds of media to encode \\[default: a file or URL whole, a test pattern "
             "10 s, or until canceled when sent live]."
         ),
     ] = None,
