@@ -7,7 +7,7 @@ from; live load comes from heartbeats, not from here.
 
 from __future__ import annotations
 
-from typing import assert_never
+from typing import Final, assert_never
 
 import msgspec
 
@@ -23,6 +23,9 @@ from events.agent_events import (
 )
 from events.enums import AgentStatus
 
+DRAIN: Final = "drain"
+"""A quarantine whose reason starts with this is a drain: an operator is taking the agent out."""
+
 
 class AgentState(msgspec.Struct, frozen=True, kw_only=True):
     """An agent as its events describe it."""
@@ -35,6 +38,11 @@ class AgentState(msgspec.Struct, frozen=True, kw_only=True):
     last_seen: float = 0.0  # last event about it; heartbeats refine this outside the log
     quarantined: bool = False
     quarantine_reason: str = ""
+
+    @property
+    def draining(self) -> bool:
+        """Whether an operator is taking it out (``ffrtmp nodes drain``), not a fault."""
+        return self.quarantined and self.quarantine_reason.startswith(DRAIN)
 
     @property
     def placeable(self) -> bool:

@@ -16,7 +16,7 @@ import msgspec
 import typer
 from rich.table import Table
 
-from events.agent import AgentState
+from events.agent import DRAIN, AgentState
 from events.agent_events import Capabilities
 from events.commands import AgentCommandBase, ClearAgent, QuarantineAgent, RemoveAgent
 from events.enums import AgentStatus
@@ -46,7 +46,6 @@ app = typer.Typer(help="The agents: list, describe, drain, quarantine, clear, re
 app.info.no_args_is_help = True
 
 GIB: Final = 1024**3
-DRAIN: Final = "drain"
 IdArg = Annotated[str, typer.Argument(help="Node (agent) id, or any unique prefix of it.")]
 
 

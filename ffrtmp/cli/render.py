@@ -188,7 +188,7 @@ def event_type(event: Decoded) -> str:
 
 def node_status(state: AgentState, running: int) -> str:
     """An agent's status as an operator reads it: drained, draining, quarantined, online."""
-    if state.quarantined and state.quarantine_reason.startswith("drain"):
+    if state.draining:
         return "draining" if running else "drained"
     if state.quarantined:
         return "quarantined"

@@ -318,9 +318,18 @@ class FfrtmpCollector(Collector):
         self._health = health
 
     def collect(self) -> Iterable[Metric]:
-        """Every family, in a fixed order; an agent the log says deregistered has no gauges."""
+        """Every family, in a fixed order.
+
+        An agent the log says deregistered has no gauges, nor has a drained one once silent: an
+        operator took it out, so its silence is no fault to alert on.
+        """
         figures = self._figures()
         yield from log_families(figures)
-        present = [w for w in self._workers() if w.last.agent not in figures.departed]
+        present = [
+            w
+            for w in self._workers()
+            if w.last.agent not in figures.departed
+            and (w.fresh or w.last.agent not in figures.drained)
+        ]
         yield from worker_families(present)
         yield from health_families(self._health())

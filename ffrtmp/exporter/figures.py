@@ -83,6 +83,7 @@ class LogFigures(msgspec.Struct, frozen=True, kw_only=True):
     nodes_by_status: dict[str, int] = {}
     nodes_quarantined: int = 0
     departed: frozenset[str] = frozenset()  # agents deregistered (stopped or removed): no gauges
+    drained: frozenset[str] = frozenset()  # agents an operator is taking out: gauges while heard
     results: tuple[ResultGroup, ...] = ()
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from events.agent import DRAIN
 from events.jetstream import JetStreamEventStore
 from ffrtmp.exporter.figures import (
     DURATION_BUCKETS_S,
@@ -40,6 +41,9 @@ _SCHEDULE_TO_START: Final = """
     FROM job_transitions a JOIN job_transitions s
       ON s.job = a.job AND s.attempt = a.attempt AND s.event_type = 'JobStarted'
     WHERE a.to_status = 'assigned'"""
+_DRAINED: Final = (
+    f"SELECT agent FROM agents WHERE quarantined AND starts_with(quarantine_reason, '{DRAIN}')"  # noqa: S608 -- our own constant
+)
 _RESULT_COLUMNS: Final = ("encode_fps", "energy_j", "vmaf", "psnr", "ssim", "vmaf_per_watt")
 _RESULTS: Final = f"""
     SELECT scenario, encoder,
@@ -96,6 +100,7 @@ def _figures(read: _Reading) -> LogFigures:
         "SELECT status, count(*), count(*) FILTER (WHERE quarantined) FROM agents GROUP BY 1"
     )
     departed = read.rows("SELECT agent FROM agents WHERE status = 'offline'")
+    drained = read.rows(_DRAINED)
     return LogFigures(
         position=position,
         entered=entered,
@@ -116,6 +121,7 @@ def _figures(read: _Reading) -> LogFigures:
         nodes_by_status={str(status): int(count) for status, count, _ in nodes},
         nodes_quarantined=sum(int(quarantined) for _, _, quarantined in nodes),
         departed=frozenset(str(agent) for (agent,) in departed),
+        drained=frozenset(str(agent) for (agent,) in drained),
         results=tuple(_group(row) for row in read.rows(_RESULTS)),
     )
 

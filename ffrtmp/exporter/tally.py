@@ -198,6 +198,7 @@ class Tally:
             departed=frozenset(
                 name for name, agent in self._agents.items() if agent.status is AgentStatus.OFFLINE
             ),
+            drained=frozenset(name for name, agent in self._agents.items() if agent.draining),
             results=tuple(self._groups()),
         )
 

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities
+from events.agent import DRAIN
+from events.agent_events import (
+    AgentDeregistered,
+    AgentQuarantined,
+    AgentRegistered,
+    Capabilities,
+)
 from events.codec import encode
 from events.jetstream import JetStreamEventStore
 from events.work import GpuTelemetry, Heartbeat, RunningJob
@@ -193,18 +199,21 @@ async def test_anything_but_metrics_is_not_found(jetstream_store: JetStreamEvent
 async def test_departed_agents_lose_their_gauges_and_silent_ones_their_load(
     jetstream_store: JetStreamEventStore,
 ) -> None:
-    """A deregistered agent has no worker series; a silent one keeps its last beat, not its load."""
+    """Deregistered, or drained and silent: no series; silent: its last beat, not its load."""
     nc, subjects = jetstream_store.nc, jetstream_store.subjects
     caps = Capabilities(hostname="h", encoders=("libx264",))
     log = Log(jetstream_store)
     now = time.time()
-    for agent, at in (("gone", now), ("silent", now - 120), ("here", now)):
-        await log.agent(
-            AgentRegistered(agent=agent, at=at, capabilities=caps, slots=1), agent=agent
-        )
+    beats = {"gone": now, "silent": now - 120, "drained": now - 120, "draining": now, "here": now}
+    for agent, at in beats.items():  # "here" last: once its beat is counted, all are
+        registered = AgentRegistered(agent=agent, at=at, capabilities=caps, slots=1)
+        await log.agent(registered, agent=agent)
         beat = Heartbeat(agent=agent, at=at, slots=1, free_slots=1, cpu_percent=100.0)
         await nc.publish(subjects.heartbeat(agent), encode(beat))
     await log.agent(AgentDeregistered(agent="gone", at=now + 1), agent="gone")
+    for agent in ("drained", "draining"):
+        drain = AgentQuarantined(agent=agent, at=now, reason=f"{DRAIN}: maintenance")
+        await log.agent(drain, agent=agent)
     async with running(jetstream_store) as exporter:
 
         def heard(samples: Samples) -> bool:
@@ -212,9 +221,10 @@ async def test_departed_agents_lose_their_gauges_and_silent_ones_their_load(
             return caught_up(samples) and here == 1
 
         samples = await scrape_when(exporter.port, heard, "the heartbeats and the log")
-    gone = [name for name, labels in samples if ("agent", "gone") in labels]
-    assert gone == []
+    for agent in ("gone", "drained"):
+        assert [name for name, labels in samples if ("agent", agent) in labels] == [], agent
     assert value(samples, "ffrtmp_worker_cpu_usage_ratio", agent="here") == 1.0
+    assert value(samples, "ffrtmp_worker_cpu_usage_ratio", agent="draining") == 1.0
     assert value(samples, "ffrtmp_worker_cpu_usage_ratio", agent="silent") is None
     stamp = value(samples, "ffrtmp_worker_last_heartbeat_timestamp_seconds", agent="silent")
     assert stamp == now - 120
