@@ -79,10 +79,12 @@ def _output_problem(spec: JobSpec, roots: tuple[Path, ...]) -> str | None:
     if output_kind(spec.output) is not OutputKind.FILE:
         return None
     path = Path(spec.output)
+    outside = _outside("output", path, roots)  # first: say nothing of what lies outside
+    if outside is not None:
+        return outside
     if not path.parent.is_dir():
         return f"output directory {path.parent} does not exist on this agent"
-    outside = _outside("output", path.parent / path.name, roots)
-    return outside or exists_problem(path, spec.overwrite)
+    return exists_problem(path, spec.overwrite)
 
 
 def check(

@@ -161,6 +161,7 @@ async def test_media_roots_confine_inputs_and_outputs(tmp_path: Path) -> None:
         {"input": str(clip), "output": str(root / "o1.mp4")},
         {"input": str(root / "link.mp4"), "output": str(root / "o2.mp4")},
         {"output": str(other / "o3.mp4")},
+        {"output": str(other / "absent" / "o4.mp4")},  # refused as outside, not as missing
     ]
     for spec in cases:
         ending = await engine.start(dispatch(**spec))
