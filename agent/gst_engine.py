@@ -32,6 +32,7 @@ from agent.child import TAIL_BYTES, Child, Exit
 from agent.command import choose_preset
 from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.ffmpeg_engine import CANCEL_GRACE_S, DEFAULT_NICE
+from agent.inputheader import InputHeader, media_s
 from agent.output import discard, publish, temporary
 from agent.steering import Steering
 from agent.telemetry import EnergyMeter
@@ -126,12 +127,11 @@ class GstEngine:
             write_to=None if write_to is None else str(write_to),
         )  # fmt: skip
 
-    async def _audio(self, spec: JobSpec) -> bool | Failed:
-        """Whether the input carries audio the job keeps, or why it cannot be read."""
-        if not gst_pipeline.has_audio_path(spec) or not _probed(spec.input):
-            return False
-        info = await inputprobe.probe(self.settings.ffmpeg, spec.input)
-        return info if isinstance(info, Failed) else info.audio_codec is not None
+    async def _input(self, spec: JobSpec) -> inputprobe.InputInfo | Failed:
+        """A file or http(s) input opened once: its audio and length, or why it cannot be read."""
+        if not _probed(spec.input):
+            return inputprobe.InputInfo()
+        return await inputprobe.probe(self.settings.ffmpeg, spec.input)
 
     async def start(self, dispatch: Dispatch) -> GstExecution | Failed:
         """Start the attempt, or say why it cannot run."""
@@ -142,10 +142,10 @@ class GstEngine:
             refused = refused or refusal(spec, self.elements)
             if refused is not None:
                 return refused
-            audio = await self._audio(spec)
-            if isinstance(audio, Failed):
-                return audio
-            return GstExecution(self, dispatch, audio)
+            found = await self._input(spec)
+            if isinstance(found, Failed):
+                return found
+            return GstExecution(self, dispatch, found)
         except InvalidSpec as exc:  # a scenario or scheme this agent's version does not know
             return Failed(reason=FailureReason.USER_ERROR, message=str(exc))
         except OSError as exc:
@@ -157,7 +157,7 @@ class GstEngine:
 class GstExecution:
     """One running attempt: a gst-launch pipeline from start to end of stream."""
 
-    def __init__(self, engine: GstEngine, dispatch: Dispatch, audio_in_input: bool) -> None:
+    def __init__(self, engine: GstEngine, dispatch: Dispatch, found: inputprobe.InputInfo) -> None:
         """Start the pipeline now; ``wait`` follows it to its end."""
         self._engine = engine
         self._spec = dispatch.spec
@@ -166,7 +166,12 @@ class GstExecution:
         self._written: Path | None = None  # a file output's temporary name
         if output_kind(self._spec.output) is OutputKind.FILE:
             self._written = temporary(Path(self._spec.output), dispatch.job, dispatch.attempt)
-        self.plan = engine.plan(dispatch, audio_in_input, self._written)
+        audio = gst_pipeline.has_audio_path(self._spec) and found.audio_codec is not None
+        self.plan = engine.plan(dispatch, audio, self._written)
+        # What it encodes: the spec's duration, cut short by a shorter input; None: until EOS.
+        self._media_s = media_s(
+            planned_duration_s(self._spec), InputHeader(duration_s=found.duration_s)
+        )
         self._parser = gst_output.GstProgressParser()
         self._sample = gst_output.GstSample()
         self._cut = False
@@ -226,7 +231,7 @@ class GstExecution:
         frames = self.frames()
         done = min(sample.out_time_s or 0.0, self.plan.cut_at_s or float("inf"))
         active = self.steering.active_s()
-        duration = planned_duration_s(self._spec)
+        duration = self._media_s
         percent = min(100.0, max(0.0, 100.0 * done / duration)) if duration else 0.0
         if isinstance(self._ending, Done):
             percent = 100.0

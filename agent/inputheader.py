@@ -40,13 +40,19 @@ def input_header(stderr: str) -> InputHeader | None:
     if start < 0 or cut < start:
         return None
     head = stderr[start:cut]
-    found = _DURATION.search(head)
-    duration = None
-    if found is not None and found.group(1) is not None:
-        hours, minutes, seconds = found.groups()
-        duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     kinds = _STREAM.findall(head)
-    return InputHeader(duration_s=duration, video=kinds.count("Video"), audio=kinds.count("Audio"))
+    return InputHeader(
+        duration_s=duration_of(head), video=kinds.count("Video"), audio=kinds.count("Audio")
+    )
+
+
+def duration_of(head: str) -> float | None:
+    """The first ``Duration:`` of an input header in seconds; None when absent or N/A."""
+    found = _DURATION.search(head)
+    if found is None or found.group(1) is None:
+        return None
+    hours, minutes, seconds = found.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def media_s(planned_s: float | None, header: InputHeader | None) -> float | None:

@@ -20,6 +20,7 @@ from typing import Final
 import msgspec
 
 from agent.engine import Failed
+from agent.inputheader import duration_of
 from agent.outcome import classify
 
 PROBE_TIMEOUT_S: Final = 20.0
@@ -31,14 +32,16 @@ class InputInfo(msgspec.Struct, frozen=True, kw_only=True):
     """What the probe found."""
 
     audio_codec: str | None = None
+    duration_s: float | None = None  # None: N/A (a live source) or not printed
 
 
 def parse(stderr: str) -> InputInfo | None:
     """The input's summary from ``ffmpeg -i``; None when FFmpeg could not open it."""
     if _OPENED not in stderr:
         return None
-    found = _AUDIO.search(stderr.split("\nOutput #", 1)[0])
-    return InputInfo(audio_codec=found.group(1) if found else None)
+    head = stderr.split("\nOutput #", 1)[0]
+    found = _AUDIO.search(head)
+    return InputInfo(audio_codec=found.group(1) if found else None, duration_s=duration_of(head))
 
 
 def _run(ffmpeg: str, source: str, timeout_s: float) -> tuple[int, bytes]:

@@ -153,3 +153,17 @@ async def test_the_encoder_keeps_to_the_scenarios_bitrate(
     media = probe(output)
     assert media.frames == 300
     assert media.video_kbps == pytest.approx(kbps, rel=0.05)
+
+
+async def test_a_file_without_a_duration_is_encoded_whole(
+    engine: GstEngine, tmp_path: Path
+) -> None:
+    """No duration: the whole 3 s clip, its length known from the start for percent."""
+    output = tmp_path / "whole.mp4"
+    execution, ending = await run(engine, input=str(clip(tmp_path / "w.mp4", 3, audio=True)),
+                                  output=str(output), duration_s=None)  # fmt: skip
+    assert isinstance(ending, Done), ending
+    media = probe(output)
+    assert ending.results.frames == media.frames == pytest.approx(90, abs=1)
+    assert media.audio_codec == "aac"
+    assert execution.progress().media_s == pytest.approx(3.0, abs=0.05)
