@@ -69,7 +69,11 @@ class Projector:
         self.stream = self.subjects.events_stream
         self.settings = settings or schema.ProjectionSettings()
         try:
+            if self.db != ":memory:":  # a new database may name a directory not made yet
+                Path(self.db).parent.mkdir(parents=True, exist_ok=True)
             self._con = duckdb.connect(self.db, config={"enable_external_access": False})
+        except OSError as exc:
+            raise FfrtmpError(f"cannot create the projection database {self.db}: {exc}") from exc
         except duckdb.Error as exc:
             hint = "; is a projector running on it? stop it first" if "lock" in str(exc) else ""
             raise FfrtmpError(

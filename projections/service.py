@@ -66,12 +66,26 @@ class SqlRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
 
 class SqlReply(msgspec.Struct, frozen=True, kw_only=True):
-    """An answer, or why there is none."""
+    """An answer, or why there is none, as a client reads either."""
 
     result: QueryResult | None = None
     checkpoint: int = 0
     error: str = ""
     kind: str = ""
+
+
+class SqlAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """What a projector sends for an answer: no error keys."""
+
+    result: QueryResult
+    checkpoint: int
+
+
+class SqlError(msgspec.Struct, frozen=True, kw_only=True):
+    """What a projector sends for a refusal or a failure: no result keys."""
+
+    error: str
+    kind: str
 
 
 _REQUEST: Final = msgspec.json.Decoder(SqlRequest)
@@ -120,20 +134,20 @@ async def _answer(projector: Projector, request: Request) -> None:
     except QueryFailed as exc:
         await _error(request, "422", "failed", str(exc))
         return
-    await request.respond(fit(SqlReply(result=result, checkpoint=checkpoint)))
+    await request.respond(fit(SqlAnswer(result=result, checkpoint=checkpoint)))
 
 
 async def _error(request: Request, code: str, kind: str, message: str) -> None:
     log.debug("sql %s: %s", kind, message)
-    body = _ENCODER.encode(SqlReply(error=message, kind=kind))
+    body = _ENCODER.encode(SqlError(error=message, kind=kind))
     await request.respond_error(code, message, body)
 
 
-def fit(reply: SqlReply) -> bytes:
+def fit(reply: SqlAnswer) -> bytes:
     """The reply's JSON, rows cut (and ``truncated`` set) until it fits ``MAX_REPLY_BYTES``."""
     data = _ENCODER.encode(reply)
     result = reply.result
-    while len(data) > MAX_REPLY_BYTES and result is not None and result.rows:
+    while len(data) > MAX_REPLY_BYTES and result.rows:
         keep = max(0, int(len(result.rows) * MAX_REPLY_BYTES / len(data) * 0.9))
         result = msgspec.structs.replace(result, rows=result.rows[:keep], truncated=True)
         data = _ENCODER.encode(msgspec.structs.replace(reply, result=result))

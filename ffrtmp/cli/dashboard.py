@@ -255,10 +255,16 @@ class Watcher:
         return frame(self.view, beats, time.time())
 
 
+def statuses(view: FarmView) -> dict[str, str]:
+    """Every job's status now: the ``before`` of a log that prints only what happens next."""
+    return {job: str(state.status) for job, state in view.jobs.items()}
+
+
 def transitions(before: dict[str, str], view: FarmView) -> list[str]:
-    """One line per job whose status changed since ``before`` (which is updated)."""
+    """One line per job whose status changed since ``before`` (which is updated), oldest first."""
     lines = []
-    for job, state in view.jobs.items():
+    changed_at = view.changed_at
+    for job, state in sorted(view.jobs.items(), key=lambda item: changed_at.get(item[0], 0.0)):
         status = str(state.status)
         if before.get(job) == status:
             continue

@@ -20,6 +20,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from agent.logs import read_log
 from events.commands import RespondToJob, SubmitJob
 from events.enums import TERMINAL_STATUSES, JobStatus, Priority, Queue
 from events.errors import FfrtmpError
@@ -175,20 +176,31 @@ def summary_line(rows: list[DemoRow], elapsed_s: float) -> str:
     return f"{len(rows)} jobs in {elapsed_s:.0f} s: " + ", ".join(parts)
 
 
-def explain_hint(rows: list[DemoRow], flags: str) -> list[str]:
-    """How to ask the farm why a job failed and where it ran, for a job of this demo."""
-    failed = next((r for r in rows if r.status == S.FAILED), None) or next(
+def explained(rows: list[DemoRow]) -> DemoRow | None:
+    """The job the hint explains: the first failed one, else the first rejected one."""
+    return next((r for r in rows if r.status == S.FAILED), None) or next(
         (r for r in rows if r.status == S.REJECTED), None
     )
+
+
+def explain_hint(rows: list[DemoRow], flags: str, *, logged: bool = False) -> list[str]:
+    """How to ask the farm why a job failed and where it ran, for a job of this demo.
+
+    ``jobs logs`` is suggested only when the job's attempt left a log (``logged``): a job
+    rejected, or failed before FFmpeg ran, has none.
+    """
+    failed = explained(rows)
     if failed is None:
         return []
     job = failed.id
-    return [
+    lines = [
         f"Why did job {job} fail, and where did it run?",
         f"  ffrtmp jobs status {job}{flags}    state, node, attempt and the failure reason",
         f"  ffrtmp jobs history {job}{flags}   every event: who wrote it, where each attempt ran",
-        f"  ffrtmp jobs logs {job}{flags}      what FFmpeg printed",
     ]
+    if logged:
+        lines.append(f"  ffrtmp jobs logs {job}{flags}      what FFmpeg printed")
+    return lines
 
 
 def _flags(where: Target) -> str:
@@ -264,7 +276,19 @@ async def _watch(conn: Conn, demo: Run, timeout_s: float, show: Live | None) -> 
         await asyncio.sleep(REFRESH_S)  # the refresh period of the table
 
 
-async def _demo(where: Target, seconds: float, timeout_s: float) -> Summary:
+async def _logged(conn: Conn, rows: list[DemoRow]) -> bool:
+    """Whether the job the hint explains has a log stored for its last attempt."""
+    shown = explained(rows)
+    if shown is None or not shown.attempt:
+        return False
+    try:
+        await read_log(conn.js, conn.subjects, shown.id, shown.attempt)
+    except FfrtmpError:  # LogNotFound, or no log bucket at all
+        return False
+    return True
+
+
+async def _demo(where: Target, seconds: float, timeout_s: float) -> tuple[Summary, bool]:
     demo = Run(mix(seconds))
     async with connect(where) as conn:
         await _check_farm(conn)
@@ -276,9 +300,11 @@ async def _demo(where: Target, seconds: float, timeout_s: float) -> Summary:
         else:
             with Live(console=console(), auto_refresh=False) as show:
                 rows = await _watch(conn, demo, timeout_s, show)
+        logged = await _logged(conn, rows)
     finished = all(ended(r) for r in rows)
-    return Summary(jobs=rows, finished=finished, elapsed_s=round(demo.elapsed_s(), 1),
-                   counts=dict(Counter(r.status for r in rows)))  # fmt: skip
+    summary = Summary(jobs=rows, finished=finished, elapsed_s=round(demo.elapsed_s(), 1),
+                      counts=dict(Counter(r.status for r in rows)))  # fmt: skip
+    return summary, logged
 
 
 def ended(shown: DemoRow) -> bool:
@@ -302,7 +328,7 @@ def command(
     Example: ffrtmp demo --nats nats://127.0.0.1:4222
     """
     where = target(nats, prefix, output)
-    summary = run(_demo(where, seconds, timeout_s))
+    summary, logged = run(_demo(where, seconds, timeout_s))
     if where.json:
         echo_json(summary)
     else:
@@ -310,7 +336,8 @@ def command(
         out.print(table(summary.jobs))
         out.print()
         out.print(summary_line(summary.jobs, summary.elapsed_s))
-        out.print("\n".join(explain_hint(summary.jobs, _flags(where))), soft_wrap=True)
+        hint = explain_hint(summary.jobs, _flags(where), logged=logged)
+        out.print("\n".join(hint), soft_wrap=True)
     if not summary.finished:
         typer.secho(f"error: not every job ended within {timeout_s:g} s; `ffrtmp top` shows why",
                     err=True)  # fmt: skip

@@ -30,7 +30,8 @@ OUTCOME_EXIT: Final = {
     S.CANCELED: EXIT_CANCELED,
     S.REJECTED: EXIT_CANCELED,
 }
-Show = Callable[[JobState, RunningJob | None], None]
+Show = Callable[[JobState, RunningJob | None, int], None]
+"""Draws the job as folded, its live progress, and the log sequence of its last event."""
 
 
 class Timeout(FfrtmpError):
@@ -51,15 +52,15 @@ def live_of(beat: Heartbeat | None, state: JobState) -> RunningJob | None:
 
 async def follow_job(conn: Conn, job: str, show: Show, timeout_s: float | None = None) -> JobState:
     """Fold the job's events as they land and call ``show``; return once it has ended."""
-    state = initial(job)
+    state, seq = initial(job), 0
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     async for entry in entries(conn, conn.subjects.job_events(job), follow=True, idle_s=0.5):
         if entry is not None and isinstance(entry.event, JobEventBase):
-            state = evolve(state, entry.event)
+            state, seq = evolve(state, entry.event), entry.seq
         live = None
         if state.agent and state.status in {S.RUNNING, S.PAUSED}:
             live = live_of(await heartbeat(conn, state.agent), state)
-        show(state, live)
+        show(state, live, seq)
         if is_terminal(state):
             return state
         if deadline is not None and time.monotonic() > deadline:
@@ -95,7 +96,7 @@ class ProgressView:
         )
         self.task = self.progress.add_task(job, total=100.0, line="waiting for the scheduler")
 
-    def show(self, state: JobState, live: RunningJob | None) -> None:
+    def show(self, state: JobState, live: RunningJob | None, _seq: int) -> None:
         """Redraw from the latest state and heartbeat."""
         percent = live.percent if live is not None else state.percent
         self.progress.update(self.task, completed=percent, line=_line(state, live))

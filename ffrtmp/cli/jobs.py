@@ -107,6 +107,19 @@ async def _decision(
     return None  # pragma: no cover -- a follow only ends by returning above
 
 
+async def _undecided(conn: Conn, wait_s: float) -> str:
+    """What is true of a command stored but not decided: who, if anyone, should decide it."""
+    from ffrtmp.cli.probes import scheduler_leads  # noqa: PLC0415 -- only on this rare path
+
+    waited = f"no scheduler answered within {wait_s:g} s"
+    if await scheduler_leads(conn):
+        return f"command stored; {waited}, though one holds the lease (busy?): it will decide it"
+    return (
+        f"command stored; {waited} and none holds the lease: it waits for one "
+        "(`ffrtmp up`, or `ffrtmp scheduler run`)"
+    )
+
+
 async def send_and_report(
     conn: Conn, command: OperatorCommandBase, wait_s: float = DECISION_WAIT_S
 ) -> Decided:
@@ -125,7 +138,7 @@ async def send_and_report(
             command=name,
             command_id=command.id,
             decided=False,
-            message="sent; no scheduler has decided it yet (is one running? `ffrtmp up`)",
+            message=await _undecided(conn, wait_s),
         )
     state, produced = outcome
     refusal = next((e for e in produced if isinstance(e, CommandRefused)), None)
@@ -437,7 +450,9 @@ def submit(
     if not wait or decided.refused:
         _print_decided(where, decided)
         return
-    if not where.json:
+    if where.json:
+        echo_json(decided)  # the submit's document, then one line per change of the job
+    else:
         typer.echo(f"job {job} submitted ({spec.scenario}, {spec.queue}/{spec.priority})")
     raise typer.Exit(jobviews.watch(where, job, wait_timeout_s))
 

@@ -273,8 +273,8 @@ def watch(where: Target, job: str, timeout_s: float | None) -> int:
 _last_json: list[bytes] = []
 
 
-def _json_line(state: JobState, live: RunningJob | None) -> None:
-    line = msgspec.json.encode(StatusJson(job=state, live=live, seq=0))
+def _json_line(state: JobState, live: RunningJob | None, seq: int) -> None:
+    line = msgspec.json.encode(StatusJson(job=state, live=live, seq=seq))
     if not _last_json or _last_json[-1] != line:
         _last_json[:] = [line]
         typer.echo(line.decode())

@@ -36,7 +36,7 @@ from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import DEFAULT_PREFIX, Subjects
 from ffrtmp.cli.common import Conn, Output, Target, console, explained
-from ffrtmp.cli.dashboard import Watcher, render, transitions
+from ffrtmp.cli.dashboard import Watcher, render, statuses, transitions
 from ffrtmp.cli.probes import http_ok, projector_answers, scheduler_leads
 from ffrtmp.farm import (
     DEFAULT_DATA_DIR,
@@ -198,7 +198,8 @@ def _report(change: Exit | Restarted, farm: Farm) -> str:
 async def watch(farm: Farm, conn: Conn, header: list[str], out: Console, *, live: bool) -> None:
     """Show the farm until cancelled: a live screen, or a plain log of changes."""
     if not live:
-        seen: dict[str, str] = {}
+        await farm.watcher.refresh(conn)
+        seen = statuses(farm.watcher.view)  # the log so far was there before: print what is new
         while True:
             await farm.watcher.refresh(conn)
             lines = [_report(e, farm) for e in farm.changes()]

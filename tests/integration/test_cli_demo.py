@@ -68,15 +68,19 @@ async def test_the_demo_mix_ends_as_promised(farm: Farm, cli: Cli) -> None:
 
 
 async def test_the_demo_for_people_ends_with_the_why_commands(farm: Farm, cli: Cli) -> None:
-    """The table, the summary line and the three commands naming the failed job."""
+    """The table, the summary line and the commands naming the failed job, but no ``jobs logs``.
+
+    Its simulated attempt kept no log, so there is nothing for ``jobs logs`` to show.
+    """
     async with scheduler(farm.store):
         await farm.agent("cpu-1", behaviour=plan)
         result = await cli(app, "demo", "--seconds", "1")
     assert result.exit_code == 0, result.output
     assert "9 jobs in" in result.stdout
     assert "1 failed (user_error)" in result.stdout
-    for verb in ("status", "history", "logs"):
+    for verb in ("status", "history"):
         assert f"ffrtmp jobs {verb} " in result.stdout
+    assert "ffrtmp jobs logs" not in result.stdout
 
 
 async def test_demo_without_a_scheduler_or_agents_is_one_line(farm: Farm, cli: Cli) -> None:

@@ -206,3 +206,34 @@ async def test_a_second_submit_of_an_id_is_refused_in_one_line(farm: Farm, cli: 
         assert "job dup-1: queued" in first.stdout
         again = await cli(jobs.app, "submit", "--scenario", "720p-h264", "--id", "dup-1")
         one_line_error(again, "dup-1", "new id")
+
+
+async def test_submit_with_no_scheduler_says_the_command_is_stored_and_waits(
+    farm: Farm, cli: Cli
+) -> None:
+    """No scheduler: exit 0, the command is stored, and the line says nobody answered in time."""
+    result = await cli(jobs.app, "submit", "--id", "nobody-1", "--decision-wait-s", "0.5")
+    assert result.exit_code == 0, result.output
+    assert "command stored; no scheduler answered within 0.5 s and none holds the lease" in (
+        result.stdout
+    )
+    pending = await farm.js.stream_info(farm.subjects.commands_stream)
+    assert pending.state.messages == 1
+
+
+async def test_submit_wait_json_prints_the_submit_then_each_change_with_its_sequence(
+    farm: Farm, cli: Cli
+) -> None:
+    """``--wait -o json``: the submit's document first, then states carrying real sequences."""
+    async with scheduler(farm.store):
+        await farm.agent("cpu-1", behaviour=plan)
+        done = await cli(jobs.app, "submit", "--id", "wj-1", "--wait", "-o", "json")
+    assert done.exit_code == 0, done.output
+    first, *changes = [json.loads(line) for line in done.stdout.splitlines()]
+    assert (first["job"], first["command"], first["decided"]) == ("wj-1", "SubmitJob", True)
+    assert changes[-1]["job"]["status"] == "completed"
+    seqs = [line["seq"] for line in changes]
+    assert all(seq > 0 for seq in seqs)
+    assert seqs == sorted(seqs)
+    loaded = await farm.store.load("wj-1")
+    assert seqs[-1] == loaded.last_seq

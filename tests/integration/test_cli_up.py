@@ -204,14 +204,16 @@ def test_the_readme_demo_ends_with_the_outcomes_it_promises(up: Up) -> None:
     assert [(j["scenario"], j["reason"], j["agent"]) for j in rejected] == [
         ("1080p-h264-nvenc", "capability_mismatch", "")
     ]
-    for verb in ("status", "history", "logs"):
+    for verb in ("status", "history"):
         assert f"ffrtmp jobs {verb} {bad['id']} --nats {up.url}" in out
     status, history, logs = (up.cli(argv=ffrtmp([*argv[:-1], bad["id"]])) for argv in QUICK.why)
     assert status.returncode == 0, status.stderr
-    assert "user_error" in status.stdout
+    assert "user_error: input file" in status.stdout  # as the README quotes it
+    assert "does not exist on this agent" in status.stdout
     assert bad["agent"] in status.stdout
     assert f"attempt 1 on {bad['agent']}" in history.stdout
-    assert logs.returncode in {0, 1}  # FFmpeg never ran: one line says no log was kept
+    # The demo suggests `jobs logs` exactly when the failed attempt left a log to show.
+    assert (f"ffrtmp jobs logs {bad['id']}" in out) == (logs.returncode == 0), (out, logs.stderr)
     assert "Traceback" not in logs.stderr
 
 

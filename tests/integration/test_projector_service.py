@@ -183,3 +183,21 @@ async def test_service_is_discoverable_and_shared_by_a_queue_group(
     served = [s["endpoints"][0]["num_requests"] for s in stats]
     assert sum(served) == 20
     assert all(n > 0 for n in served)
+
+
+async def test_the_wire_reply_has_only_the_keys_of_its_kind(
+    jetstream_store: JetStreamEventStore, tmp_path: Path
+) -> None:
+    """An answer carries result and checkpoint, no error keys; an error, error and kind only."""
+    last = await fill(jetstream_store, jobs=1)
+    subject = f"{jetstream_store.subjects.prefix}.api.sql"
+    nc = jetstream_store.nc
+    async with running(jetstream_store, tmp_path / "p.duckdb") as projector:
+        await caught_up(projector, last)
+        good = await nc.request(subject, b'{"sql": "SELECT 42 AS answer"}', timeout=10)
+        bad = await nc.request(subject, b'{"sql": "DROP TABLE jobs"}', timeout=10)
+    answer, refusal = msgspec.json.decode(good.data), msgspec.json.decode(bad.data)
+    assert set(answer) == {"result", "checkpoint"}
+    assert answer["result"]["rows"] == [[42]]
+    assert set(refusal) == {"error", "kind"}
+    assert refusal["kind"] == "refused"

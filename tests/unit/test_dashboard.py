@@ -13,7 +13,7 @@ from events.job import JobState
 from events.scenarios import scenario
 from events.spec import JobSpec, validate
 from events.work import GpuTelemetry, Heartbeat, RunningJob
-from ffrtmp.cli.dashboard import frame, render, transitions
+from ffrtmp.cli.dashboard import frame, render, statuses, transitions
 from ffrtmp.cli.demo import MISSING_INPUT, DemoRow, explain_hint, mix, summary_line
 from ffrtmp.cli.read import FarmView
 
@@ -134,8 +134,30 @@ def test_summary_and_the_why_hint_name_the_failed_job() -> None:
     assert line.startswith("4 jobs in 12 s: 2 completed")
     assert "1 failed (user_error)" in line
     assert "1 rejected (capability_mismatch)" in line
-    hint = explain_hint(rows, " --nats nats://h:1")
+    hint = explain_hint(rows, " --nats nats://h:1", logged=True)
     assert hint[0] == "Why did job c fail, and where did it run?"
     for verb in ("status", "history", "logs"):
         assert any(f"ffrtmp jobs {verb} c --nats nats://h:1" in h for h in hint)
     assert explain_hint([_row("a", "completed")], "") == []
+
+
+def test_the_why_hint_suggests_logs_only_where_one_was_kept() -> None:
+    """A job that failed before FFmpeg ran, or was rejected, has no log: no ``jobs logs`` line."""
+    rows = [_row("c", "failed", "user_error: no such file"), _row("d", "rejected")]
+    hint = explain_hint(rows, "", logged=False)
+    assert any("ffrtmp jobs status c" in h for h in hint)
+    assert not any("jobs logs" in h for h in hint)
+
+
+def test_a_log_started_on_a_history_prints_only_what_is_new_oldest_first() -> None:
+    """``up --no-live`` restarted: the history is not printed again; new changes come in order."""
+    view = _view()
+    seen = statuses(view)
+    assert transitions(seen, view) == []
+    view.jobs["wait1"] = _job("wait1", S.RUNNING, Queue.LIVE, agent="gpu-1", attempt=1)
+    view.jobs["wait2"] = _job("wait2", S.QUEUED, Queue.BATCH)
+    view.changed_at.update({"wait1": 300.0, "wait2": 200.0})
+    lines = transitions(seen, view)
+    assert len(lines) == 2
+    assert "job wait2 720p-h264 queued" in lines[0]
+    assert "job wait1 720p-h264 running on gpu-1" in lines[1]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from events.errors import FfrtmpError
 from events.job_events import JobAssigned, JobSubmitted
 from events.spec import JobSpec
 from projections import Projector, schema
@@ -78,3 +79,17 @@ def test_a_database_locked_by_a_projector_is_one_clear_error(tmp_path: Path) -> 
         holder.close()
     assert done.returncode != 0
     assert b"is a projector running on it? stop it first" in done.stderr
+
+
+def test_a_new_database_in_a_missing_directory_is_created(tmp_path: Path) -> None:
+    """``projector run --db ./data/farm.duckdb`` with no ``data/`` yet: the directory is made."""
+    db = tmp_path / "data" / "deeper" / "farm.duckdb"
+    assert _written(db) == _written(tmp_path / "flat.duckdb")
+    assert db.is_file()
+
+
+def test_a_database_under_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    """A parent that is a file cannot hold the database: an FfrtmpError naming the path."""
+    (tmp_path / "data").write_text("not a directory")
+    with pytest.raises(FfrtmpError, match=r"cannot create the projection database .*data"):
+        Projector(tmp_path / "data" / "farm.duckdb")
