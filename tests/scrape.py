@@ -31,7 +31,7 @@ from ffrtmp.exporter.service import Exporter, ExporterSettings
 from tests.farm import wait_until
 
 T0 = 1_000.0
-SLOW = {"worker_stale_after_s": 600.0}
+STALE_AFTER_S = 600.0
 """A heartbeat of this test stays fresh for 10 minutes, however slow the machine is today."""
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -143,7 +143,10 @@ async def running(
     store: JetStreamEventStore, settings: ExporterSettings | None = None
 ) -> AsyncIterator[Exporter]:
     """An exporter in this process on a free port until the block ends."""
-    exporter = Exporter(store, settings or ExporterSettings(host="127.0.0.1", port=0, **SLOW))
+    exporter = Exporter(
+        store,
+        settings or ExporterSettings(host="127.0.0.1", port=0, worker_stale_after_s=STALE_AFTER_S),
+    )
     task = asyncio.create_task(exporter.run())
 
     async def listening() -> bool:
