@@ -320,7 +320,8 @@ class FfrtmpCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         """Every family, in a fixed order.
 
-        An agent the log says deregistered has no gauges, nor has a drained one once silent: an
+        Only agents the log has registered have gauges (a forged heartbeat shows no ghost). An
+        agent the log says deregistered has none, nor has a drained one once silent: an
         operator took it out, so its silence is no fault to alert on.
         """
         figures = self._figures()
@@ -328,7 +329,8 @@ class FfrtmpCollector(Collector):
         present = [
             w
             for w in self._workers()
-            if w.last.agent not in figures.departed
+            if w.last.agent in figures.present
+            and w.last.agent not in figures.departed
             and (w.fresh or w.last.agent not in figures.drained)
         ]
         yield from worker_families(present)

@@ -84,6 +84,9 @@ class LogFigures(msgspec.Struct, frozen=True, kw_only=True):
     nodes_quarantined: int = 0
     departed: frozenset[str] = frozenset()  # agents deregistered (stopped or removed): no gauges
     drained: frozenset[str] = frozenset()  # agents an operator is taking out: gauges while heard
+    present: frozenset[str] = frozenset()
+    """Agents registered and not deregistered: only they have worker gauges (a heartbeat from an
+    agent the log does not know, forged or early, shows nothing)."""
     results: tuple[ResultGroup, ...] = ()
 
 

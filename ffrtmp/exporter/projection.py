@@ -101,6 +101,7 @@ def _figures(read: _Reading) -> LogFigures:
     )
     departed = read.rows("SELECT agent FROM agents WHERE status = 'offline'")
     drained = read.rows(_DRAINED)
+    present = read.rows("SELECT agent FROM agents WHERE status <> 'offline'")
     return LogFigures(
         position=position,
         entered=entered,
@@ -122,6 +123,7 @@ def _figures(read: _Reading) -> LogFigures:
         nodes_quarantined=sum(int(quarantined) for _, _, quarantined in nodes),
         departed=frozenset(str(agent) for (agent,) in departed),
         drained=frozenset(str(agent) for (agent,) in drained),
+        present=frozenset(str(agent) for (agent,) in present),
         results=tuple(_group(row) for row in read.rows(_RESULTS)),
     )
 

@@ -137,6 +137,9 @@ async def test_worker_gauges_follow_heartbeats_and_skip_malformed_ones(
 ) -> None:
     """A heartbeat sets the agent's gauges; a newer one moves them; junk is counted, skipped."""
     nc, subjects = jetstream_store.nc, jetstream_store.subjects
+    caps = Capabilities(hostname="h", encoders=("libx264",))
+    registered = AgentRegistered(agent="gpu-1", at=time.time(), capabilities=caps, slots=4)
+    await Log(jetstream_store).agent(registered, agent="gpu-1")  # agents register, then beat
     gpu = GpuTelemetry(
         index=0, utilization_percent=40, temperature_c=71, power_w=120, memory_used_bytes=2**30
     )
@@ -199,11 +202,13 @@ async def test_anything_but_metrics_is_not_found(jetstream_store: JetStreamEvent
 async def test_departed_agents_lose_their_gauges_and_silent_ones_their_load(
     jetstream_store: JetStreamEventStore,
 ) -> None:
-    """Deregistered, or drained and silent: no series; silent: its last beat, not its load."""
+    """Deregistered, drained and silent, or never registered: no series; silent: no load."""
     nc, subjects = jetstream_store.nc, jetstream_store.subjects
     caps = Capabilities(hostname="h", encoders=("libx264",))
     log = Log(jetstream_store)
     now = time.time()
+    ghost = Heartbeat(agent="ghost", at=now, slots=64, free_slots=64, cpu_percent=1.0)
+    await nc.publish(subjects.heartbeat("ghost"), encode(ghost))  # forged: never registered
     old = now - 1200  # silent past the tests' 600 s staleness, within the hour of the board
     beats = {"gone": now, "silent": old, "drained": old, "draining": now, "here": now}
     for agent, at in beats.items():  # "here" last: once its beat is counted, all are
@@ -222,7 +227,7 @@ async def test_departed_agents_lose_their_gauges_and_silent_ones_their_load(
             return caught_up(samples) and here == 1
 
         samples = await scrape_when(exporter.port, heard, "the heartbeats and the log")
-    for agent in ("gone", "drained"):
+    for agent in ("gone", "drained", "ghost"):
         assert [name for name, labels in samples if ("agent", agent) in labels] == [], agent
     assert value(samples, "ffrtmp_worker_cpu_usage_ratio", agent="here") == 1.0
     assert value(samples, "ffrtmp_worker_cpu_usage_ratio", agent="draining") == 1.0

@@ -100,10 +100,15 @@ class Farm:
             check=False,
         )  # fmt: skip
 
-    def start(self, name: str, user: str, *args: str) -> None:
+    def start(self, name: str, user: str, *args: str, in_url: bool = False) -> None:
+        """Start a process as ``user``; ``in_url``: the old way, the password in its URL."""
+        env = self.env(user)
+        if in_url:
+            del env["FFRTMP_NATS_USER"], env["FFRTMP_NATS_PASSWORD"]
+            env["FFRTMP_NATS_URL"] = self.url.replace("nats://", f"nats://{user}:{password(user)}@")
         with (self.root / f"{name}.log").open("ab") as log:
             self.procs[name] = subprocess.Popen(  # noqa: S603 -- our own CLI
-                [*CLI, *args], env=self.env(user), stdout=log, stderr=subprocess.STDOUT
+                [*CLI, *args], env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
     def log(self, name: str) -> str:
@@ -166,7 +171,8 @@ def test_a_job_completes_with_every_process_as_its_own_user(farm: Farm) -> None:
     farm.start("scheduler", "scheduler", "scheduler", "run")
     farm.start("agent", f"agent-{AGENT}", "agent", "run", "--id", AGENT, "--health-port", "0",
                "--heartbeat-s", "0.5", "--work-dir", str(farm.root / "work"))  # fmt: skip
-    farm.start("projector", "projector", "projector", "run", "--db", str(farm.root / "p.duckdb"))
+    db = str(farm.root / "p.duckdb")
+    farm.start("projector", "projector", "projector", "run", "--db", db, in_url=True)
     port = free_port()
     farm.start("exporter", "exporter", "exporter", "run", "--port", str(port), "--host",
                "127.0.0.1")  # fmt: skip
@@ -197,3 +203,4 @@ def test_a_job_completes_with_every_process_as_its_own_user(farm: Farm) -> None:
     for user in users(Subjects(PREFIX), [AGENT]):
         assert password(user.name) not in printed, user.name
     assert not re.search(r"Traceback", printed), printed[-3000:]
+    assert "nats://projector:***@127.0.0.1" in farm.log("projector")  # shown, redacted

@@ -7,9 +7,11 @@ without it skips these tests.
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +132,34 @@ async def test_a_wrong_ca_and_plain_text_are_refused(tls_server: NatsServer, pki
     with pytest.raises((NatsError, OSError)):
         await _connect(tls_server, None)
     gc.collect()  # nats-py leaves a refused connection's socket to the collector
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """One ``ffrtmp`` command as a process, bounded: a hang fails the test instead of stalling."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FFRTMP_", "SSL_CERT"))}
+    command = [sys.executable, "-c", "from ffrtmp.cli import main; main()", *args]
+    return subprocess.run(  # noqa: S603 -- our own CLI
+        command, env={**base, "XDG_CONFIG_HOME": "/nonexistent", "FFRTMP_PREFIX": "tls",
+                      **(env or {})},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_the_cli_names_an_untrusted_certificate_and_trusts_tls_ca(
+    tls_server: NatsServer, pki: Path
+) -> None:
+    """Without the CA: one line naming the certificate problem and --tls-ca; with it: works."""
+    url = _tls_url(tls_server)
+    for args in (("--nats", url), ("--nats", tls_server.url)):  # tls://, and TLS the server asks
+        refused = _cli("events", "tail", "-n", "1", *args)
+        errors = [line for line in refused.stderr.splitlines() if line.strip()]
+        assert refused.returncode == 1, refused.stderr
+        assert len(errors) == 1, refused.stderr
+        assert "certificate is not trusted" in errors[0], errors[0]
+        assert "--tls-ca" in errors[0], errors[0]
+    ca = str(pki / "ca.pem")
+    trusted = _cli("events", "tail", "-n", "1", "--nats", url, "--tls-ca", ca)
+    assert trusted.returncode == 0, trusted.stderr
+    from_env = _cli("events", "tail", "-n", "1", env={"FFRTMP_NATS_URL": url,
+                                                          "FFRTMP_TLS_CA": ca})  # fmt: skip
+    assert from_env.returncode == 0, from_env.stderr
