@@ -139,9 +139,13 @@ class Supervisor:
         return changes
 
     def _restart(self, run: _Running, now: float) -> Restarted:
+        number = run.history.count  # the restart this start is
+        why = run.last.describe() if run.last is not None else "ended"
+        run.log.write(f"--- ffrtmp up: restart {number} ({why}) ---\n".encode())
+        run.log.flush()  # the new process appends after the mark
         run.proc, run.reported, run.due = self._spawn(run.child, run.log), False, None
         run.history = started(run.history, now, self.policy)
-        return Restarted(name=run.child.name, pid=run.proc.pid, number=run.history.count - 1)
+        return Restarted(name=run.child.name, pid=run.proc.pid, number=number)
 
     def restarts(self, name: str) -> int:
         """How many times the child was started again."""

@@ -27,6 +27,7 @@ from events.policy import RetryPolicy
 from events.store import Append
 from events.streams import ensure_streams
 from events.subjects import Subjects
+from ffrtmp.bench.cluster import ClusterBenchSettings, bench_cluster
 from ffrtmp.check import CheckSettings
 from ffrtmp.check.read import check_store
 from ffrtmp.natscluster import ClusterSettings, NatsCluster
@@ -191,3 +192,14 @@ async def _kill_and_return(
 
     await wait_until(farm_goes_on, f"jobs to complete with {leader} down", 90)
     await cluster.restart(index)
+
+
+@pytest.mark.timeout(600)
+async def test_the_cluster_bench_runs_and_every_job_completes() -> None:
+    """``ffrtmp bench cluster`` as RELIABILITY.md runs it, one kill: nothing abandoned or lost."""
+    report = await bench_cluster(ClusterBenchSettings(kills=1))
+    (kill,) = report.kills
+    assert kill.leader in {"n1", "n2", "n3"}
+    assert 0 <= kill.next_completion_s <= kill.new_job_completed_s
+    assert report.completed == report.jobs > 0
+    assert report.abandoned == 0

@@ -137,7 +137,8 @@ def test_a_dead_child_is_restarted_until_the_start_limit(tmp_path: Path) -> None
     assert len({first, *pids}) == 3
     assert supervisor.restarts("projector") == 2
     assert supervisor.state("projector").startswith("down: exited with code 2 (start limit")
-    assert supervisor.log_tail("projector").count("boom") == 3
+    assert supervisor.log_tail("projector", 10).count("boom") == 3
+    assert "--- ffrtmp up: restart 2 (exited with code 2) ---" in supervisor.log_tail("projector")
     assert supervisor.poll() == []
     assert supervisor.stop(1.0) == []
 
