@@ -222,11 +222,17 @@ async def watch(farm: Farm, conn: Conn, header: list[str], out: Console, *, live
 
 def _check_ports(settings: FarmSettings) -> None:
     agents = [(port, "--agent-port-base", "another agent") for port in settings.agent_ports]
-    for port, flag, what in (
+    wanted = [
         (settings.nats_port, "--nats-port", "another farm or nats-server"),
         (settings.metrics_port, "--metrics-port", "another exporter, or Prometheus"),
         *agents,
-    ):
+    ]
+    flags: dict[int, str] = {}
+    for port, flag, _ in wanted:
+        if port in flags:
+            raise FfrtmpError(f"port {port} is asked for twice ({flags[port]} and {flag})")
+        flags[port] = flag
+    for port, flag, what in wanted:
         if port_in_use(port):
             raise FfrtmpError(
                 f"port {port} is already in use ({what}?): stop it, or choose another with {flag}"

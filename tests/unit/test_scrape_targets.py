@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from events.errors import InvalidSpec
+from ffrtmp.cli import app
 from ffrtmp.farm import FarmSettings, Layout, announcement, plan
 from ffrtmp.scrape_targets import agent_ports, targets, write_targets
 
@@ -50,3 +52,13 @@ def test_targets_list_the_exporter_and_each_agent_with_its_id(tmp_path: Path) ->
     assert sorted(p.name for p in folder.iterdir()) == ["agents.json", "exporter.json"]
     written = json.loads((folder / "agents.json").read_text())
     assert written == targets(children)["agents.json"]
+
+
+def test_up_refuses_an_agent_port_the_farm_already_uses(tmp_path: Path) -> None:
+    """``--agent-port-base`` onto the metrics port is one clear error; nothing starts or is made."""
+    data = tmp_path / "farm"
+    argv = ["up", "--agents", "2", "--metrics-port", "19091", "--agent-port-base", "19090"]
+    result = CliRunner().invoke(app, [*argv, "--data-dir", str(data)])
+    assert result.exit_code == 1
+    assert "port 19091 is asked for twice (--metrics-port and --agent-port-base)" in result.output
+    assert not data.exists()
