@@ -9,7 +9,8 @@ written under a temporary name and published only on success (``agent.output``).
 command line leads the attempt's log (``log_tail``) and the agent's own log. While it runs,
 ``-progress`` blocks on stdout become live progress and, for live outputs, a stall count;
 stderr's tail is kept for ``ffrtmp jobs logs``. Pause and resume stop and continue the whole
-group; cancel terminates it and kills it after a grace period. When FFmpeg exits 0 the engine
+group; cancel terminates it and kills it after a grace period (``agent.steering``, which the
+GStreamer engine steers its process with too). When FFmpeg exits 0 the engine
 runs the quality pass if the job asked for metrics (``agent.quality``), publishes a file output
 and returns the results (``agent.outcome``); otherwise it classifies the failure. Wall time
 excludes time spent paused, so rates describe the encoder, not the operator.
@@ -36,6 +37,7 @@ from agent.inputheader import InputHeader, input_header, media_s
 from agent.logs import command_line
 from agent.output import discard, publish, temporary
 from agent.progress import ProgressParser, Sample, StallCounter, live
+from agent.steering import Steering
 from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
 from events.errors import InvalidSpec
@@ -156,20 +158,29 @@ class FfmpegExecution:
         self._sample = Sample()
         self._header: InputHeader | None = None
         self._stalls = StallCounter()
-        self._paused_at: float | None = None
-        self._paused_s = 0.0
         self._canceled = False
         self._ending: Ending | None = None
         self._encode_tail = b""
         self._quality_tail = b""
         self._energy_start = self._joules()
-        self._started = engine.clock()
-        self._child = Child(
+        self._steer: Steering | None = None  # progress may arrive before it is set
+        child = Child(
             self._plan.argv, self._on_line, niceness=settings.nice, tail_bytes=settings.tail_bytes
         )
+        self._steer = Steering(child, engine.clock)
         log.info("job %s attempt %d: FFmpeg %d started: %s", dispatch.job, dispatch.attempt,
                  self.pid, shlex.join(self._plan.argv))  # fmt: skip
         self._task = asyncio.get_running_loop().create_task(self._run())
+
+    @property
+    def steering(self) -> Steering:
+        """The controls of the FFmpeg now running (the encode, then the quality pass)."""
+        assert self._steer is not None  # noqa: S101 - set in __init__ right after the start
+        return self._steer
+
+    @property
+    def _child(self) -> Child:
+        return self.steering.child
 
     @property
     def pid(self) -> int:
@@ -183,9 +194,7 @@ class FfmpegExecution:
 
     def active_s(self) -> float:
         """Seconds the attempt has run, pauses excluded: what a time budget counts."""
-        now = self._engine.clock()
-        paused = self._paused_s + (now - self._paused_at if self._paused_at is not None else 0.0)
-        return now - self._started - paused
+        return self.steering.active_s()
 
     def _joules(self) -> float | None:
         return None if self._engine.energy is None else self._engine.energy.joules(self._gpu)
@@ -195,8 +204,9 @@ class FfmpegExecution:
         if sample is None:
             return
         self._sample = sample
-        if self._plan.live and self._paused_at is None:
-            self._stalls.observe(self.active_s(), sample.out_time_s)
+        steer = self._steer
+        if self._plan.live and steer is not None and not steer.paused:
+            self._stalls.observe(steer.active_s(), sample.out_time_s)
 
     def media_s(self) -> float | None:
         """Seconds of media this attempt encodes, once known; None: the input has no end."""
@@ -215,27 +225,19 @@ class FfmpegExecution:
 
     def pause(self) -> bool:
         """SIGSTOP the process group; True when it was running."""
-        if self._paused_at is not None or self._ending is not None:
-            return False
-        if not self._child.signal(signal.SIGSTOP):
-            return False
-        self._paused_at = self._engine.clock()
-        return True
+        return self._ending is None and self.steering.pause()
 
     def resume(self) -> bool:
         """SIGCONT the process group; True when it was paused."""
-        if self._paused_at is None:
+        if not self.steering.resume():
             return False
-        self._child.signal(signal.SIGCONT)
-        self._paused_s += self._engine.clock() - self._paused_at
-        self._paused_at = None
         self._stalls.rebase()
         return True
 
     @property
     def paused(self) -> bool:
         """Whether the process group is stopped."""
-        return self._paused_at is not None
+        return self.steering.paused
 
     @property
     def canceled(self) -> bool:
@@ -245,17 +247,7 @@ class FfmpegExecution:
     async def cancel(self) -> None:
         """SIGTERM the group (continuing it if stopped), SIGKILL after the grace period."""
         self._canceled = True
-        child = self._child
-        child.signal(signal.SIGTERM)
-        if self.resume():
-            log.debug("continued stopped FFmpeg %d so it can act on SIGTERM", child.pid)
-        try:
-            async with asyncio.timeout(self._engine.settings.cancel_grace_s):
-                await child.wait()
-        except TimeoutError:
-            log.warning("FFmpeg %d ignored SIGTERM for %.1f s: killing it", child.pid,
-                        self._engine.settings.cancel_grace_s)  # fmt: skip
-            child.signal(signal.SIGKILL)
+        await self.steering.stop((signal.SIGTERM,), self._engine.settings.cancel_grace_s)
         await self.wait()
 
     async def wait(self) -> Ending:
@@ -326,8 +318,8 @@ class FfmpegExecution:
         argv = quality.argv(
             self._engine.settings.ffmpeg, self._spec, self._scenario, self._plan.compare_with
         )
-        self._child = Child(argv, _ignore, niceness=self._engine.settings.nice,
-                            tail_bytes=self._engine.settings.tail_bytes)  # fmt: skip
+        self.steering.child = Child(argv, _ignore, niceness=self._engine.settings.nice,
+                                    tail_bytes=self._engine.settings.tail_bytes)  # fmt: skip
         ended = await self._child.wait()
         self._quality_tail = self._child.tail()
         if ended.returncode != 0:

@@ -33,6 +33,7 @@ from agent.command import choose_preset
 from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.ffmpeg_engine import CANCEL_GRACE_S, DEFAULT_NICE
 from agent.inputheader import InputHeader, media_s
+from agent.logs import command_line
 from agent.output import discard, publish, temporary
 from agent.steering import Steering
 from agent.telemetry import EnergyMeter
@@ -274,7 +275,7 @@ class GstExecution:
 
     def log_tail(self) -> bytes:
         """The pipeline's command line, then the end of gst-launch's stderr (warnings, errors)."""
-        return f"$ {shlex.join(self.argv)}\n".encode() + self.steering.child.tail()
+        return command_line(self.argv) + self.steering.child.tail()
 
     async def _run(self) -> Ending:
         try:
