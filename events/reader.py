@@ -53,6 +53,7 @@ IDLE_HEARTBEAT_S: Final = 5.0
 """How often an idle consumer says it is alive; three missed heartbeats recreate it."""
 _MISSED_HEARTBEATS: Final = 3
 _API_TIMEOUT_S: Final = 5.0
+_CATCH_UP_PAUSE_S: Final = 0.05  # before reading again from a server behind the stream's leader
 _INACTIVE_S: Final = 60.0  # the server drops a consumer nobody has read for this long
 _ACK_PREFIX: Final = b"$JS.ACK."
 _HEARTBEAT: Final = "100"
@@ -84,7 +85,17 @@ class _StreamInfo(msgspec.Struct):
     error: _ApiError | None = None
 
 
+class _StoredSeq(msgspec.Struct):
+    seq: int = 0
+
+
+class _Stored(msgspec.Struct):
+    message: _StoredSeq | None = None
+    error: _ApiError | None = None
+
+
 _CREATED: Final = msgspec.json.Decoder(_Created)
+_STORED: Final = msgspec.json.Decoder(_Stored)
 _STREAM_INFO: Final = msgspec.json.Decoder(_StreamInfo)
 
 
@@ -131,7 +142,7 @@ async def _read(
     end = await last_sequence(nc, request.stream) if to_end else None
     start = max(from_seq, 1)
     while end is None or start <= end:
-        with contextlib.suppress(_Broken):
+        try:
             async with _open(nc, request, start) as feed:
                 while not feed.done(start, end):
                     batch = await feed.next_batch(end)
@@ -139,7 +150,30 @@ async def _read(
                         yield item
                     if batch:
                         start = batch[-1][0] + 1
-                return
+        except _Broken:
+            continue
+        # Done by its consumer's count (a follow never is): trusted as far as the leader agrees.
+        if end is None or feed.past_end or not await _stored_before(nc, request, start, end):
+            return
+        await asyncio.sleep(_CATCH_UP_PAUSE_S)  # its server is behind the leader: read on
+
+
+async def _stored_before(nc: NatsClient, request: _Request, start: int, end: int) -> bool:
+    """Whether the stream's leader holds a message on the subject from ``start`` up to ``end``.
+
+    A consumer counts what is pending on its own server's copy of the stream: in a cluster that
+    copy can be behind the leader (a node just restarted and catching up), and a read that
+    trusted its "nothing pending" would end early, silently short. The leader answers here.
+    """
+    if start > end:
+        return False
+    payload = msgspec.json.encode({"seq": start, "next_by_subj": request.subject})
+    reply = _STORED.decode(await _api(nc, f"$JS.API.STREAM.MSG.GET.{request.stream}", payload))
+    if reply.error is not None:
+        if reply.error.err_code == wire.ERR_NO_MESSAGE_FOUND:
+            return False
+        _raise_for(nc, request.stream, reply.error)
+    return reply.message is not None and reply.message.seq <= end
 
 
 class _Request(msgspec.Struct, frozen=True):

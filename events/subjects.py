@@ -70,6 +70,7 @@ def js_api(*tokens: str) -> str:
 ERR_WRONG_LAST_SEQUENCE: Final = 10071  # JSStreamWrongLastSequenceErrF
 ERR_WRONG_LAST_SEQUENCE_CONSTANT: Final = 10164  # JSStreamWrongLastSequenceConstantErr
 ERR_STREAM_NOT_FOUND: Final = 10059  # JSStreamNotFoundErr
+ERR_NO_MESSAGE_FOUND: Final = 10037  # JSNoMessageFoundErr
 
 # Matched whole (``fullmatch``): ``$`` also matches before a trailing newline, and a subject with
 # one is refused by the server. A token is bounded so no subject nears the server's control line.

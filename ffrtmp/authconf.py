@@ -95,6 +95,7 @@ def _stream_reads(stream: str) -> list[str]:
     return [
         js_api("DIRECT", "GET", stream),
         js_api("DIRECT", "GET", stream, ALL),
+        js_api("STREAM", "MSG", "GET", stream),  # the leader's word where a replica lags
         js_api("CONSUMER", "CREATE", stream),  # ephemeral, ack none: a read
         js_api("CONSUMER", "DELETE", stream, "*"),
         f"{JS_FLOW}.{stream}.{ALL}",
@@ -108,7 +109,7 @@ def _reads(subjects: Subjects) -> list[str]:
     for stream in (subjects.events_stream, subjects.heartbeat_stream):
         found += _stream_reads(stream)
     logs = OBJ_STREAM_TEMPLATE.format(bucket=subjects.log_bucket)
-    found += [js_api("STREAM", "MSG", "GET", logs), *_stream_reads(logs)]
+    found += _stream_reads(logs)
     lease = KV_STREAM_TEMPLATE.format(bucket=subjects.lease_bucket)  # who leads, for the exporter
     found += [js_api("STREAM", "MSG", "GET", lease), *_stream_reads(lease)[:2]]
     return found

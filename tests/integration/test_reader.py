@@ -247,3 +247,20 @@ async def test_a_cancelled_follow_still_deletes_its_consumer(nc: NatsClient, pre
             tg.cancel_scope.cancel()
         while await consumers(nc, s.events_stream):  # noqa: ASYNC110 -- the server's list is the condition
             await anyio.sleep(0.01)  # poll interval until the deletion lands
+
+
+async def test_the_leader_is_asked_whether_a_read_ended_short(nc: NatsClient, prefix: str) -> None:
+    """A read trusts its consumer's "nothing pending" only as far as the stream's leader agrees.
+
+    In a cluster the consumer's server can be behind the leader; ``_stored_before`` asks the
+    leader whether a message on the subject lies between the next wanted sequence and the end.
+    """
+    s = Subjects(prefix)
+    await publish(nc, s.job_event("a", "sched"), 3)
+    await publish(nc, s.agent_event("x"), 2)
+    jobs = reader._Request(s.events_stream, f"{prefix}.evt.job.>", 1.0)
+    assert await reader._stored_before(nc, jobs, 1, 5)
+    assert await reader._stored_before(nc, jobs, 3, 5)
+    assert not await reader._stored_before(nc, jobs, 4, 5)  # only agent events from 4 on
+    assert not await reader._stored_before(nc, jobs, 6, 9)  # past the last message
+    assert not await reader._stored_before(nc, jobs, 3, 2)  # an empty range
