@@ -35,7 +35,7 @@ from agent.child import TAIL_BYTES, Child, Exit
 from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.inputheader import InputHeader, input_header, media_s
 from agent.logs import command_line
-from agent.output import discard, publish, temporary
+from agent.output import claim, discard, publish
 from agent.progress import ProgressParser, Sample, StallCounter, live
 from agent.steering import Steering
 from agent.telemetry import EnergyMeter
@@ -141,7 +141,7 @@ class FfmpegExecution:
         self._copy: Path | None = None
         self._written: Path | None = None  # a file output's temporary name
         if output_kind(self._spec.output) is OutputKind.FILE:
-            self._written = temporary(Path(self._spec.output), dispatch.job, dispatch.attempt)
+            self._written = claim(Path(self._spec.output), dispatch.job, dispatch.attempt)
         elif self._spec.quality_metrics:
             self._copy = engine.work_dir / f"ffrtmp-{dispatch.job}-{dispatch.attempt}.mkv"
         self._plan = command.build(

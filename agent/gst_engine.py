@@ -34,7 +34,7 @@ from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.ffmpeg_engine import CANCEL_GRACE_S, DEFAULT_NICE
 from agent.inputheader import InputHeader, media_s
 from agent.logs import command_line
-from agent.output import discard, publish, temporary
+from agent.output import claim, discard, publish
 from agent.steering import Steering
 from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
@@ -166,7 +166,7 @@ class GstExecution:
         self._scenario: Scenario = scenario(dispatch.spec.scenario)
         self._written: Path | None = None  # a file output's temporary name
         if output_kind(self._spec.output) is OutputKind.FILE:
-            self._written = temporary(Path(self._spec.output), dispatch.job, dispatch.attempt)
+            self._written = claim(Path(self._spec.output), dispatch.job, dispatch.attempt)
         audio = gst_pipeline.has_audio_path(self._spec) and found.audio_codec is not None
         self.plan = engine.plan(dispatch, audio, self._written)
         # What it encodes: the spec's duration, cut short by a shorter input; None: until EOS.

@@ -6,6 +6,11 @@ container). Only a finished, successful attempt publishes: with ``overwrite`` by
 otherwise by ``os.link``, which refuses atomically when the destination appeared meanwhile, so
 a file is never replaced unless the spec said so. A canceled or failed attempt removes its
 temporary file; each attempt has its own, so two attempts of one job never write the same file.
+
+An attempt ``claim``s its name: it removes the temporary files of the job's earlier attempts
+first. One left by an agent killed with ``kill -9`` goes; one whose writer still runs (an agent
+cut off from the farm, already replaced) loses its name, so that writer can no longer publish
+over the attempt that now holds the job (its publish finds no file and fails).
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ def temporary(destination: Path, job: str, attempt: int) -> Path:
     """The name attempt ``attempt`` of ``job`` writes before it publishes."""
     name = f".{destination.stem}.ffrtmp-{job}-{attempt}.partial{destination.suffix}"
     return destination.with_name(name)
+
+
+def claim(destination: Path, job: str, attempt: int) -> Path:
+    """The attempt's temporary name, once the job's earlier attempts' files are removed."""
+    for earlier in range(1, attempt):
+        discard(temporary(destination, job, earlier))
+    return temporary(destination, job, attempt)
 
 
 def exists_problem(destination: Path, overwrite: bool) -> str | None:

@@ -285,6 +285,7 @@ async def test_kill_9_of_the_agent_takes_its_ffmpeg_and_the_retry_writes_alone(
     started = [e for e in await farm.history("k") if isinstance(e, JobStarted)]
     assert [e.agent for e in started][-1] == "k2"
     assert probe(out).frames == 240
+    assert names(media) == ["long.mkv"]  # the retry removed the dead attempt's temporary file
 
 
 async def test_kill_9_of_the_agent_takes_even_a_paused_ffmpeg(

@@ -278,3 +278,36 @@ async def test_the_log_starts_with_the_exact_command_line(tmp_path: Path) -> Non
     first = started.log_tail().split(b"\n", 1)[0].decode()
     assert first.startswith(f"$ {FFMPEG} -nostdin")
     assert "'" in first  # the space in the temporary name is quoted
+
+
+def attempt(number: int, spec: JobSpec) -> Dispatch:
+    """Attempt ``number`` of job j1."""
+    return Dispatch(job="j1", attempt=number, spec=spec, budget_s=60, after_seq=number, at=0)
+
+
+async def test_a_later_attempt_takes_the_name_from_an_earlier_one_still_running(
+    tmp_path: Path,
+) -> None:
+    """Attempt 2 removes attempt 1's file; attempt 1 (a zombie) then cannot publish; 2 does."""
+    out = tmp_path / "a.mkv"
+    engine = engine_for(tmp_path)
+    spec = msgspec.convert(
+        {"scenario": "480p-h264", "input": PATTERN, "output": str(out), "duration_s": 1.0}, JobSpec
+    )
+    long = msgspec.structs.replace(spec, duration_s=30.0)
+    first = await engine.start(attempt(1, long))
+    assert isinstance(first, FfmpegExecution)
+
+    async def writing() -> bool:
+        return bool(names(tmp_path, ".a.ffrtmp-j1-1"))
+
+    await wait_until(writing, "attempt 1's temporary file")
+    second = await engine.start(attempt(2, spec))
+    assert isinstance(second, FfmpegExecution)
+    assert names(tmp_path, ".a.ffrtmp-j1-1") == []
+    assert isinstance(await second.wait(), Done)
+    assert probe(out).frames == 30
+    zombie = await first.wait()
+    assert isinstance(zombie, Failed), zombie
+    assert probe(out).frames == 30  # still attempt 2's file
+    assert names(tmp_path, ".a.") == []
