@@ -68,7 +68,11 @@ async def agents(farm: Farm) -> AsyncIterator[Factory]:
         **settings: Any,
     ) -> Agent:
         engine, journal = ScriptedEngine(behaviour), Journal()
-        attempt = AttemptSettings(poll_s=0.02, budget_grace_s=settings.pop("grace_s", 10.0))
+        attempt = AttemptSettings(
+            poll_s=0.02,
+            budget_grace_s=settings.pop("grace_s", 10.0),
+            report_outage_s=settings.pop("report_outage_s", 120.0),
+        )
         config = AgentSettings(slots=slots, heartbeat_s=heartbeat_s, attempt=attempt, **settings)
         service = AgentService(
             farm.store.nc, farm.store, farm.subjects, name, CPU, engine, config, journal=journal
@@ -432,3 +436,31 @@ async def test_a_completion_that_meets_an_outage_is_stored_once_the_log_is_back(
     assert (agent.service.stats.completed, agent.service.stats.errors) == (1, 0)
     completions = [e for e in await farm.history("j") if isinstance(e, JobCompleted)]
     assert len(completions) == 1
+
+
+async def test_a_report_waits_for_the_store_no_longer_than_the_budget_allows(
+    farm: Farm, agents: Factory
+) -> None:
+    """An outage that outlasts the attempt's budget: the agent gives the report up and its slot.
+
+    By then the scheduler times the attempt out anyway; holding the slot longer would only
+    keep it from the retry.
+    """
+    agent = await agents("a1", HANG, grace_s=0.2, report_outage_s=0.5)
+    config = events_stream(farm.subjects)
+    detached = dataclasses.replace(config, subjects=[f"{farm.subjects.prefix}.detached.>"])
+    async with scheduler(farm.store):
+        await farm.submit("j", timeout_s=1.0)
+        await farm.wait_status("j", S.RUNNING)
+        await farm.js.update_stream(detached)
+        try:
+            agent.execution("j").finish()
+
+            async def given_up() -> bool:
+                return agent.service.stats.errors == 1 and not agent.service.running
+
+            await wait_until(given_up, "the agent to give the report up")
+        finally:
+            await farm.js.update_stream(config)
+    assert agent.service.stats.outage_retries >= 1
+    assert agent.service.stats.completed == 0
