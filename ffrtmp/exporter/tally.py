@@ -195,6 +195,9 @@ class Tally:
             schedule_to_start=self._start.figures(),
             nodes_by_status=dict(nodes),
             nodes_quarantined=sum(agent.quarantined for agent in self._agents.values()),
+            departed=frozenset(
+                name for name, agent in self._agents.items() if agent.status is AgentStatus.OFFLINE
+            ),
             present=frozenset(
                 name
                 for name, agent in self._agents.items()

@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agent.health import AgentCollector
 from agent.tally import AgentStats
+from events.agent_events import AgentRegistered, Capabilities
 from events.codec import encode
 from events.jetstream import JetStreamEventStore
 from events.work import GpuTelemetry, Heartbeat
@@ -29,7 +30,11 @@ SUFFIXES = {
 
 async def exposition(store: JetStreamEventStore) -> str:
     """What a real exporter serves for the known history and a GPU agent's heartbeat."""
-    await known_history(Log(store))
+    log = Log(store)
+    await known_history(log)
+    caps = Capabilities(hostname="gpu-box", encoders=("h264_nvenc",))
+    registered = AgentRegistered(agent="gpu-1", at=time.time(), capabilities=caps, slots=2)
+    await log.agent(registered, agent="gpu-1")  # agents register, then beat
     gpu = GpuTelemetry(index=0, utilization_percent=50, temperature_c=60, power_w=90)
     beat = Heartbeat(agent="gpu-1", at=time.time(), slots=2, free_slots=2, gpus=(gpu,))
     await store.nc.publish(store.subjects.heartbeat("gpu-1"), encode(beat))

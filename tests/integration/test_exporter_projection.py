@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from agent.scripted import Behaviour, Outcome
+from events.agent_events import AgentDeregistered
 from events.enums import FailureReason, JobStatus
 from events.store import MemoryEventStore
 from events.work import Dispatch
@@ -13,7 +14,7 @@ from ffrtmp.exporter.projection import ProjectionView
 from ffrtmp.exporter.tally import Tally
 from projections import Projector, catch_up
 from tests.farm import Farm, scheduler
-from tests.scrape import Log, known_history
+from tests.scrape import T0, Log, known_history
 
 pytestmark = pytest.mark.anyio
 S = JobStatus
@@ -85,3 +86,18 @@ async def test_projection_figures_equal_the_fold_for_the_known_history() -> None
     expected = tally_of(items).figures()  # type: ignore[arg-type]
     assert rounded(got) == rounded(expected)
     assert got.position == len(items)
+
+
+async def test_projection_and_fold_agree_on_which_agents_have_gauges() -> None:
+    """Departed, drained and present agents read the same both ways (a deregistration here)."""
+    store = MemoryEventStore()
+    log = Log(store)
+    await known_history(log)
+    await log.agent(AgentDeregistered(agent="a1", at=T0 + 20), agent="a1")
+    items = [item async for item in store.replay()]
+    projector = Projector(":memory:")
+    projector.apply(items)
+    got = ProjectionView(projector).figures()
+    expected = tally_of(items).figures()  # type: ignore[arg-type]
+    assert rounded(got) == rounded(expected)
+    assert (got.departed, got.present) == (frozenset({"a1"}), frozenset({"a2"}))
