@@ -1,7 +1,7 @@
 """``ffrtmp server``: the embedded nats-server with ffrtmp's config and streams, in the foreground.
 
 One command gives a machine a durable log: it starts the ``nats-server`` shipped with ffrtmp
-(fsync on every write), creates or updates the four streams under ``--prefix``, says where to
+(fsync on every write), runs the setup step (every stream and bucket under ``--prefix``), says where to
 connect, and on Ctrl-C or SIGTERM stops the server cleanly so nothing acknowledged is lost.
 """
 
@@ -17,7 +17,7 @@ import typer
 from nats.errors import Error as NatsError
 
 from events.errors import FfrtmpError, StoreUnavailable
-from events.streams import all_streams, ensure_streams
+from events.streams import all_streams, bucket_streams, ensure_streams
 from events.subjects import DEFAULT_PREFIX, Subjects
 from ffrtmp.natsd import NatsServer, NatsSettings
 
@@ -81,6 +81,6 @@ def _announce(server: NatsServer, subjects: Subjects) -> None:
     typer.echo(f"log:       {server.log_path}")
     if server.settings.http_port:
         typer.echo(f"monitor:   http://127.0.0.1:{server.settings.http_port}/jsz")
-    names = ", ".join(str(config.name) for config in all_streams(subjects))
-    typer.echo(f"streams:   {names}")
+    names = [str(config.name) for config in all_streams(subjects)] + bucket_streams(subjects)
+    typer.echo(f"streams:   {', '.join(names)} (the setup step, `ffrtmp streams create`)")
     typer.echo("ready; Ctrl-C stops it")
