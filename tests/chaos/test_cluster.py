@@ -25,7 +25,7 @@ from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
 from events.policy import RetryPolicy
 from events.store import Append
-from events.streams import ensure_streams
+from events.streams import all_streams, bucket_streams, ensure_streams
 from events.subjects import Subjects
 from ffrtmp.bench.cluster import ClusterBenchSettings, bench_cluster
 from ffrtmp.check import CheckSettings
@@ -129,6 +129,9 @@ async def test_killing_two_nodes_in_turn_loses_no_acknowledged_event(tmp_path: P
         admin = await nats.connect(cluster.urls)
         for subjects in (FARM, WRITES):
             await ensure_streams(admin, subjects, replicas=3, lease_ttl_s=SETTINGS.lease_ttl_s)
+        for name in [str(c.name) for c in all_streams(FARM)] + bucket_streams(FARM):
+            info = await admin.jetstream().stream_info(name)
+            assert info.config.num_replicas == 3, name  # the buckets too: the lease, logs, …
         store = await JetStreamEventStore.connect(cluster.url, FARM, timeout_s=2.0)
         writes = await JetStreamEventStore.connect(cluster.url, WRITES, timeout_s=2.0)
         farm = Farm(store)
