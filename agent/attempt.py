@@ -112,6 +112,7 @@ class Attempt:
             frames=live.frames,
             out_time_s=live.out_time_s,
             media_s=live.media_s,
+            checked_frames=live.checked_frames,
         )
 
     def budget_s(self) -> float:

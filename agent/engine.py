@@ -27,6 +27,7 @@ class LiveProgress(msgspec.Struct, frozen=True, kw_only=True):
     bitrate_kbps: float | None = None
     out_time_s: float | None = None  # media time produced so far: grows while output advances
     media_s: float | None = None  # media the attempt will encode, once known; None: no end
+    checked_frames: int = 0  # frames the quality pass has compared: it advances after the encode
 
 
 class Done(msgspec.Struct, frozen=True, kw_only=True):

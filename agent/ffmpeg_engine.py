@@ -157,6 +157,7 @@ class FfmpegExecution:
         self._parser = ProgressParser()
         self._sample = Sample()
         self._header: InputHeader | None = None
+        self._checked = 0  # frames the quality pass has compared so far
         self._stalls = StallCounter()
         self._canceled = False
         self._ending: Ending | None = None
@@ -218,7 +219,9 @@ class FfmpegExecution:
 
     def progress(self) -> LiveProgress:
         """Percent of the media encoded (once known), with FFmpeg's fps, speed and bitrate."""
-        current = live(self._sample, self.media_s())
+        current = msgspec.structs.replace(
+            live(self._sample, self.media_s()), checked_frames=self._checked
+        )
         if isinstance(self._ending, Done):
             return msgspec.structs.replace(current, percent=100.0)
         return current
@@ -318,7 +321,14 @@ class FfmpegExecution:
         argv = quality.argv(
             self._engine.settings.ffmpeg, self._spec, self._scenario, self._plan.compare_with
         )
-        self.steering.child = Child(argv, _ignore, niceness=self._engine.settings.nice,
+        checking = ProgressParser()
+
+        def on_line(line: str) -> None:  # its blocks show the comparison advancing
+            sample = checking.feed(line)
+            if sample is not None:
+                self._checked = sample.frames
+
+        self.steering.child = Child(argv, on_line, niceness=self._engine.settings.nice,
                                     tail_bytes=self._engine.settings.tail_bytes)  # fmt: skip
         ended = await self._child.wait()
         self._quality_tail = self._child.tail()
@@ -326,10 +336,6 @@ class FfmpegExecution:
             log.warning("quality pass exited %d; metrics left unmeasured", ended.returncode)
             return None
         return quality.parse(self._quality_tail.decode(errors="replace"))
-
-
-def _ignore(_: str) -> None:
-    """The quality pass writes nothing useful to stdout."""
 
 
 def _delta(start: float | None, end: float | None) -> float | None:

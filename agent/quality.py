@@ -16,7 +16,7 @@ from typing import Final
 
 import msgspec
 
-from agent.command import duration_args, input_args, video_filter
+from agent.command import PROGRESS_PERIOD_S, duration_args, input_args, video_filter
 from events.enums import QualityMetric
 from events.scenarios import Scenario
 from events.spec import JobSpec
@@ -66,6 +66,7 @@ def argv(ffmpeg: str, spec: JobSpec, scen: Scenario, encoded: str) -> tuple[str,
         "-i", encoded,
         *duration_args(spec), *input_args(spec, scen, live=False),
         "-filter_complex", graph(metrics, scen),
+        "-progress", "pipe:1", "-stats_period", f"{PROGRESS_PERIOD_S:g}",
         *outputs,
     )  # fmt: skip
 

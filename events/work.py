@@ -60,6 +60,7 @@ class RunningJob(msgspec.Struct, frozen=True, kw_only=True):
     frames: int = 0
     out_time_s: float | None = None
     media_s: float | None = None
+    checked_frames: int = 0  # frames the quality pass compared, after the encode: progress too
 
 
 class GpuTelemetry(msgspec.Struct, frozen=True, kw_only=True):

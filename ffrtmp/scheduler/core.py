@@ -140,6 +140,7 @@ class Seen(msgspec.Struct, kw_only=True, gc=False):
     progressed: float
     frames: int = 0
     out_time_s: float = 0.0
+    checked_frames: int = 0
     budget_s: float = 0.0  # from the media duration the agent found, when the spec had none
 
 
@@ -301,9 +302,14 @@ class SchedulerCore:
         if running.media_s and not state.budget_s and not seen.budget_s:
             seen.budget_s = self._budget(state, running.media_s)
         out_time = running.out_time_s or 0.0
-        if running.frames > seen.frames or out_time > seen.out_time_s:
+        if (
+            running.frames > seen.frames
+            or out_time > seen.out_time_s
+            or running.checked_frames > seen.checked_frames
+        ):
             seen.frames = max(seen.frames, running.frames)
             seen.out_time_s = max(seen.out_time_s, out_time)
+            seen.checked_frames = max(seen.checked_frames, running.checked_frames)
             seen.progressed = now
 
     def _apply_agent(self, seq: int, event: AgentEvent, now: float) -> bool:

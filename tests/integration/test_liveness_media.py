@@ -23,14 +23,16 @@ import msgspec
 import psutil
 import pytest
 
-from agent.ffmpeg_engine import EngineSettings, FfmpegEngine
+from agent.engine import Done
+from agent.ffmpeg_engine import EngineSettings, FfmpegEngine, FfmpegExecution
 from agent.service import AgentService, AgentSettings
 from events.codec import decode_heartbeat
 from events.commands import CancelJob
-from events.enums import JobStatus, TimeoutKind
+from events.enums import JobStatus, QualityMetric, TimeoutKind
 from events.job_events import JobAssigned, JobCompleted, JobStarted, JobTimedOut
 from events.policy import NO_BUDGET
-from events.work import Heartbeat
+from events.spec import JobSpec
+from events.work import Dispatch, Heartbeat
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
@@ -255,3 +257,24 @@ async def test_a_slow_encode_over_the_old_window_is_not_killed(
     assert isinstance(history[-1], JobCompleted), history[-1]
     assert history[-1].at - started.at > 4 * window_s  # it did run past the old rule
     assert probe(output).duration_s == pytest.approx(media_s, abs=0.5)
+
+
+@pytest.mark.timeout(120)
+async def test_the_quality_pass_shows_its_own_progress(tmp_path: Path) -> None:
+    """The comparison after the encode reports frames compared, all of them by its end.
+
+    A VMAF pass over a long file runs for minutes after the encode's last frame; the heartbeat
+    shows it advancing through ``checked_frames``, so it is not taken for a stalled attempt.
+    """
+    engine = FfmpegEngine(EngineSettings(ffmpeg=FFMPEG, cores=2, work_dir=str(tmp_path)))
+    spec = JobSpec(
+        scenario="480p-h264", input="testsrc2=size=160x90:rate=30", duration_s=3.0,
+        output=str(tmp_path / "q.mp4"), quality_metrics=(QualityMetric.PSNR,),
+    )  # fmt: skip
+    dispatch = Dispatch(job="q", attempt=1, spec=spec, budget_s=60, after_seq=1, at=0)
+    execution = await engine.start(dispatch)
+    assert isinstance(execution, FfmpegExecution), execution
+    ending = await execution.wait()
+    assert isinstance(ending, Done), ending
+    assert ending.results.psnr is not None
+    assert execution.progress().checked_frames == ending.results.frames == 90

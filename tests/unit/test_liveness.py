@@ -148,3 +148,17 @@ def test_timed_out_exactly_when_the_output_did_not_advance_for_the_window(
         beat(farm, frames)
         if advancing:
             advanced_at = farm.now
+
+
+def test_a_quality_pass_comparing_frames_is_progress() -> None:
+    """After the encode, the frames stop; the quality pass's compared frames keep it alive."""
+    farm = running()
+    beat(farm, 300)  # the encode is done: 300 frames, and they will not grow
+    for checked in range(1, 40):
+        farm.now += BEAT_S
+        progress = RunningJob(
+            job="live", attempt=1, frames=300, out_time_s=10.0, checked_frames=checked * 20
+        )
+        heartbeat = Heartbeat(agent="a1", at=farm.now, slots=1, free_slots=0, running=(progress,))
+        farm.core.heard_from(heartbeat, farm.now)
+        assert timeouts(farm) == []
