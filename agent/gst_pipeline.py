@@ -19,11 +19,13 @@ progress shows the duration reached, instead of decoding the rest for nothing.
 
 from __future__ import annotations
 
+import math
 from pathlib import PurePosixPath
 from typing import Final
 
 import msgspec
 
+from events.media import parse_pattern
 from events.scenarios import Scenario, scenario
 from events.spec import (
     InputKind,
@@ -76,8 +78,13 @@ PATTERNS: Final = {  # FFmpeg's lavfi test sources -> the nearest videotestsrc p
     "smptehdbars": "smpte-rp-219",
     "rgbtestsrc": "colors",
     "mandelbrot": "zone-plate",
-    "color": "black",
+    "color": "solid-color",
 }
+COLORS: Final = {  # FFmpeg's names for the common colors, as 0xRRGGBB
+    "black": "000000", "white": "ffffff", "red": "ff0000", "green": "008000", "blue": "0000ff",
+    "yellow": "ffff00", "cyan": "00ffff", "magenta": "ff00ff", "gray": "808080",
+    "grey": "808080", "orange": "ffa500",
+}  # fmt: skip
 MOVING: Final = frozenset({"testsrc2", "mandelbrot"})  # sources whose picture moves
 CONVERT: Final = ("videoconvert", "videoscale", "videorate", "identity", "queue")
 AUDIO: Final = ("audioconvert", "audioresample", "aacparse")
@@ -133,8 +140,9 @@ def muxer_of(spec: JobSpec) -> str | None:
 def _source(spec: JobSpec) -> list[Requirement]:
     kind = input_kind(spec.input)
     if kind is InputKind.PATTERN:
-        if "=" in spec.input:
-            return [impossible(f"FFmpeg test pattern options ({spec.input}); name the pattern")]
+        color = parse_pattern(spec.input).color
+        if color is not None and argb(color) is None:
+            return [impossible(f"the color {color!r}; give it as 0xRRGGBB")]
         return [element("videotestsrc")]
     if kind is InputKind.FILE:
         return [element("filesrc"), element("decodebin"), element("avwait")]
@@ -215,14 +223,34 @@ def quote(value: str) -> str:
     return f'"{escaped}"'
 
 
+def argb(color: str) -> str | None:
+    """An FFmpeg color (a common name, 0xRRGGBB or 0xRRGGBBAA) as videotestsrc's 0xAARRGGBB."""
+    rgb = COLORS.get(color.lower())
+    if rgb is not None:
+        return f"0xff{rgb}"
+    digits = color.lower().removeprefix("0x")
+    if not color.lower().startswith("0x") or len(digits) not in {6, 8}:
+        return None
+    alpha = digits[6:] or "ff"
+    return f"0x{alpha}{digits[:6]}"
+
+
 def _pattern(spec: JobSpec, scen: Scenario, live: bool) -> list[str]:
-    duration = planned_duration_s(spec)
-    frames = -1 if duration is None else max(1, round(duration * scen.fps))  # -1: until EOS
-    name = spec.input.strip()
-    args = ["videotestsrc", f"pattern={PATTERNS[name]}", f"num-buffers={frames}"]
-    if name in MOVING:
+    """The test source: the job's duration (or the pattern's, when shorter) at its own rate."""
+    pattern = parse_pattern(spec.input)
+    rate = pattern.rate or scen.fps
+    lengths = [d for d in (planned_duration_s(spec), pattern.duration_s) if d is not None]
+    frames = max(1, math.ceil(min(lengths) * rate - 1e-9)) if lengths else -1  # -1: until EOS
+    args = ["videotestsrc", f"pattern={PATTERNS[pattern.source]}", f"num-buffers={frames}"]
+    if pattern.source in MOVING:
         args.append("horizontal-speed=4")
-    return [*args, f"is-live={str(live).lower()}"]
+    if pattern.source == "color":
+        args.append(f"foreground-color={argb(pattern.color or 'black')}")
+    args.append(f"is-live={str(live).lower()}")
+    size = f",width={pattern.width},height={pattern.height}" if pattern.width else ""
+    if size or pattern.rate:
+        args += ["!", f"video/x-raw{size},framerate={rate}/1"]
+    return args
 
 
 def _decoded(spec: JobSpec) -> list[str]:

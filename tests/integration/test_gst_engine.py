@@ -115,13 +115,13 @@ async def test_a_property_gstreamer_refuses_is_a_user_error(engine: GstEngine) -
 async def test_a_job_the_engine_cannot_express_is_refused_before_starting(
     engine: GstEngine,
 ) -> None:
-    """FFmpeg pattern options have no GStreamer meaning: refused as user_error, nothing runs."""
+    """A color name GStreamer has no value for: refused as user_error, nothing runs."""
     job = Dispatch(job="g", attempt=1, spec=JobSpec(scenario="480p-h264", engine=Engine.GSTREAMER,
-                   input="testsrc2=size=64x64"), budget_s=60, after_seq=1, at=0)  # fmt: skip
+                   input="color=color=DarkOrchid"), budget_s=60, after_seq=1, at=0)  # fmt: skip
     refused = await engine.start(job)
     assert isinstance(refused, Failed)
     assert refused.reason is FailureReason.USER_ERROR
-    assert "test pattern options" in refused.message
+    assert "DarkOrchid" in refused.message
 
 
 async def test_the_log_starts_with_the_exact_pipeline(engine: GstEngine, tmp_path: Path) -> None:
@@ -167,3 +167,18 @@ async def test_a_file_without_a_duration_is_encoded_whole(
     assert ending.results.frames == media.frames == pytest.approx(90, abs=1)
     assert media.audio_codec == "aac"
     assert execution.progress().media_s == pytest.approx(3.0, abs=0.05)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "frames"),
+    [("testsrc2=size=320x240:rate=25:duration=0.4", 12), ("color=color=0x336699", 30)],
+)
+async def test_pattern_options_run_as_ffmpeg_reads_them(
+    engine: GstEngine, tmp_path: Path, pattern: str, frames: int
+) -> None:
+    """Size, rate, duration and color of a pattern reach videotestsrc; the frame is the scenario."""
+    output = tmp_path / "p.mp4"
+    _, ending = await run(engine, input=pattern, output=str(output))
+    assert isinstance(ending, Done), ending
+    media = probe(output)
+    assert (media.width, media.height, media.frames) == (854, 480, frames)

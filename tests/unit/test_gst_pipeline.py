@@ -72,7 +72,7 @@ def test_no_audio_path_for_a_benchmark_or_a_pattern_file() -> None:
 @pytest.mark.parametrize(
     ("fields", "phrase"),
     [
-        ({"input": "testsrc2=size=64x64"}, "FFmpeg test pattern options"),
+        ({"input": "color=color=DarkOrchid"}, "the color 'DarkOrchid'"),
         ({"scenario": "480p-hevc", "output": "rtmp://h/live/k"}, "hevc in flvmux"),
         ({"output": "/o/a.avi"}, "writing .avi files"),
         ({"quality_metrics": (QualityMetric.PSNR,)}, "quality metrics"),
@@ -179,3 +179,29 @@ def test_the_pipeline_uses_only_elements_its_requirements_name(job: JobSpec, aud
     used = elements_in(build("gst-launch-1.0", job, MACHINE, audio_in_input=audio).argv)
     assert used <= names(job)
     assert used <= ALL
+
+
+def test_pattern_options_set_the_sources_size_rate_and_length() -> None:
+    """Size and rate shape the source before scaling; a shorter pattern duration wins."""
+    line = pipeline(spec(input="testsrc2=size=320x240:rate=25:duration=0.5", duration_s=2.0))
+    assert "num-buffers=13" in line  # 0.5 s at the pattern's 25 fps, the last frame whole
+    assert "is-live=false ! video/x-raw,width=320,height=240,framerate=25/1 ! videoconvert" in line
+    assert "framerate=30/1" in line  # still rated to the scenario's frame
+
+
+@pytest.mark.parametrize(
+    ("color", "argb"),
+    [("red", "0xffff0000"), ("0x336699", "0xff336699"), ("0x33669980", "0x80336699"),
+     ("Green", "0xff008000"), ("DarkOrchid", None), ("0x12345", None)],
+)  # fmt: skip
+def test_colors_become_videotestsrc_argb(color: str, argb: str | None) -> None:
+    """FFmpeg's RRGGBB[AA] and common names become AARRGGBB; other names are refused."""
+    assert gst_pipeline.argb(color) == argb
+
+
+def test_a_color_source_is_solid() -> None:
+    """``color=color=red`` is videotestsrc's solid colour in red; plain ``color`` is black."""
+    assert "pattern=solid-color num-buffers=30 foreground-color=0xffff0000" in pipeline(
+        spec(input="color=color=red")
+    )
+    assert "foreground-color=0xff000000" in pipeline(spec(input="color"))
