@@ -47,7 +47,7 @@ from events.commands import Fail
 from events.enums import ControlAction, FailureReason
 from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
 from events.ids import check_id
-from events.spec import validate
+from events.limits import check_preset, check_spec_strings
 from events.store import Append, EventStore
 from events.subjects import Subjects
 from events.work import Control, Dispatch, Heartbeat, WorkMessage
@@ -380,13 +380,17 @@ class AgentService:
 def _accepted(work: WorkMessage, data: bytes) -> WorkMessage:
     """A work message within the limits every door applies; else ``MalformedMessage``.
 
-    What arrives on the work subject is checked like a command: its job id must be one the
-    log can name, and a dispatch's spec must validate, before anything is started.
+    What arrives on the work subject is bounded like a command: its job id must be one the log
+    can name, and a dispatch's strings must be within ``events.limits``, before anything is
+    started. The spec's meaning was checked when the job was submitted; it is not judged again
+    here, so an agent of another version still runs a job its scheduler accepted.
     """
     try:
         check_id(work.job)
         if isinstance(work, Dispatch):
-            validate(work.spec)
+            spec = work.spec
+            check_spec_strings(spec.scenario, spec.input, spec.output, spec.approval_prompt)
+            check_preset(spec.preset)
     except InvalidSpec as exc:
         raise MalformedMessage(str(exc), data) from exc
     return work
