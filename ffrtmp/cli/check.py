@@ -14,6 +14,7 @@ from typing import Annotated, Final
 import msgspec
 import typer
 
+from events.connection import redact_logs
 from events.jetstream import JetStreamEventStore
 from ffrtmp.check.invariants import DEFAULT_GRACE_S, CheckSettings, Report
 from ffrtmp.check.projection import check_projection
@@ -45,6 +46,7 @@ def command(
     Example: ffrtmp check --nats nats://127.0.0.1:4222 --output json --db farm-copy.duckdb
     """
     logging.basicConfig(level=logging.ERROR)  # nats-py's reconnect chatter is not the answer
+    redact_logs()
     where = target(nats, prefix, None)
     settings = CheckSettings(grace_s=grace_s, quiescent=quiescent)
     with explained():

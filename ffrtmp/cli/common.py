@@ -31,7 +31,7 @@ from rich.console import Console
 
 from events.codec import encode
 from events.commands import VERBS, AgentCommandBase, OperatorCommandBase, check_command
-from events.connection import DEFAULT_URL, NatsOptions
+from events.connection import DEFAULT_URL, NatsOptions, redact_logs
 from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
 from events.ids import new_id
 from events.jetstream import JetStreamEventStore
@@ -124,6 +124,7 @@ def explained() -> Iterator[None]:
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine with its errors explained (see ``explained``)."""
     logging.basicConfig(level=logging.CRITICAL)  # nats-py's reconnect chatter is not the answer
+    redact_logs()
     with explained():
         return asyncio.run(coro)
     raise AssertionError  # pragma: no cover -- explained() re-raises every error

@@ -19,6 +19,7 @@ from typing import Annotated, Final
 import typer
 from nats.aio.client import Client as NatsClient
 
+from events.connection import redact_logs
 from events.errors import InvalidSpec, StoreUnavailable
 from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, connect, explained, target
 from projections import ProjectionSettings, Projector, catch_up, follow
@@ -88,6 +89,7 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("nats").setLevel(logging.CRITICAL)
+    redact_logs()
     where = target(nats, prefix, None)
     with explained():
         projector = Projector(db, where.subjects.prefix, settings(energy_price, compute_price, sla))

@@ -1,8 +1,9 @@
 """``ffrtmp server``: the embedded nats-server with ffrtmp's config and streams, in the foreground.
 
 One command gives a machine a durable log: it starts the ``nats-server`` shipped with ffrtmp
-(fsync on every write), runs the setup step (every stream and bucket under ``--prefix``), says where to
-connect, and on Ctrl-C or SIGTERM stops the server cleanly so nothing acknowledged is lost.
+(fsync on every write), runs the setup step (every stream and bucket under ``--prefix``), says
+where to connect, and on Ctrl-C or SIGTERM stops the server cleanly so nothing acknowledged is
+lost.
 """
 
 from __future__ import annotations
