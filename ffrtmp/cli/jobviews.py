@@ -188,7 +188,7 @@ def _fields(state: JobState, live: RunningJob | None, command: str) -> list[tupl
             ("Duration", duration_words(spec)),
         ]
     percent = live.percent if live is not None else state.percent
-    rows += [("Progress", f"{percent:.0f}%")]
+    rows += [("Progress", f"{percent:.0f}%" + _media_done(live))]
     if live is not None:
         fps = "" if live.fps is None else f"{live.fps:.1f} fps"
         speed = "" if live.speed is None else f"{live.speed:.2f}x"
@@ -379,3 +379,11 @@ def logs(
         echo_json({"job": job, "attempt": chosen, "log": text.decode(errors="replace")})
         return
     typer.echo(text.decode(errors="replace"), nl=not text.endswith(b"\n"))
+
+
+def _media_done(live: RunningJob | None) -> str:
+    """`` (12.0 s of 60 s)``: the media done, and of how much when that is known."""
+    if live is None or live.out_time_s is None:
+        return ""
+    whole = "" if live.media_s is None else f" of {live.media_s:g} s"
+    return f" ({live.out_time_s:.1f} s{whole})"

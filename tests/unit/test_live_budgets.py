@@ -19,6 +19,7 @@ from agent.command import Machine, build
 from agent.inputheader import InputHeader, input_header, media_s
 from events.commands import Start
 from events.enums import JobStatus, TimeoutKind
+from events.job import JobState
 from events.job_events import JobAssigned, JobTimedOut
 from events.policy import DEFAULT_BUDGET, NO_BUDGET, time_budget_s
 from events.scenarios import SCENARIOS, scenario
@@ -202,3 +203,17 @@ def test_a_whole_input_is_budgeted_from_the_media_the_agent_found() -> None:
     (timed_out,) = found
     assert timed_out.kind is TimeoutKind.BUDGET
     assert timed_out.at - started > budget
+
+
+def test_status_shows_the_media_done_and_of_how_much() -> None:
+    """``jobs status``: a live stream without an end shows the seconds streamed, a file of what."""
+    from ffrtmp.cli.jobviews import _fields  # noqa: PLC0415 -- the CLI's rows, tested alone
+
+    endless = validate(JobSpec(scenario="720p-h264", output=RTMP))
+    state = JobState(job="j", status=JobStatus.RUNNING, spec=endless)
+    streaming = RunningJob(job="j", attempt=1, out_time_s=4321.5)
+    rows = dict(_fields(state, streaming, ""))
+    assert rows["Duration"] == "until canceled"
+    assert rows["Progress"] == "0% (4321.5 s)"
+    whole = RunningJob(job="j", attempt=1, percent=25.0, out_time_s=150.0, media_s=600.0)
+    assert dict(_fields(state, whole, ""))["Progress"] == "25% (150.0 s of 600 s)"
