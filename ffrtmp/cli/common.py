@@ -180,14 +180,14 @@ def operator() -> str:
 
 # --- time ------------------------------------------------------------------------------------
 
-_AGO: Final = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
+_AGO: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")  # matched whole: no trailing newline
 _UNIT_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_time(text: str, now: float, what: str = "--since") -> float:
     """Unix seconds from ``10m``/``2h``/``1d`` (that long ago) or an ISO 8601 time (UTC if bare)."""
     value = text.strip()
-    ago = _AGO.match(value)
+    ago = _AGO.fullmatch(value)
     if ago:
         return now - float(ago.group(1)) * _UNIT_S[ago.group(2)]
     try:
