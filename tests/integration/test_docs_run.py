@@ -154,3 +154,18 @@ def test_the_docs_have_lines_to_run() -> None:
     lines = [line for _, line in runnable_lines()]
     assert any(line.startswith("ffrtmp sql") for line in lines), lines
     assert any("jobs list" in line for line in lines), lines
+
+
+@pytest.mark.timeout(120)
+def test_the_cluster_python_example_starts_and_stops_a_loopback_cluster(tmp_path: Path) -> None:
+    """docs/cluster.md's Python example, run as written, prints the seed list of three nodes."""
+    require_nats_server()
+    (example,) = [b for b in unskipped("python") if b.path == "docs/cluster.md"]
+    script = tmp_path / "cluster.py"
+    script.write_text(example.body)
+    done = subprocess.run(  # noqa: S603 -- the docs' example
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+        timeout=90, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count("nats://") == 3, done.stdout
