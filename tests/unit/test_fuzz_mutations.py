@@ -16,16 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events import codec
+from events.admit import read_event
 from events.agent_events import AgentEvent
-from events.base import Unknown
-from events.commands import OperatorCommand
+from events.base import SetAside, Unknown
+from events.commands import AgentCommandBase, OperatorCommand
 from events.errors import MalformedMessage
 from events.job_events import JobEvent
+from events.subjects import Subjects
 from events.work import Heartbeat, WorkMessage
 from ffrtmp.scheduler.core import SchedulerCore
 from tests import strategies as s
 
 EVENTS = (*get_args(JobEvent), *get_args(AgentEvent), Unknown)
+SUBJECTS = Subjects("ffrtmp")
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8) | s.finite,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
@@ -110,3 +113,33 @@ def test_any_valid_command_is_decided_without_raising(command: Any, now: float) 
     core = SchedulerCore()
     first = core.on_command(command, now)
     assert isinstance(first.events, tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated(s.commands), s.finite)
+def test_a_damaged_command_at_the_schedulers_door_is_set_aside_or_names_its_subjects(
+    data: bytes, now: float
+) -> None:
+    """``accept_command`` refuses with MalformedMessage only; what it accepts is decided.
+
+    An accepted command's ids name valid subjects, so an id the server would refuse never
+    reaches a publish.
+    """
+    command = _refuses_or(codec.accept_command, data, get_args(OperatorCommand))
+    if command is None:
+        return
+    if isinstance(command, AgentCommandBase):
+        SUBJECTS.agent_event(command.agent)
+    else:
+        SUBJECTS.job_event(command.job, "sched")
+    assert isinstance(SchedulerCore().on_command(command, now).events, tuple)
+
+
+@settings(max_examples=300)
+@given(mutated(s.events), st.sampled_from(["sched", "a1", "a.b", "", "x" * 200]))
+def test_a_damaged_event_on_any_writers_subject_reads_as_something(
+    data: bytes, writer: str
+) -> None:
+    """Through the one door a damaged event is an event, Unknown or SetAside; never raised."""
+    event = read_event(f"ffrtmp.evt.job.j.{writer}", data)
+    assert isinstance(event, (*EVENTS, SetAside))
