@@ -18,13 +18,14 @@ from typing import Annotated
 import typer
 
 from events.connection import redact_logs
+from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.streams import DEFAULT_LEASE_TTL_S, require_streams
 from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 from ffrtmp.scheduler.session import run_connected
-from ffrtmp.scheduler.timers import TimerSettings
+from ffrtmp.scheduler.timers import TimerSettings, timer_problem
 
 app = typer.Typer(help="The scheduler: commands in; assignments, rejections, retries out.")
 
@@ -62,12 +63,16 @@ def run(
 
     Example: ffrtmp scheduler run --nats nats://127.0.0.1:4222
     """
-    where = target(nats, prefix, None)
     timers = TimerSettings(
         heartbeat_s=heartbeat_s,
         agent_lost_after_s=agent_lost_after_s,
         stalled_after_s=stalled_after_s,
     )
+    with explained():
+        problem = timer_problem(timers)
+        if problem is not None:
+            raise FfrtmpError(problem)
+    where = target(nats, prefix, None)
     settings = ServiceSettings(
         core=SchedulerSettings(
             timers=timers, retention_s=retention_s, quarantine_after=quarantine_after

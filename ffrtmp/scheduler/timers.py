@@ -27,6 +27,20 @@ class TimerSettings(msgspec.Struct, frozen=True, kw_only=True):
     stalled_after_s: float = 60.0  # a running attempt with no progress for this long
 
 
+def timer_problem(settings: TimerSettings) -> str | None:
+    """Why these windows would time out healthy work, or None when they would not.
+
+    Progress reaches the scheduler with each heartbeat: a stall window under two heartbeats
+    would time out an attempt that advances between two of them.
+    """
+    if settings.stalled_after_s < 2 * settings.heartbeat_s:
+        return (
+            f"--stalled-after-s {settings.stalled_after_s:g} is under two heartbeats "
+            f"({2 * settings.heartbeat_s:g} s): attempts that advance would be timed out"
+        )
+    return None
+
+
 def job_timers(job: JobState, now: float, settings: TimerSettings) -> RequeueDue | TimeOut | None:
     """The one timer due on this job now, if any; budgets are checked before stalls.
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from events.commands import Progress, Start
 from events.enums import JobStatus, TimeoutKind
 from events.job_events import JobTimedOut
 from events.work import Heartbeat, RunningJob
+from ffrtmp.cli import app
 from ffrtmp.scheduler.core import SchedulerCore, SchedulerSettings
-from ffrtmp.scheduler.timers import TimerSettings
+from ffrtmp.scheduler.timers import TimerSettings, timer_problem
 from tests.unit.test_scheduler_core import Farm
 
 STALL_S = 60.0
@@ -162,3 +164,13 @@ def test_a_quality_pass_comparing_frames_is_progress() -> None:
         heartbeat = Heartbeat(agent="a1", at=farm.now, slots=1, free_slots=0, running=(progress,))
         farm.core.heard_from(heartbeat, farm.now)
         assert timeouts(farm) == []
+
+
+def test_a_stall_window_under_two_heartbeats_is_refused_in_one_line() -> None:
+    """``scheduler run`` with a window that would time out advancing work: exit 1, one line."""
+    shown = CliRunner().invoke(
+        app, ["scheduler", "run", "--heartbeat-s", "5", "--stalled-after-s", "8"]
+    )
+    assert shown.exit_code == 1
+    assert "--stalled-after-s 8 is under two heartbeats (10 s)" in shown.output
+    assert timer_problem(TimerSettings(heartbeat_s=5.0, stalled_after_s=10.0)) is None
