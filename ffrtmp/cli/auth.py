@@ -12,8 +12,10 @@ from typing import Annotated
 import typer
 
 from events.errors import InvalidSpec
-from events.subjects import DEFAULT_PREFIX, Subjects
+from events.subjects import Subjects
 from ffrtmp.authconf import render
+from ffrtmp.cli.common import PrefixOpt
+from ffrtmp.config import resolve
 
 app = typer.Typer(help="NATS users and permissions per role.", no_args_is_help=True)
 
@@ -21,7 +23,7 @@ app = typer.Typer(help="NATS users and permissions per role.", no_args_is_help=T
 @app.command()
 def conf(
     agents: Annotated[str, typer.Option(help="Agent ids, comma-separated.")],
-    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    prefix: PrefixOpt = None,
     file: Annotated[
         Path | None, typer.Option(help="Write here instead of standard output.")
     ] = None,
@@ -33,7 +35,7 @@ def conf(
     names = [name.strip() for name in agents.split(",") if name.strip()]
     if not names:
         raise InvalidSpec("--agents", "name at least one agent, e.g. --agents cpu-1,cpu-2")
-    text = render(Subjects(prefix), names)
+    text = render(Subjects(resolve({"prefix": prefix}).prefix), names)
     if file is None:
         typer.echo(text, nl=False)
     else:

@@ -19,7 +19,9 @@ from nats.errors import Error as NatsError
 
 from events.errors import FfrtmpError, StoreUnavailable
 from events.streams import all_streams, bucket_streams, ensure_streams
-from events.subjects import DEFAULT_PREFIX, Subjects
+from events.subjects import Subjects
+from ffrtmp.cli.common import PrefixOpt
+from ffrtmp.config import resolve
 from ffrtmp.natsd import NatsServer, NatsSettings
 
 
@@ -30,14 +32,14 @@ def command(
     data_dir: Annotated[Path, typer.Option(help="JetStream store directory.")] = Path(
         "./data/nats"
     ),
-    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    prefix: PrefixOpt = None,
     http_port: Annotated[int, typer.Option(help="Monitoring port; 0 turns it off.")] = 8222,
 ) -> None:
     """Run nats-server with ffrtmp's nats.conf and streams until Ctrl-C.
 
     Example: ffrtmp server --nats-port 4222 --data-dir ./data/nats
     """
-    subjects = Subjects(prefix)  # refuse a bad prefix before starting anything
+    subjects = Subjects(resolve({"prefix": prefix}).prefix)  # a bad prefix: before anything starts
     settings = NatsSettings(port=port, store_dir=str(data_dir), http_port=http_port or None)
     anyio.run(_serve, NatsServer(settings), subjects)
 

@@ -35,7 +35,7 @@ from agent.main import media_roots
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import DEFAULT_PREFIX, Subjects
-from ffrtmp.cli.common import Conn, Output, Target, console, explained
+from ffrtmp.cli.common import Conn, Output, PrefixOpt, Target, console, explained
 from ffrtmp.cli.dashboard import Watcher, render, statuses, transitions
 from ffrtmp.cli.probes import http_ok, projector_answers, scheduler_leads
 from ffrtmp.farm import (
@@ -301,7 +301,7 @@ def command(
             "which has no auth, to the network."
         ),
     ] = LOOPBACK,
-    prefix: Annotated[str, typer.Option(help="Subject and stream prefix.")] = DEFAULT_PREFIX,
+    prefix: PrefixOpt = None,
     live: Annotated[
         bool, typer.Option("--live/--no-live", help="Live view on a terminal, or a plain log.")
     ] = True,
@@ -334,7 +334,7 @@ def command(
             nats_port=nats_port,
             metrics_port=metrics_port,
             agents=agents,
-            prefix=Subjects(prefix).prefix,
+            prefix=Subjects(prefix or DEFAULT_PREFIX).prefix,  # --prefix, else FFRTMP_PREFIX
             agent_ports=agent_ports(agents, agent_port_base, free_port),
             stop_timeout_s=stop_timeout_s,
             media_roots=media_roots(media_root or []),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import nats
 import pytest
@@ -78,14 +79,25 @@ async def test_streams_create_makes_every_stream_and_bucket(
     ],
     ids=lambda c: c[0],
 )
+@pytest.mark.parametrize("settings", ["flags", "config file"])
 async def test_a_process_without_the_setup_names_it_and_creates_nothing(
-    nats_server: NatsServer, prefix: str, command: tuple[str, ...]
+    nats_server: NatsServer, prefix: str, command: tuple[str, ...], settings: str, tmp_path: Path
 ) -> None:
-    """Processes bind to what the setup made: before it, one line saying to run it, exit 1."""
-    done = ffrtmp(*command, "--nats", nats_server.url, "--prefix", prefix)
+    """Processes bind to what the setup made: before it, one line saying to run it, exit 1.
+
+    Each process reads its server and prefix from flags, or from the config file alone: the
+    error names this prefix's stream either way.
+    """
+    if settings == "flags":
+        done = ffrtmp(*command, "--nats", nats_server.url, "--prefix", prefix)
+    else:
+        config = tmp_path / "ffrtmp.toml"
+        config.write_text(f'nats = "{nats_server.url}"\nprefix = "{prefix}"\n')
+        done = ffrtmp(*command, env={"FFRTMP_CONFIG": str(config)})
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert len(lines) == 1, done.stderr  # the agent also logs what it detected, as INFO
     assert "Traceback" not in done.stderr
     assert "ffrtmp streams create" in lines[0], lines[0]
+    assert prefix.upper() in lines[0], lines[0]
     assert await names_and_replicas(nats_server.url, prefix) == {}

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from events.errors import InvalidSpec
 from events.subjects import Subjects
 from ffrtmp.authconf import Role, render, users
+from ffrtmp.cli import auth
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBJECTS = Subjects("ffrtmp")
@@ -66,3 +68,17 @@ def test_the_shipped_users_conf_is_what_the_generator_writes() -> None:
     """deploy/nats/users.conf is `ffrtmp auth conf --agents cpu-1,cpu-2,gpu-1`, not a stale copy."""
     shipped = (ROOT / "deploy/nats/users.conf").read_text()
     assert shipped == render(SUBJECTS, ["cpu-1", "cpu-2", "gpu-1"])
+
+
+def test_auth_conf_takes_the_prefix_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ffrtmp auth conf` reads the prefix like every command: flag, environment, config file."""
+    config = tmp_path / "c.toml"
+    config.write_text('prefix = "fromfile"\n')
+    monkeypatch.setenv("FFRTMP_CONFIG", str(config))
+    monkeypatch.delenv("FFRTMP_PREFIX", raising=False)
+    runner = CliRunner()
+    assert '"fromfile.cmd.>"' in runner.invoke(auth.app, ["--agents", "a1"]).stdout
+    env = {"FFRTMP_PREFIX": "fromenv"}
+    assert '"fromenv.cmd.>"' in runner.invoke(auth.app, ["--agents", "a1"], env=env).stdout
