@@ -9,6 +9,7 @@ process behind. The tests run in file order and share the farm; the last one sto
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -311,11 +312,11 @@ def _farm_processes(*needles: str) -> list[str]:
     return found
 
 
-def _start_up(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+def _start_up(tmp_path: Path, port: int, *flags: str) -> subprocess.Popen[bytes]:
     """``ffrtmp up`` with no agents on ``tmp_path/d``, its output in ``tmp_path/up.out``."""
     argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
             "--nats-port", str(port), "--metrics-port", str(free_port()),
-            "--data-dir", str(tmp_path / "d")]  # fmt: skip
+            "--data-dir", str(tmp_path / "d"), *flags]  # fmt: skip
     with (tmp_path / "up.out").open("wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
 
@@ -356,3 +357,45 @@ def test_a_stale_server_on_the_data_dir_is_named_with_its_pid(tmp_path: Path) ->
         assert len(lines) == 1, lines
         assert f"still runs on {Path(store).resolve()} (pid {pid})" in lines[0]
         assert earlier.running
+
+
+def _children_running(pid: int, word: str) -> list[psutil.Process]:
+    """Descendants of ``pid`` with ``word`` in their argv (those that end meanwhile left out)."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if word in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                found.append(child)
+    return found
+
+
+def test_no_restart_leaves_a_dead_component_down_and_says_how_to_start_it(tmp_path: Path) -> None:
+    """``--no-restart``: a killed exporter is reported once with the command that runs it."""
+    require_nats_server()
+    proc = _start_up(tmp_path, free_port(), "--no-restart")
+    out = tmp_path / "up.out"
+
+    def wait_for(text: str) -> str:
+        end = time.monotonic() + DEADLINE_S
+        while text not in (shown := out.read_text(errors="replace")):
+            assert proc.poll() is None, shown
+            assert time.monotonic() < end, shown
+            time.sleep(0.1)
+        return shown
+
+    try:
+        wait_for("farm ready")
+        (exporter,) = _children_running(proc.pid, "exporter")
+        exporter.kill()
+        shown = wait_for("! exporter killed by SIGKILL (not restarted: --no-restart; by hand: ")
+        line = next(x for x in shown.splitlines() if x.startswith("! exporter killed"))
+        assert "ffrtmp exporter run --nats nats://127.0.0.1:" in line
+        quiet_until = time.monotonic() + 2.5  # past the 1 s a restart would have waited
+        while time.monotonic() < quiet_until:
+            assert _children_running(proc.pid, "exporter") == []
+            time.sleep(0.1)
+        assert "exporter restarted" not in out.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(DEADLINE_S)
+    assert "farm stopped" in out.read_text()
