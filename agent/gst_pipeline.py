@@ -2,9 +2,9 @@
 
 One set of tables says which GStreamer element does each part of a job (source, encoder,
 parser, muxer, sink), so the pipeline an agent builds and the elements the scheduler asks of
-it (``requirements``) cannot disagree. A job the engine cannot express (a test pattern with
-FFmpeg options, HEVC over FLV, quality metrics) gets a requirement no agent meets, with the
-reason, so it is rejected at submit instead of failing on an agent.
+it (``requirements``) cannot disagree. A job the engine cannot express (a color name it has no
+value for, HEVC over FLV, quality metrics) gets a requirement no agent meets, with the reason,
+so it is rejected at submit instead of failing on an agent.
 
 The pipeline: the source (``videotestsrc``, ``filesrc ! decodebin``, ``uridecodebin``), then
 conversion, scaling (borders keep the aspect ratio) and rate conversion to the scenario's frame,
@@ -15,6 +15,10 @@ to a live destination (ingests expect one). A pattern stops after the job's fram
 URL passes an ``avwait`` that lets through exactly the job's duration of audio and video (by
 running time); ``gst-launch`` cannot seek, so the engine then ends the input by EOS once the
 progress shows the duration reached, instead of decoding the rest for nothing.
+
+A live destination is paced by its sink (``sync=true``), as ``-re`` paces FFmpeg: sources are
+never live themselves, so every frame keeps its place in time and a pause (SIGSTOP) delays the
+stream instead of leaving a hole that the frames after it are squeezed into.
 """
 
 from __future__ import annotations
@@ -235,7 +239,7 @@ def argb(color: str) -> str | None:
     return f"0x{alpha}{digits[:6]}"
 
 
-def _pattern(spec: JobSpec, scen: Scenario, live: bool) -> list[str]:
+def _pattern(spec: JobSpec, scen: Scenario) -> list[str]:
     """The test source: the job's duration (or the pattern's, when shorter) at its own rate."""
     pattern = parse_pattern(spec.input)
     rate = pattern.rate or scen.fps
@@ -246,7 +250,7 @@ def _pattern(spec: JobSpec, scen: Scenario, live: bool) -> list[str]:
         args.append("horizontal-speed=4")
     if pattern.source == "color":
         args.append(f"foreground-color={argb(pattern.color or 'black')}")
-    args.append(f"is-live={str(live).lower()}")
+    args.append("is-live=false")
     size = f",width={pattern.width},height={pattern.height}" if pattern.width else ""
     if size or pattern.rate:
         args += ["!", f"video/x-raw{size},framerate={rate}/1"]
@@ -326,13 +330,13 @@ def aac_encoder(elements: frozenset[str]) -> str:
     return next((name for name in AAC_ENCODERS if name in elements), AAC_ENCODERS[0])
 
 
-def _audio(spec: JobSpec, machine: Machine, live: bool) -> list[str]:
+def _audio(spec: JobSpec, machine: Machine) -> list[str]:
     if input_kind(spec.input) is InputKind.PATTERN:
         duration = planned_duration_s(spec)
         buffers = -1 if duration is None else max(1, round(duration * AUDIO_RATE / SILENCE_BUFFER))
         head = [
             "audiotestsrc", "wave=silence", f"samplesperbuffer={SILENCE_BUFFER}",
-            f"num-buffers={buffers}", f"is-live={str(live).lower()}", "!",
+            f"num-buffers={buffers}", "is-live=false", "!",
         ]  # fmt: skip
     else:
         head = ["src.", "!", "queue", "!"]
@@ -379,12 +383,12 @@ def build(
     pattern = kind is InputKind.PATTERN
     audio = has_audio_path(spec) and (pattern or audio_in_input)
     if pattern:
-        video_src = [*_pattern(spec, scen, live), "!"]
+        video_src = [*_pattern(spec, scen), "!"]
     else:
         video_src = [*_decoded(spec), *cut(spec), "src.", "!", "queue", "!"]
     argv = [
         launch, "-e", "-v", *video_src, *_video(spec, scen, machine, live),
-        *(_audio(spec, machine, live) if audio else []), *_sink(spec, write_to),
+        *(_audio(spec, machine) if audio else []), *_sink(spec, write_to),
     ]  # fmt: skip
     return Plan(
         argv=tuple(argv),
