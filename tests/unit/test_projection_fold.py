@@ -13,10 +13,19 @@ from hypothesis import strategies as st
 
 from events.base import SetAside
 from events.codec import Decoded
-from events.enums import JobStatus
+from events.enums import FailureReason, JobStatus
 from events.errors import FfrtmpError
 from events.job import fold
-from events.job_events import JobAssigned, JobEvent, JobSubmitted
+from events.job_events import (
+    JobAssigned,
+    JobCompleted,
+    JobEvent,
+    JobQueued,
+    JobResults,
+    JobRetrying,
+    JobStarted,
+    JobSubmitted,
+)
 from events.spec import JobSpec
 from projections import Projector, runner
 from projections.rows import Item
@@ -172,3 +181,25 @@ def test_a_failed_commit_rolls_back_rows_and_fold(monkeypatch: pytest.MonkeyPatc
         projector.commit(second)
     projector.apply(items)
     assert snapshot(projector) == snapshot(rebuilt(items))
+
+
+def test_a_job_completed_on_its_second_attempt_has_no_failure_reason() -> None:
+    """``jobs list`` reads the jobs table: no failure there; the transitions keep the retry's."""
+    spec = JobSpec(scenario="720p-h264")
+    results = JobResults(wall_s=1.0)
+    lost = FailureReason.AGENT_LOST
+    history: list[Decoded] = [
+        JobSubmitted(job="a", at=1.0, spec=spec),
+        JobAssigned(job="a", at=2.0, agent="x", attempt=1, budget_s=10.0),
+        JobStarted(job="a", at=3.0, agent="x", attempt=1),
+        JobRetrying(job="a", at=4.0, agent="x", attempt=1, reason=lost, retry_at=9.0),
+        JobQueued(job="a", at=9.0),
+        JobAssigned(job="a", at=10.0, agent="y", attempt=2, budget_s=10.0),
+        JobStarted(job="a", at=11.0, agent="y", attempt=2),
+        JobCompleted(job="a", at=12.0, agent="y", attempt=2, results=results),
+    ]
+    projector = rebuilt(numbered(history))
+    row = projector.query("SELECT status, failure_reason, failure_message FROM jobs").rows
+    assert row == [["completed", None, None]]
+    reasons = projector.query("SELECT reason FROM job_transitions WHERE reason IS NOT NULL").rows
+    assert reasons == [["agent_lost"]]
