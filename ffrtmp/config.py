@@ -72,6 +72,16 @@ ENVIRONMENT: Final = {
 }
 """Each setting's environment variable (the password's is ``PASSWORD_VARIABLE``)."""
 PASSWORD_VARIABLE: Final = "FFRTMP_NATS_PASSWORD"  # noqa: S105 -- a name, not a secret
+CREDENTIAL_VARIABLES: Final = frozenset(
+    {PASSWORD_VARIABLE}
+    | {ENVIRONMENT[k] for k in ("user", "password_file", "creds", "tls_ca", "tls_cert", "tls_key")}
+)
+"""Who to be and how to trust the server: meant for a farm elsewhere, not ``up``'s own."""
+
+
+def without_credentials(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` less ``CREDENTIAL_VARIABLES``: what ``ffrtmp up`` gives its children."""
+    return {k: v for k, v in env.items() if k not in CREDENTIAL_VARIABLES}
 
 
 def config_path() -> Path:

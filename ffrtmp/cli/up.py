@@ -38,6 +38,7 @@ from events.subjects import DEFAULT_PREFIX, Subjects
 from ffrtmp.cli.common import Conn, Output, PrefixOpt, Target, console, explained
 from ffrtmp.cli.dashboard import Watcher, render, statuses, transitions
 from ffrtmp.cli.probes import http_ok, projector_answers, scheduler_leads
+from ffrtmp.config import without_credentials
 from ffrtmp.farm import (
     DEFAULT_DATA_DIR,
     LOOPBACK,
@@ -75,7 +76,9 @@ class Farm:
             )
         )
         self.children = plan(settings, layout, CLI)
-        self.supervisor = Supervisor(self.children, Path(layout.logs), dict(os.environ), policy)
+        # The local farm has no auth: a user or TLS setting for another farm must not reach it.
+        env = without_credentials(os.environ)
+        self.supervisor = Supervisor(self.children, Path(layout.logs), env, policy)
         self.watcher = Watcher()
 
     def prepare(self) -> None:

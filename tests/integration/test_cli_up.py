@@ -87,9 +87,13 @@ class Up:
             "--data-dir", str(self.data_dir), "--no-live",
         ]  # fmt: skip
         self.out = self.out_path.open("wb")
+        # Settings for another, secured farm must not reach up's own children (it has no auth).
+        elsewhere = {"FFRTMP_NATS_USER": "elsewhere", "FFRTMP_NATS_PASSWORD": "pw-elsewhere",
+                     "FFRTMP_TLS_CA": str(tmp / "no-such-ca.pem")}  # fmt: skip
         self.proc = subprocess.Popen(  # noqa: S603 -- the README's command
-            argv, stdout=self.out, stderr=subprocess.STDOUT, env=self.env, cwd=tmp / "cwd"
-        )
+            argv, stdout=self.out, stderr=subprocess.STDOUT, env={**self.env, **elsewhere},
+            cwd=tmp / "cwd",
+        )  # fmt: skip
 
     @property
     def url(self) -> str:
