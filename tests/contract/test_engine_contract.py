@@ -6,6 +6,7 @@ Each test runs against the real ``FfmpegEngine`` (the bundled FFmpeg) and the re
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 from typing import Protocol
@@ -285,3 +286,27 @@ async def test_an_existing_destination_is_kept_unless_overwrite(
     replaced = await run(engine, kind, output=str(out), overwrite=True)
     assert isinstance(replaced, Done), replaced
     assert probe(out).frames == 30
+
+
+async def test_a_paused_live_stream_resumes_with_every_frame_in_place(
+    engine: AnyEngine, kind: Engine, rtmp_server: RtmpServer
+) -> None:
+    """Paused 2 s mid-stream, a 5 s push arrives whole: no hole, keyframes still 2 s apart."""
+    stream = f"paused-{kind.value}"
+    execution = await started(engine, kind, duration_s=5.0, output=rtmp_server.url(stream))
+
+    async def second_in() -> bool:
+        return execution.progress().frames >= 30
+
+    await wait_until(second_in, "a second of the stream")
+    process = psutil.Process(execution.pid)
+    assert execution.pause()
+    await in_state(process, stopped=True)
+    held = execution.progress().frames
+    await asyncio.sleep(2.0)  # the pause itself, part of the scenario (nothing waits on it)
+    assert execution.progress().frames == held
+    assert execution.resume()
+    done(await execution.wait())
+    media = probe(rtmp_server.wait_recorded(stream))
+    assert media.frames == pytest.approx(150, abs=3)
+    assert media.keyframe_gaps_s() == [pytest.approx(2.0, abs=0.05)] * 2
