@@ -8,6 +8,7 @@ milestones, as a long live stream or a slow encode does at production scale.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.server
 import signal
@@ -33,6 +34,7 @@ from events.job_events import JobAssigned, JobCompleted, JobStarted, JobTimedOut
 from events.policy import NO_BUDGET
 from events.spec import JobSpec
 from events.work import Dispatch, Heartbeat
+from ffrtmp.natsd import free_port
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
@@ -278,3 +280,40 @@ async def test_the_quality_pass_shows_its_own_progress(tmp_path: Path) -> None:
     assert isinstance(ending, Done), ending
     assert ending.results.psnr is not None
     assert execution.progress().checked_frames == ending.results.frames == 90
+
+
+@pytest.mark.usefixtures("ffmpeg_agent")
+@pytest.mark.timeout(120)
+async def test_a_live_source_without_a_duration_is_recorded_until_it_ends(
+    farm: Farm, tmp_path: Path
+) -> None:
+    """An RTMP source played into a file, no duration: the job completes when the source ends.
+
+    The source is FFmpeg serving one player (``-listen 1``), which closes the stream at its end
+    (nginx-rtmp keeps players waiting for the next publisher). FFmpeg reads about 5 s of a live
+    source before its first frame, so the window is 8 s here.
+    """
+    source_s, window_s = 12.0, 8.0
+    url = f"rtmp://127.0.0.1:{free_port()}/live/src"
+    output = tmp_path / "recorded.mp4"
+    source = await asyncio.create_subprocess_exec(
+        FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi",
+        "-i", f"testsrc2=size=320x180:rate=30:duration={source_s:g}", "-c:v", "libx264",
+        "-preset", "ultrafast", "-g", "30", "-f", "flv", "-listen", "1", url,
+    )  # fmt: skip
+    try:
+        async with scheduler(farm.store, settings(window_s)):
+            await farm.submit(
+                "rec", scenario="480p-h264", input=url, output=str(output), max_retries=0
+            )
+            status = await ended(farm, "rec", 60.0)
+            assert status is S.COMPLETED, (await farm.history("rec"))[-1]
+    finally:
+        if source.returncode is None:
+            source.kill()
+        await source.wait()
+    history = await farm.history("rec")
+    (assigned,) = [e for e in history if isinstance(e, JobAssigned)]
+    assert assigned.budget_s == NO_BUDGET
+    recorded = probe(output)
+    assert recorded.duration_s == pytest.approx(source_s, abs=1.0)
