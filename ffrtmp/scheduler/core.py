@@ -141,6 +141,7 @@ class Seen(msgspec.Struct, kw_only=True, gc=False):
     frames: int = 0
     out_time_s: float = 0.0
     checked_frames: int = 0
+    percent: float = 0.0  # what an agent of the previous version shows (it sends no frames)
     budget_s: float = 0.0  # from the media duration the agent found, when the spec had none
 
 
@@ -306,10 +307,12 @@ class SchedulerCore:
             running.frames > seen.frames
             or out_time > seen.out_time_s
             or running.checked_frames > seen.checked_frames
+            or running.percent > seen.percent
         ):
             seen.frames = max(seen.frames, running.frames)
             seen.out_time_s = max(seen.out_time_s, out_time)
             seen.checked_frames = max(seen.checked_frames, running.checked_frames)
+            seen.percent = max(seen.percent, running.percent)
             seen.progressed = now
 
     def _apply_agent(self, seq: int, event: AgentEvent, now: float) -> bool:

@@ -174,3 +174,14 @@ def test_a_stall_window_under_two_heartbeats_is_refused_in_one_line() -> None:
     assert shown.exit_code == 1
     assert "--stalled-after-s 8 is under two heartbeats (10 s)" in shown.output
     assert timer_problem(TimerSettings(heartbeat_s=5.0, stalled_after_s=10.0)) is None
+
+
+def test_an_agent_of_the_previous_version_is_judged_on_its_live_percent() -> None:
+    """Its heartbeats carry no frames or media time, only a live percent: growth still counts."""
+    farm = running()
+    for step in range(1, 40):
+        farm.now += BEAT_S
+        progress = RunningJob(job="live", attempt=1, percent=step * 0.5)
+        heartbeat = Heartbeat(agent="a1", at=farm.now, slots=1, free_slots=0, running=(progress,))
+        farm.core.heard_from(heartbeat, farm.now)
+        assert timeouts(farm) == []
