@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import anyio
 import msgspec
 import psutil
 import pytest
+from anyio.streams.text import TextReceiveStream
 
 from agent.attempt import AttemptSettings
 from agent.capabilities import assemble
@@ -22,9 +25,10 @@ from agent.logs import read_log
 from agent.main import engines
 from agent.probe import probe as probe_ffmpeg
 from agent.service import AgentService, AgentSettings
-from events.agent_events import Capabilities
+from events.agent_events import AgentRegistered, Capabilities
 from events.commands import CancelJob, PauseJob, ResumeJob
 from events.enums import Engine, FailureReason, JobStatus
+from events.jetstream import JetStreamEventStore
 from events.job_events import JobCompleted, JobRejected, JobTimedOut
 from ffrtmp.cli import nodes
 from ffrtmp.natsd import NatsServer
@@ -274,3 +278,36 @@ async def test_nodes_describe_shows_the_engines_and_gstreamer(
     assert described.exit_code == 0, described.stdout
     assert "ffmpeg, gstreamer" in described.stdout
     assert "x264enc" in described.stdout
+
+
+WITH_GST = (None, ("ffmpeg", "gstreamer"))
+WITHOUT_GST = ("/nonexistent/gst-launch-1.0", ("ffmpeg",))
+
+
+@pytest.mark.parametrize(("launcher", "engines"), [WITH_GST, WITHOUT_GST])
+async def test_agent_run_offers_gstreamer_only_where_it_runs(
+    nats_server: NatsServer,
+    jetstream_store: JetStreamEventStore,
+    prefix: str,
+    launcher: str | None,
+    engines: tuple[str, ...],
+) -> None:
+    """``ffrtmp agent run`` registers GStreamer and its elements; a missing launcher: FFmpeg."""
+    require_gstreamer()
+    argv = [sys.executable, "-c", "from ffrtmp.cli import main; main()", "agent", "run",
+            "--nats", nats_server.url, "--prefix", prefix, "--id", "g-1", "--health-port", "0",
+            *(["--gst-launch", launcher] if launcher else [])]  # fmt: skip
+    with anyio.fail_after(60):
+        async with await anyio.open_process(argv) as proc:
+            assert proc.stdout is not None
+            text = ""
+            async for chunk in TextReceiveStream(proc.stdout):
+                text += chunk
+                if "health on port" in text:
+                    break
+            proc.send_signal(signal.SIGTERM)
+            assert await proc.wait() == 0, text
+    (registered,) = [e async for _, e in jetstream_store.replay() if isinstance(e, AgentRegistered)]
+    caps = registered.capabilities
+    assert caps.engines == engines
+    assert ("x264enc" in caps.gst_elements) is (launcher is None)
