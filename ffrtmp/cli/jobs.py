@@ -32,7 +32,7 @@ from events.ids import check_id
 from events.job import JobState, evolve, initial, is_terminal
 from events.job_events import CommandRefused, JobEvent
 from events.spec import JobSpec, parse_spec, validate
-from ffrtmp.cli import bulk, jobviews
+from ffrtmp.cli import jobviews
 from ffrtmp.cli.common import (
     Conn,
     NatsOpt,
@@ -414,6 +414,8 @@ def submit(
     """
     where = target(nats, prefix, output)
     if jobs_file is not None:
+        from ffrtmp.cli import bulk  # noqa: PLC0415 -- its progress bar costs a single submit 30 ms
+
         bulk.submit_command(where, jobs_file, decision_wait_s)
         return
     with explained():
