@@ -58,6 +58,23 @@ class AttemptSettings(msgspec.Struct, frozen=True, kw_only=True):
     outage_pause_s: float = 0.2  # the first pause before sending it again (doubles, up to 1 s)
 
 
+def backstop_budget_s(dispatch: Dispatch, media_s: float | None) -> float:
+    """The dispatch's budget; without one, the default policy's for the media found, if any.
+
+    A whole input is dispatched without a budget (its length is unknown until the engine opens
+    it); once the engine knows it, the agent's backstop follows the rule the scheduler applies
+    (with the default policy). An endless stream keeps none.
+    """
+    budget, spec = dispatch.budget_s, dispatch.spec
+    if budget > 0 or media_s is None:
+        return budget
+    try:
+        chosen = scenario(spec.scenario)
+    except InvalidSpec:
+        return NO_BUDGET
+    return time_budget_s(chosen, media_s, spec.engine, spec.timeout_s, paced=is_live(spec))
+
+
 class Halt(msgspec.Struct, frozen=True, kw_only=True):
     """Why the agent canceled an execution: what its ``Stopped`` ending reports, if anything."""
 
@@ -116,21 +133,8 @@ class Attempt:
         )
 
     def budget_s(self) -> float:
-        """The dispatch's budget; without one, the default policy's for the media found, if any.
-
-        A whole input is dispatched without a budget (its length is unknown until the engine
-        opens it); once the engine knows it, the agent's backstop follows the same rule the
-        scheduler applies (with the default policy).
-        """
-        budget, found = self.dispatch.budget_s, self.live.media_s
-        if budget > 0 or found is None:
-            return budget
-        spec = self.dispatch.spec
-        try:
-            chosen = scenario(spec.scenario)
-        except InvalidSpec:
-            return NO_BUDGET
-        return time_budget_s(chosen, found, spec.engine, spec.timeout_s, paced=is_live(spec))
+        """The attempt's budget as the agent's watchdog counts it (``backstop_budget_s``)."""
+        return backstop_budget_s(self.dispatch, self.live.media_s)
 
     def stopping(self) -> bool:
         """Whether the agent has decided to end the attempt."""

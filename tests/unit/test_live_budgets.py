@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent.attempt import backstop_budget_s
 from agent.command import Machine, build
 from agent.inputheader import InputHeader, input_header, media_s
 from events.commands import Start
@@ -24,7 +25,7 @@ from events.job_events import JobAssigned, JobTimedOut
 from events.policy import DEFAULT_BUDGET, NO_BUDGET, time_budget_s
 from events.scenarios import SCENARIOS, scenario
 from events.spec import JobSpec, duration_words, planned_duration_s, validate
-from events.work import Heartbeat, RunningJob
+from events.work import Dispatch, Heartbeat, RunningJob
 from ffrtmp.scheduler.core import SchedulerCore, SchedulerSettings
 from ffrtmp.scheduler.timers import TimerSettings
 from tests.farm import CPU
@@ -217,3 +218,21 @@ def test_status_shows_the_media_done_and_of_how_much() -> None:
     assert rows["Progress"] == "0% (4321.5 s)"
     whole = RunningJob(job="j", attempt=1, percent=25.0, out_time_s=150.0, media_s=600.0)
     assert dict(_fields(state, whole, ""))["Progress"] == "25% (150.0 s of 600 s)"
+
+
+@pytest.mark.parametrize(
+    ("given", "media", "output", "expected"),
+    [
+        (250.0, 600.0, "/out/a.mp4", 250.0),  # the scheduler's budget stands
+        (0.0, None, RTMP, NO_BUDGET),  # an endless stream keeps none
+        (0.0, 600.0, "/out/a.mp4", time_budget_s(scenario("720p-h264"), 600.0)),
+        (0.0, 600.0, RTMP, time_budget_s(scenario("720p-h264"), 600.0, paced=True)),
+    ],
+)
+def test_the_agents_watchdog_follows_the_media_it_found(
+    given: float, media: float | None, output: str, expected: float
+) -> None:
+    """The agent's backstop: the dispatch's budget, else the same rule on the probed length."""
+    spec = JobSpec(scenario="720p-h264", input="/media/in.mp4", output=output)
+    dispatch = Dispatch(job="j", attempt=1, spec=spec, budget_s=given, after_seq=1, at=0.0)
+    assert backstop_budget_s(dispatch, media) == expected
