@@ -208,6 +208,8 @@ def _tls_cause(exc: BaseException, _: NatsOptions) -> str | None:
             f"TLS: the server's certificate is not trusted ({exc.verify_message}); "
             "pass the CA that signed it with --tls-ca (or FFRTMP_TLS_CA)"
         )
+    if isinstance(exc, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(exc.reason):
+        return "TLS: the server requires a client certificate: pass --tls-cert and --tls-key"
     if isinstance(exc, ssl.SSLError):
         return f"TLS: {exc.reason or exc}; check --tls-ca, --tls-cert and --tls-key"
     if "secure connection" in str(exc).lower():

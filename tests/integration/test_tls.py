@@ -163,3 +163,58 @@ def test_the_cli_names_an_untrusted_certificate_and_trusts_tls_ca(
     from_env = _cli("events", "tail", "-n", "1", env={"FFRTMP_NATS_URL": url,
                                                           "FFRTMP_TLS_CA": ca})  # fmt: skip
     assert from_env.returncode == 0, from_env.stderr
+
+
+def _client_cert(directory: Path, ca: str) -> tuple[Path, Path]:
+    """A client certificate signed by ``ca`` (for mutual TLS)."""
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=operator",
+        "-keyout", "client.key", "-out", "client.csr", cwd=directory,
+    )  # fmt: skip
+    _openssl(
+        "x509", "-req", "-in", "client.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+        "-CAcreateserial", "-days", "1", "-out", "client.pem", cwd=directory,
+    )  # fmt: skip
+    return directory / "client.pem", directory / "client.key"
+
+
+@pytest.fixture
+def mutual_tls_server(pki: Path) -> Iterator[NatsServer]:
+    """A nats-server that requires TLS and a client certificate signed by its CA."""
+    cert, key = _client_cert(pki, "ca")
+    tls = (
+        f'\ntls {{\n  cert_file: "{pki / "server.pem"}"\n  key_file: "{pki / "server.key"}"\n'
+        f'  ca_file: "{pki / "ca.pem"}"\n  verify: true\n  timeout: 2\n}}\n'
+    )
+    conf = pki / "mtls.conf"
+    conf.write_text(packaged_config().read_text() + tls)
+    settings = NatsSettings(
+        port=free_port(), store_dir=str(pki / "nats"), host="127.0.0.1", config=str(conf)
+    )
+    server = NatsServer(settings)
+    context = _context(pki / "ca.pem")
+    context.load_cert_chain(str(cert), str(key))
+    try:
+        start_secured(server, lambda: _connect(server, context), SUBJECTS)
+        yield server
+    finally:
+        server.kill()
+
+
+def test_the_cli_presents_its_client_certificate(mutual_tls_server: NatsServer, pki: Path) -> None:
+    """--tls-cert and --tls-key (or their variables) pass mutual TLS; without them: one line."""
+    url, ca = _tls_url(mutual_tls_server), str(pki / "ca.pem")
+    bare = _cli("events", "tail", "-n", "1", "--nats", url, "--tls-ca", ca)
+    assert bare.returncode == 1, bare.stderr
+    assert len([line for line in bare.stderr.splitlines() if line.strip()]) == 1, bare.stderr
+    assert "requires a client certificate: pass --tls-cert and --tls-key" in bare.stderr
+    cert, key = str(pki / "client.pem"), str(pki / "client.key")
+    flags = _cli("events", "tail", "-n", "1", "--nats", url, "--tls-ca", ca,
+                 "--tls-cert", cert, "--tls-key", key)  # fmt: skip
+    assert flags.returncode == 0, flags.stderr
+    env = {"FFRTMP_NATS_URL": url, "FFRTMP_TLS_CA": ca, "FFRTMP_TLS_CERT": cert,
+           "FFRTMP_TLS_KEY": key}  # fmt: skip
+    assert _cli("events", "tail", "-n", "1", env=env).returncode == 0
+    half = _cli("events", "tail", "-n", "1", "--nats", url, "--tls-ca", ca, "--tls-cert", cert)
+    assert half.returncode == 1
+    assert "--tls-key" in half.stderr
