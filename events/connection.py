@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
+from nats.errors import StaleConnectionError
 
 from events.errors import FfrtmpError, StoreUnavailable
 from events.redact import redact
@@ -192,7 +193,7 @@ def version_problem(found: str, where: str) -> str | None:
 
 def explain(errors: list[BaseException], options: NatsOptions) -> str:
     """The cause of a failed connect, for people: the most telling error seen, in this order."""
-    for judge in (_tls_cause, _auth_cause, _timeout_cause, _refused_cause):
+    for judge in (_tls_cause, _auth_cause, _timeout_cause, _refused_cause, _tls_dropped):
         for exc in errors:
             cause = judge(exc, options)
             if cause is not None:
@@ -215,6 +216,17 @@ def _tls_cause(exc: BaseException, _: NatsOptions) -> str | None:
     if "secure connection" in str(exc).lower():
         return "the server requires TLS: use a tls:// URL (and --tls-ca for a private CA)"
     return None
+
+
+def _tls_dropped(exc: BaseException, options: NatsOptions) -> str | None:
+    """TLS 1.3 reports a refused client certificate after the handshake: the server hangs up."""
+    dropped = isinstance(exc, ConnectionResetError | BrokenPipeError | StaleConnectionError)
+    if not (options.wants_tls and dropped) or options.tls_cert:
+        return None
+    return (
+        "TLS: the server closed the connection: it may require a client certificate "
+        "(pass --tls-cert and --tls-key)"
+    )
 
 
 def _auth_cause(exc: BaseException, options: NatsOptions) -> str | None:

@@ -207,7 +207,8 @@ def test_the_cli_presents_its_client_certificate(mutual_tls_server: NatsServer, 
     bare = _cli("events", "tail", "-n", "1", "--nats", url, "--tls-ca", ca)
     assert bare.returncode == 1, bare.stderr
     assert len([line for line in bare.stderr.splitlines() if line.strip()]) == 1, bare.stderr
-    assert "requires a client certificate: pass --tls-cert and --tls-key" in bare.stderr
+    assert "client certificate" in bare.stderr  # TLS 1.3 may only see the server hang up
+    assert "pass --tls-cert and --tls-key" in bare.stderr
     cert, key = str(pki / "client.pem"), str(pki / "client.key")
     flags = _cli("events", "tail", "-n", "1", "--nats", url, "--tls-ca", ca,
                  "--tls-cert", cert, "--tls-key", key)  # fmt: skip
