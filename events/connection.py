@@ -212,7 +212,10 @@ def _tls_cause(exc: BaseException, _: NatsOptions) -> str | None:
     if isinstance(exc, ssl.SSLError) and "CERTIFICATE_REQUIRED" in str(exc.reason):
         return "TLS: the server requires a client certificate: pass --tls-cert and --tls-key"
     if isinstance(exc, ssl.SSLError):
-        return f"TLS: {exc.reason or exc}; check --tls-ca, --tls-cert and --tls-key"
+        return (
+            f"TLS: {exc.reason or exc}: check --tls-ca, and whether the server requires a client "
+            "certificate (pass --tls-cert and --tls-key)"
+        )
     if "secure connection" in str(exc).lower():
         return "the server requires TLS: use a tls:// URL (and --tls-ca for a private CA)"
     return None
