@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from events.connection import MIN_SERVER, NatsOptions, inbox_for, version_problem
@@ -39,6 +39,7 @@ def test_redact_hides_every_password_and_token(text: str, shown: str) -> None:
 )
 def test_no_password_survives_redaction(secret: str) -> None:
     """Whatever the password, it does not appear in the redacted URL (nor in an error)."""
+    assume(secret != "***")  # noqa: S105 -- the mask itself is no leak
     url = f"nats://user:{secret}@host:4222"
     assert f":{secret}@" not in redact(url)
     assert f":{secret}@" not in str(StoreUnavailable(url, "hint"))
