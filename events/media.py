@@ -35,6 +35,7 @@ _RATE: Final = re.compile(r"[1-9]\d{0,2}")
 _SECONDS: Final = re.compile(r"\d{1,6}(?:\.\d{1,3})?")
 _COLOR: Final = re.compile(r"[a-zA-Z]{1,32}|0x[0-9a-fA-F]{6}(?:[0-9a-fA-F]{2})?")
 _SHORT: Final = {"s": "size", "r": "rate", "d": "duration", "c": "color"}
+_CONTROL: Final = re.compile(r"[\x00-\x1f]")  # C0 controls only: DEL and non-ASCII pass
 
 
 class Pattern(msgspec.Struct, frozen=True, kw_only=True):
@@ -126,7 +127,7 @@ def check_path(field: str, value: str) -> None:
             f"{value[:120]!r} is a relative path; give an absolute path (a relative one would "
             "resolve on whichever agent runs the job)",
         )
-    if ".." in path.parts or any(ord(c) < 32 for c in value):
+    if ".." in path.parts or _CONTROL.search(value):
         raise InvalidSpec(field, f"{value[:120]!r} has '..' or control characters")
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.errors import InvalidSpec
-from events.media import PATTERN_SOURCES, Pattern, parse_pattern, within
+from events.media import PATTERN_SOURCES, Pattern, check_path, parse_pattern, within
 from events.spec import JobSpec, validate
 
 HOSTILE = [
@@ -97,3 +97,32 @@ def test_relative_paths_are_refused(field: str, value: str) -> None:
 def test_within_media_roots(path: str, roots: tuple[str, ...], inside: bool) -> None:
     """A path is inside a root only under it, not beside it with a shared prefix."""
     assert within(PurePosixPath(path), tuple(PurePosixPath(r) for r in roots)) is inside
+
+
+def _old_rule(value: str) -> bool:
+    """The rule ``check_path`` had before its regex: any character below U+0020 is refused."""
+    return any(ord(c) < 32 for c in value)
+
+
+@pytest.mark.parametrize("char", [chr(c) for c in range(32)])
+def test_a_path_with_a_c0_control_character_is_refused(char: str) -> None:
+    """Each of U+0000..U+001F in a path is refused (a NUL or newline could split an argv)."""
+    with pytest.raises(InvalidSpec, match="control characters"):
+        check_path("input", f"/media/a{char}b.mp4")
+
+
+@pytest.mark.parametrize("char", [" ", "~", "\x7f", "\x85", "\u00a0", "\u2028", "é", "\U0001f3ac"])
+def test_a_path_with_other_characters_is_accepted(char: str) -> None:
+    """DEL, C1 controls and Unicode separators were never refused: the check stays C0 only."""
+    check_path("output", f"/media/a{char}b.mp4")
+
+
+@given(st.text(max_size=40))
+def test_the_control_check_matches_the_per_character_rule(name: str) -> None:
+    """Any path: refused exactly when the old per-character rule refused it."""
+    value = "/media/" + name.replace("/", "_").replace(".", "_")
+    if _old_rule(value):
+        with pytest.raises(InvalidSpec):
+            check_path("input", value)
+    else:
+        check_path("input", value)
