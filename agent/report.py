@@ -30,7 +30,7 @@ from typing import Final
 
 from events.base import JobEventBase
 from events.commands import ControlDone
-from events.enums import JobStatus
+from events.enums import HOLDING_STATUSES, JobStatus
 from events.errors import ConcurrencyConflict
 from events.job import AgentReport, JobState, decide, evolve, fold
 from events.job_events import JobEvent, JobProgressed
@@ -40,7 +40,6 @@ from events.work import Dispatch
 
 TRIES: Final = 5
 """Decisions a report gets before a job that keeps moving under it is reported as a conflict."""
-_HELD: Final = frozenset({JobStatus.ASSIGNED, JobStatus.RUNNING, JobStatus.PAUSED})
 
 
 def attempt_cause(job: str, attempt: int) -> str:
@@ -113,7 +112,7 @@ class JobWriter:
         """Whether the writer's view still has this agent holding this attempt."""
         state = self._state
         return (
-            state.status in _HELD
+            state.status in HOLDING_STATUSES
             and state.agent == self._agent
             and state.attempt == self._dispatch.attempt
         )

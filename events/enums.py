@@ -28,6 +28,12 @@ class JobStatus(StrEnum):
 TERMINAL_STATUSES = frozenset(
     {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.REJECTED}
 )
+HOLDING_STATUSES = frozenset({JobStatus.ASSIGNED, JobStatus.RUNNING, JobStatus.PAUSED})
+"""An agent holds the job: a slot is taken, and losing the agent loses the attempt."""
+TICKING_STATUSES = frozenset({JobStatus.ASSIGNED, JobStatus.RUNNING})
+"""Held and not paused: the attempt's time budget and stall window run."""
+STARTED_STATUSES = frozenset({JobStatus.RUNNING, JobStatus.PAUSED})
+"""The attempt has started on its agent: it has progress to show and can be completed."""
 
 
 class Queue(StrEnum):

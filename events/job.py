@@ -36,7 +36,15 @@ from events.commands import (
     SubmitJob,
     TimeOut,
 )
-from events.enums import TERMINAL_STATUSES, ControlAction, FailureReason, JobStatus
+from events.enums import (
+    HOLDING_STATUSES,
+    STARTED_STATUSES,
+    TERMINAL_STATUSES,
+    TICKING_STATUSES,
+    ControlAction,
+    FailureReason,
+    JobStatus,
+)
 from events.errors import InvalidSpec
 from events.job_events import (
     CommandRefused,
@@ -307,8 +315,6 @@ def evolve(state: JobState, event: JobEvent) -> JobState:  # noqa: C901, PLR0912
 
 # --- decide -------------------------------------------------------------------------------------
 
-_HOLDING: Final = frozenset({S.ASSIGNED, S.RUNNING, S.PAUSED})
-
 
 class _Base(TypedDict):
     """The fields every job event of one decision shares."""
@@ -451,7 +457,7 @@ def _failure(
 def _timeout(
     state: JobState, command: TimeOut, now: float, cause: str, policy: RetryPolicy
 ) -> list[JobEvent]:
-    if state.status not in {S.ASSIGNED, S.RUNNING} or state.attempt != command.attempt:
+    if state.status not in TICKING_STATUSES or state.attempt != command.attempt:
         return []
     due = _retry_due(state, FailureReason.TIMEOUT, now, policy)
     return [
@@ -478,7 +484,7 @@ def _control_done(state: JobState, command: ControlDone, now: float, cause: str)
             return [JobPaused(**base, resume_to=S.RUNNING, agent=command.agent)]
         case ControlAction.RESUME if state.status is S.PAUSED and state.resume_to is S.RUNNING:
             return [JobResumed(**base, agent=command.agent)]
-        case ControlAction.CANCEL if state.status in {S.RUNNING, S.PAUSED}:
+        case ControlAction.CANCEL if state.status in STARTED_STATUSES:
             return [JobCanceled(**base, agent=command.agent, reason="canceled by operator")]
         case _:
             return []
@@ -540,7 +546,7 @@ def _decide_scheduler(
             return [JobQueued(**base, reason="retry due")]
         case TimeOut():
             return _timeout(state, command, now, cause, policy)
-        case AgentGone() if state.status in _HOLDING and state.agent == command.agent:
+        case AgentGone() if state.status in HOLDING_STATUSES and state.agent == command.agent:
             why = f"agent {command.agent} was lost"
             return [_failure(state, FailureReason.AGENT_LOST, why, now, cause, policy)]
         case Assign() | Reject() | RequeueDue() | AgentGone():
@@ -563,13 +569,13 @@ def _decide_agent(
                     **base, agent=command.agent, attempt=command.attempt, percent=command.percent
                 )
             ]
-        case Complete() if _holds(state, command.agent, command.attempt, S.RUNNING, S.PAUSED):
+        case Complete() if _holds(state, command.agent, command.attempt, *STARTED_STATUSES):
             return [
                 JobCompleted(
                     **base, agent=command.agent, attempt=command.attempt, results=command.results
                 )
             ]
-        case Fail() if _holds(state, command.agent, command.attempt, *_HOLDING):
+        case Fail() if _holds(state, command.agent, command.attempt, *HOLDING_STATUSES):
             return [_failure(state, command.reason, command.message, now, cause, policy)]
         case ControlDone():
             return _control_done(state, command, now, cause)

@@ -35,7 +35,7 @@ from events.admit import job_of
 from events.agent import AgentState, evolve_agent, initial_agent
 from events.base import AgentEventBase, JobEventBase, SetAside, Unknown
 from events.codec import Decoded
-from events.enums import AgentStatus, JobStatus
+from events.enums import TICKING_STATUSES, AgentStatus, JobStatus
 from events.job import JobState, evolve, initial, is_terminal
 from events.job_events import JobCompleted, JobEvent, JobProgressed, JobStarted
 from ffrtmp.check.legal import is_legal
@@ -43,7 +43,6 @@ from ffrtmp.check.legal import is_legal
 S = JobStatus
 DEFAULT_GRACE_S: Final = 60.0
 _WAITING: Final = frozenset({S.PENDING, S.PAUSED, S.QUEUED})
-_HELD: Final = frozenset({S.ASSIGNED, S.RUNNING})
 _REPORTS: Final = (JobStarted, JobProgressed, JobCompleted)
 
 
@@ -196,7 +195,7 @@ class Checker:
             if now - due <= grace:
                 return None
             return Kind.STUCK, f"retrying, due {now - due:.0f} s ago, never queued again"
-        if state.status in _HELD:
+        if state.status in TICKING_STATUSES:
             gone = self._gone_at.get(state.agent)
             if self._agents.get(state.agent) is None:
                 return Kind.STUCK, f"{state.status} on {state.agent}, which never registered"

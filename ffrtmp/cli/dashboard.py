@@ -17,7 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from events.enums import JobStatus, Queue
+from events.enums import HOLDING_STATUSES, JobStatus, Queue
 from events.job import JobState, is_terminal
 from events.work import Heartbeat
 from ffrtmp.cli.common import Conn, ago, when
@@ -27,7 +27,6 @@ from ffrtmp.cli.render import failure, gpu_line, node_status, styled
 
 S = JobStatus
 WAITING: Final = frozenset({S.PENDING, S.QUEUED, S.RETRYING})
-ACTIVE: Final = frozenset({S.ASSIGNED, S.RUNNING, S.PAUSED})
 FAILED: Final = frozenset({S.FAILED, S.REJECTED})
 RECENT_FAILURES: Final = 5
 GIB: Final = 1024**3
@@ -103,7 +102,7 @@ def _queues(jobs: list[JobState]) -> list[QueueLine]:
             QueueLine(
                 queue=str(queue),
                 waiting=sum(s.status in WAITING for s in mine),
-                active=sum(s.status in ACTIVE for s in mine),
+                active=sum(s.status in HOLDING_STATUSES for s in mine),
                 completed=sum(s.status is S.COMPLETED for s in mine),
                 failed=sum(s.status in FAILED for s in mine),
             )
@@ -114,7 +113,7 @@ def _queues(jobs: list[JobState]) -> list[QueueLine]:
 def _agents(view: FarmView, beats: dict[str, Heartbeat]) -> list[AgentLine]:
     busy: dict[str, int] = {}
     for job in view.jobs.values():
-        if job.status in ACTIVE and job.agent:
+        if job.status in HOLDING_STATUSES and job.agent:
             busy[job.agent] = busy.get(job.agent, 0) + 1
     lines = []
     for agent, state in sorted(view.agents.items()):
@@ -137,7 +136,7 @@ def _agents(view: FarmView, beats: dict[str, Heartbeat]) -> list[AgentLine]:
 def _running(jobs: list[JobState], beats: dict[str, Heartbeat]) -> list[RunningLine]:
     lines = []
     for state in sorted(jobs, key=lambda s: s.assigned_at):
-        if state.status not in ACTIVE:
+        if state.status not in HOLDING_STATUSES:
             continue
         live = live_of(beats.get(state.agent), state)
         lines.append(
@@ -269,7 +268,7 @@ def transitions(before: dict[str, str], view: FarmView) -> list[str]:
         if before.get(job) == status:
             continue
         before[job] = status
-        where = f" on {state.agent}" if state.agent and state.status in ACTIVE else ""
+        where = f" on {state.agent}" if state.agent and state.status in HOLDING_STATUSES else ""
         why = f": {failure(state)}" if is_terminal(state) and failure(state) else ""
         scenario = state.spec.scenario if state.spec else ""
         lines.append(f"{when(view.changed_at.get(job, 0.0))}  job {job} {scenario} {status}"

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from agent.logs import read_log
 from events.commands import RespondToJob, SubmitJob
-from events.enums import TERMINAL_STATUSES, JobStatus, Priority, Queue
+from events.enums import STARTED_STATUSES, TERMINAL_STATUSES, JobStatus, Priority, Queue
 from events.errors import FfrtmpError
 from events.job import JobState
 from events.spec import JobSpec, validate
@@ -137,7 +137,7 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
 
 def row(job: DemoJob, state: JobState, beat: Heartbeat | None) -> DemoRow:
     """A demo job as it stands, with live progress when its agent's heartbeat has it."""
-    live = live_of(beat, state) if state.status in {S.RUNNING, S.PAUSED} else None
+    live = live_of(beat, state) if state.status in STARTED_STATUSES else None
     percent = 100.0 if state.status is S.COMPLETED else (live.percent if live else state.percent)
     return DemoRow(
         id=state.job,

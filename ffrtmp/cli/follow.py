@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from events.base import JobEventBase
-from events.enums import JobStatus
+from events.enums import STARTED_STATUSES, JobStatus
 from events.errors import FfrtmpError
 from events.job import JobState, evolve, initial, is_terminal
 from events.work import Heartbeat, RunningJob
@@ -58,7 +58,7 @@ async def follow_job(conn: Conn, job: str, show: Show, timeout_s: float | None =
         if entry is not None and isinstance(entry.event, JobEventBase):
             state, seq = evolve(state, entry.event), entry.seq
         live = None
-        if state.agent and state.status in {S.RUNNING, S.PAUSED}:
+        if state.agent and state.status in STARTED_STATUSES:
             live = live_of(await heartbeat(conn, state.agent), state)
         show(state, live, seq)
         if is_terminal(state):

@@ -52,7 +52,7 @@ from events.commands import (
     RequeueDue,
     TimeOut,
 )
-from events.enums import AgentStatus, FailureReason, JobStatus
+from events.enums import HOLDING_STATUSES, AgentStatus, FailureReason, JobStatus
 from events.job import JobState, decide, evolve, initial, is_terminal, place_at
 from events.job_events import (
     JobCompleted,
@@ -93,7 +93,6 @@ from ffrtmp.scheduler.ready import Entry, ReadyQueue
 from ffrtmp.scheduler.timers import TimerSettings, job_timers, lost_agents
 
 S = JobStatus
-HOLDING: Final = frozenset({S.ASSIGNED, S.RUNNING, S.PAUSED})
 TIMED: Final = frozenset({S.ASSIGNED, S.RUNNING, S.RETRYING})
 # Failures that say something about the agent: a bad input or a lost agent does not.
 AGENT_FAULTS: Final = frozenset({FailureReason.RUNTIME_ERROR, FailureReason.TIMEOUT})
@@ -385,8 +384,8 @@ class SchedulerCore:
         return sum(len(queue) for queue in self.queues.values())
 
     def _hold(self, old: JobState, new: JobState) -> None:
-        was = old.agent if old.status in HOLDING else ""
-        now = new.agent if new.status in HOLDING else ""
+        was = old.agent if old.status in HOLDING_STATUSES else ""
+        now = new.agent if new.status in HOLDING_STATUSES else ""
         if was and was != now:
             held = self.holding.get(was)
             if held is not None:
@@ -632,7 +631,7 @@ class SchedulerCore:
         decisions += self._quarantines(now)
         for job in sorted(self._orphans):
             state = self.jobs.get(job)
-            if state is not None and state.status in HOLDING:
+            if state is not None and state.status in HOLDING_STATUSES:
                 decisions.append(self.decide_for(job, AgentGone(agent=state.agent), now))
         self._orphans.clear()
         return [d for d in decisions if d.events]

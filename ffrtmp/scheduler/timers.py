@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import msgspec
 
 from events.commands import RequeueDue, TimeOut
-from events.enums import JobStatus, TimeoutKind
+from events.enums import TICKING_STATUSES, JobStatus, TimeoutKind
 from events.job import JobState
 
 S = JobStatus
@@ -49,7 +49,7 @@ def job_timers(job: JobState, now: float, settings: TimerSettings) -> RequeueDue
     """
     if job.status is S.RETRYING and job.retry_at is not None and job.retry_at <= now:
         return RequeueDue()
-    if job.status not in {S.ASSIGNED, S.RUNNING}:
+    if job.status not in TICKING_STATUSES:
         return None
     since = job.started_at if job.status is S.RUNNING else job.assigned_at
     if job.budget_s > 0 and now - since > job.budget_s:
