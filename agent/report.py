@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from events import dedup
 from events.base import JobEventBase
 from events.commands import ControlDone
 from events.enums import HOLDING_STATUSES, JobStatus
@@ -53,10 +54,9 @@ def msg_id(event: JobEvent, attempt: int, detail: str = "") -> str:
     A milestone's detail is its percent; a control outcome's is the ``Control`` message's cause
     (``after<seq>`` when it has none), so a second pause of one attempt is a new event.
     """
-    base = f"{event.job}:{attempt}:{type(event).__name__}"
     if isinstance(event, JobProgressed):
         detail = f"{event.percent:g}"
-    return f"{base}:{detail}" if detail else base
+    return dedup.agent_job_event(event.job, attempt, type(event).__name__, detail)
 
 
 def dispatched_state(agent: str, dispatch: Dispatch) -> JobState:

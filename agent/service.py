@@ -39,6 +39,7 @@ from agent.logs import open_logs
 from agent.report import JobWriter
 from agent.tally import AgentStats, AttemptKey, Journal
 from agent.telemetry import Hardware
+from events import dedup
 from events.agent_events import AgentDeregistered, AgentRegistered, Capabilities
 from events.aio import cancel_all, raise_if_cancelling
 from events.base import Event
@@ -223,7 +224,7 @@ class AgentService:
             Append(
                 subject=self._subjects.agent_event(self.agent),
                 event=event,
-                msg_id=f"{self.agent}:{type(event).__name__}:{self._registration}",
+                msg_id=dedup.agent_lifecycle(self.agent, type(event).__name__, self._registration),
             )
         )
 

@@ -38,6 +38,7 @@ import psutil
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
+from events import dedup
 from events import subjects as wire
 from events.agent_events import AgentRegistered, Capabilities
 from events.aio import cancel_all
@@ -397,14 +398,15 @@ async def _raw_placing(nc: NatsClient, subjects: Subjects, settings: ScheduleSet
 def _raw_pair(subjects: Subjects, index: int, agents: int) -> tuple[Publish, Publish]:
     job, agent, now = f"raw-{index:07d}", agent_id(index % agents), time.time()
     event = JobAssigned(job=job, at=now, cause="seq:1", agent=agent, attempt=1, budget_s=600.0)
-    item = job_append(subjects, SCHEDULER_WRITER, event, f"{job}:1:JobAssigned:{agent}", 0)
+    msg_id = dedup.scheduler_job_event(job, 1, "JobAssigned", agent)
+    item = job_append(subjects, SCHEDULER_WRITER, event, msg_id, 0)
     spec = job_spec(index)
     dispatch = Dispatch(
         job=job, attempt=1, spec=spec, budget_s=600.0, after_seq=index, at=now, agent=agent
     )
     return (
         (item.subject, encode(event), headers(item)),
-        (subjects.work(agent), encode(dispatch), {wire.MSG_ID: f"{job}:1"}),
+        (subjects.work(agent), encode(dispatch), {wire.MSG_ID: dedup.dispatch(job, 1)}),
     )
 
 

@@ -29,6 +29,7 @@ from typing import Final, cast
 import msgspec
 
 from agent.needs import shape
+from events import dedup
 from events.agent import AgentState, evolve_agent, initial_agent
 from events.agent_events import (
     AgentCleared,
@@ -174,7 +175,7 @@ def _compact(event: JobSubmitted) -> JobSubmitted:
 
 def _job_msg_id(state: JobState, event: JobEvent, detail: str = "") -> str:
     """A dedup id from what the decision is: the same decision twice is one event."""
-    return f"{state.job}:{state.attempt}:{type(event).__name__}:{detail}"
+    return dedup.scheduler_job_event(state.job, state.attempt, type(event).__name__, detail)
 
 
 class SchedulerCore:
@@ -452,7 +453,7 @@ class SchedulerCore:
             job=command.job,
             events=tuple(events),
             expected=self.seqs.get(command.job, 0),
-            msg_ids=tuple(f"{command.id}:{i}" for i in range(len(events))),
+            msg_ids=tuple(dedup.command_event(command.id, i) for i in range(len(events))),
         )
 
     def _on_agent_command(
@@ -478,7 +479,7 @@ class SchedulerCore:
             agent=command.agent,
             events=events,
             expected=self.agent_seqs.get(command.agent, 0),
-            msg_ids=(f"{command.id}:0",) * len(events),
+            msg_ids=(dedup.command_event(command.id, 0),) * len(events),
         )
 
     def decide_for(self, job: str, command: JobCommand, now: float, detail: str = "") -> Decision:
@@ -653,14 +654,20 @@ class SchedulerCore:
         for agent in lost_agents(online, now, self.settings.timers):
             held = tuple(sorted(self.holding.get(agent, {})))
             lost = AgentLost(agent=agent, at=now, cause="sched:heartbeat", last_seen=online[agent])
-            decisions.append(self.agent_decision(agent, lost, f"{agent}:lost:{online[agent]}"))
+            decisions.append(
+                self.agent_decision(
+                    agent, lost, dedup.scheduler_agent_event(agent, "lost", online[agent])
+                )
+            )
             decisions += [self.decide_for(job, AgentGone(agent=agent), now) for job in held]
         return decisions
 
     def returned(self, agent: str, now: float) -> Decision:
         """A lost agent was heard from again: record it (its old attempts stay failed)."""
         event = AgentReturned(agent=agent, at=now, cause="sched:heartbeat")
-        return self.agent_decision(agent, event, f"{agent}:returned:{self.agent_seqs.get(agent)}")
+        return self.agent_decision(
+            agent, event, dedup.scheduler_agent_event(agent, "returned", self.agent_seqs.get(agent))
+        )
 
     def _quarantines(self, now: float) -> list[Decision]:
         decisions = []
@@ -678,7 +685,7 @@ class SchedulerCore:
                 f"{self.completed - streak.others_done_at_start} completed elsewhere"
             )
             event = AgentQuarantined(agent=agent, at=now, cause="sched:streak", reason=why)
-            msg_id = f"{agent}:quarantined:{self.agent_seqs.get(agent)}"
+            msg_id = dedup.scheduler_agent_event(agent, "quarantined", self.agent_seqs.get(agent))
             decisions.append(self.agent_decision(agent, event, msg_id))
         return decisions
 

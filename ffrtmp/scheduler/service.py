@@ -31,6 +31,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 
+from events import dedup
 from events.admit import job_of
 from events.aio import raise_if_cancelling
 from events.base import AgentEventBase, Event, JobEventBase, SetAside
@@ -440,7 +441,7 @@ class Scheduler:
                 item = Append(
                     subject=self.subjects.job_event(peek.job, SCHEDULER_WRITER),
                     event=refusal,
-                    msg_id=f"{peek.id}:malformed",
+                    msg_id=dedup.malformed_command(peek.id),
                 )
                 await self.store.append(item)
         why = " ".join(exc.reason[:200].split())  # one header line whatever the reason holds
@@ -652,7 +653,7 @@ class Scheduler:
             agent=state.agent,
         )
         self.stats.dispatches += 1
-        return self.subjects.work(state.agent), encode(dispatch), f"{job}:{state.attempt}"
+        return self.subjects.work(state.agent), encode(dispatch), dedup.dispatch(job, state.attempt)
 
     def _control(self, job: str, cause: str, now: float) -> tuple[str, bytes, str] | None:
         state = self.core.state_of(job)
@@ -662,7 +663,9 @@ class Scheduler:
             job=job, attempt=state.attempt, action=state.requested, at=now, cause=cause
         )
         self.stats.controls += 1
-        msg_id = f"{job}:{state.attempt}:{state.requested}:{cause or self.core.seqs[job]}"
+        msg_id = dedup.control(
+            job, state.attempt, state.requested, cause or str(self.core.seqs[job])
+        )
         return self.subjects.work(state.agent), encode(control), msg_id
 
     def _stop_attempt(self, event: JobTimedOut, now: float) -> tuple[str, bytes, str]:
@@ -675,7 +678,7 @@ class Scheduler:
             cause=event.cause,
         )
         self.stats.controls += 1
-        msg_id = f"{event.job}:{event.attempt}:cancel:timed-out"
+        msg_id = dedup.stop_timed_out(event.job, event.attempt)
         return self.subjects.work(event.agent), encode(control), msg_id
 
     async def _send(self, sends: Sequence[tuple[str, bytes, str]]) -> None:
