@@ -15,14 +15,13 @@ from typing import Any
 
 from events.agent_events import Capabilities, GpuInfo
 from events.base import JobEventBase
-from events.codec import encode
-from events.commands import VERBS, OperatorCommand, SubmitJob
+from events.command_message import command_message
+from events.commands import OperatorCommand, SubmitJob
 from events.jetstream import JetStreamEventStore
 from events.job import JobState, fold
 from events.job_events import JobEvent
 from events.policy import RetryPolicy
 from events.spec import JobSpec
-from events.subjects import MSG_ID
 from ffrtmp.bench.simagent import Behaviour, Plan, SimAgent
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
@@ -79,8 +78,8 @@ class Farm:
 
     async def send(self, command: OperatorCommand) -> None:
         """Publish an operator command as the CLI does (dedup by its id)."""
-        subject = self.subjects.command(VERBS[type(command)])
-        await self.js.publish(subject, encode(command), headers={MSG_ID: command.id})
+        message = command_message(self.subjects, command)
+        await self.js.publish(message.subject, message.payload, headers=message.headers)
 
     def command_id(self) -> str:
         self._serial += 1

@@ -26,13 +26,13 @@ from pathlib import Path
 import msgspec
 from nats.errors import Error as NatsError
 
-from events.codec import encode
-from events.commands import VERBS, SubmitJob
+from events.command_message import command_message
+from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobAssigned
 from events.spec import JobSpec
-from events.subjects import MSG_ID, Subjects
+from events.subjects import Subjects
 from ffrtmp.bench.chaosagent import read_executions
 from ffrtmp.bench.chaosfarm import ChaosFarm, Component, FarmSettings
 from ffrtmp.check import CheckSettings, Report
@@ -112,13 +112,15 @@ class Submitter:
 
     async def run(self) -> None:
         """Submit until cancelled."""
-        subject = self._subjects.command(VERBS[SubmitJob])
         while True:
             job = f"c{len(self.jobs):05d}"
             command = SubmitJob(id=f"submit-{job}", job=job, at=time.time(), spec=_spec())
+            message = command_message(self._subjects, command)
             while True:
                 try:
-                    await self._js.publish(subject, encode(command), headers={MSG_ID: command.id})
+                    await self._js.publish(
+                        message.subject, message.payload, headers=message.headers
+                    )
                     break
                 except (NatsError, TimeoutError):
                     await asyncio.sleep(0.2)  # the server is down: same id, no duplicate

@@ -36,7 +36,7 @@ from agent.service import AgentService, AgentSettings
 from events import subjects as wire
 from events.admit import read_event
 from events.aio import background
-from events.codec import encode
+from events.command_message import CommandMessage, command_message
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -159,10 +159,10 @@ async def farm(
             await store.close()
 
 
-def _submit(job: str, index: int, tag: str) -> tuple[bytes, dict[str, str]]:
-    """A varied CPU job's ``SubmitJob`` and its dedup header."""
+def _submit(subjects: Subjects, job: str, index: int, tag: str) -> CommandMessage:
+    """A varied CPU job's ``SubmitJob`` message."""
     command = SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec(index, tag))
-    return encode(command), {wire.MSG_ID: command.id}
+    return command_message(subjects, command)
 
 
 class Burst(msgspec.Struct, frozen=True, kw_only=True):
@@ -186,12 +186,14 @@ async def bench_burst(
     tag = f"b{round_}"
     async with farm(settings, tag, default_sync=default_sync, log_events=log_events) as f:
         stored_before, cpu_before = await _stored(f), _cpu_s(f.server_pid)
-        js, subject = f.nc.jetstream(), f.store.subjects.command("submit")
+        js, subjects = f.nc.jetstream(), f.store.subjects
         start = time.perf_counter()
         for first in range(0, settings.jobs, PUBLISH_WINDOW):
             last = min(settings.jobs, first + PUBLISH_WINDOW)
-            commands = [_submit(f"{tag}-{i:07d}", i, tag) for i in range(first, last)]
-            acks = [await js.publish_async(subject, data, headers=h) for data, h in commands]
+            commands = [_submit(subjects, f"{tag}-{i:07d}", i, tag) for i in range(first, last)]
+            acks = [
+                await js.publish_async(m.subject, m.payload, headers=m.headers) for m in commands
+            ]
             try:
                 await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT_S)
             except TimeoutError as exc:

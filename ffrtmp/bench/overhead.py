@@ -33,11 +33,10 @@ from agent.command import Machine, build
 from agent.ffmpeg_binary import find_ffmpeg
 from agent.ffmpeg_engine import DEFAULT_NICE
 from agent.hardware import host
-from events import subjects as wire
 from events.admit import read_event
 from events.agent_events import AgentRegistered
 from events.aio import background
-from events.codec import encode
+from events.command_message import command_message
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -205,9 +204,8 @@ async def _submit(nc: NatsClient, subjects: Subjects, settings: OverheadSettings
     for i in range(settings.jobs):
         job = f"{tag}-{i:03d}"
         command = SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec)
-        await js.publish(
-            subjects.command("submit"), encode(command), headers={wire.MSG_ID: command.id}
-        )
+        message = command_message(subjects, command)
+        await js.publish(message.subject, message.payload, headers=message.headers)
 
 
 async def bench_overhead(settings: OverheadSettings) -> OverheadReport:

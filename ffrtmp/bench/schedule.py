@@ -44,6 +44,7 @@ from events.agent_events import AgentRegistered, Capabilities
 from events.aio import cancel_all
 from events.base import JobEventBase, Unknown
 from events.codec import decode_event, decode_work, encode
+from events.command_message import command_message
 from events.commands import SubmitJob
 from events.enums import Priority, Queue
 from events.errors import FfrtmpError
@@ -495,7 +496,6 @@ async def _submit_steadily(
     The first ``warmup_s`` of submissions go out at the same rate but are not counted.
     """
     sent: dict[str, float] = {}
-    subject = subjects.command("submit")
     warmup = int(settings.rate * settings.warmup_s)
     start = time.perf_counter()
     for i in range(warmup + int(settings.rate * settings.seconds)):
@@ -504,9 +504,9 @@ async def _submit_steadily(
             await asyncio.sleep(delay)
         job = f"{tag}-{i:07d}"
         command = SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec(i, tag))
-        data = encode(command)
+        message = command_message(subjects, command)
         at = time.perf_counter()
-        await nc.publish(subject, data, headers={wire.MSG_ID: command.id})
+        await nc.publish(message.subject, message.payload, headers=message.headers)
         if i >= warmup:
             sent[job] = at
     return sent

@@ -29,13 +29,13 @@ from nats.aio.client import Client as NatsClient
 from nats.js.client import JetStreamContext
 from rich.console import Console
 
-from events.codec import encode
-from events.commands import VERBS, AgentCommandBase, OperatorCommandBase, check_command
+from events.command_message import command_message
+from events.commands import AgentCommandBase, OperatorCommandBase, check_command
 from events.connection import DEFAULT_URL, NatsOptions, redact_logs
 from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
 from events.ids import new_id
 from events.jetstream import JetStreamEventStore
-from events.subjects import MSG_ID, Subjects
+from events.subjects import Subjects
 from ffrtmp.cli import connflags
 from ffrtmp.config import Output as Output  # noqa: PLC0414 -- re-exported for the commands
 from ffrtmp.config import nats_options, resolve
@@ -148,9 +148,9 @@ class Conn:
         string is one line here, never a message the scheduler has to set aside.
         """
         check_command(command)  # type: ignore[arg-type]
-        subject = self.subjects.command(VERBS[type(command)])
+        message = command_message(self.subjects, command)  # type: ignore[arg-type]
         try:
-            await self.js.publish(subject, encode(command), headers={MSG_ID: command.id})
+            await self.js.publish(message.subject, message.payload, headers=message.headers)
         except Exception as exc:
             raise StoreUnavailable(self.where.url, f"the commands stream refused: {exc}") from exc
 
