@@ -13,19 +13,16 @@ failure would be: unreadable data is ``user_error`` (never retried), anything el
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 from typing import Final
 
 import msgspec
 
 from agent.engine import Failed
-from agent.inputheader import duration_of
+from agent.inputheader import audio_codec, duration_of, header_text
 from agent.outcome import classify
 
 PROBE_TIMEOUT_S: Final = 20.0
-_AUDIO: Final = re.compile(r"Stream #0:\d+\S*: Audio: (\w+)")
-_OPENED: Final = "Input #0"
 
 
 class InputInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,11 +34,10 @@ class InputInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 def parse(stderr: str) -> InputInfo | None:
     """The input's summary from ``ffmpeg -i``; None when FFmpeg could not open it."""
-    if _OPENED not in stderr:
+    head = header_text(stderr, finished=True)
+    if head is None:
         return None
-    head = stderr.split("\nOutput #", 1)[0]
-    found = _AUDIO.search(head)
-    return InputInfo(audio_codec=found.group(1) if found else None, duration_s=duration_of(head))
+    return InputInfo(audio_codec=audio_codec(head), duration_s=duration_of(head))
 
 
 def _run(ffmpeg: str, source: str, timeout_s: float) -> tuple[int, bytes]:

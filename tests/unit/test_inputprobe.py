@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agent.inputheader import InputHeader, input_header
 from agent.inputprobe import InputInfo, parse
 
 OPENED = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from '/in/a.mp4':
@@ -31,3 +32,21 @@ def test_a_live_source_has_no_length() -> None:
 def test_an_input_that_did_not_open_is_none() -> None:
     """Without FFmpeg's input header there is nothing to read."""
     assert parse("/in/a.mp4: No such file or directory\n") is None
+
+
+ENCODING = """Input #0, mpegts, from '/in/b.ts':
+  Duration: 00:00:09.00, start: 1.400000, bitrate: 300 kb/s
+  Stream #0:0[0x100]: Video: h264 (High) ([27][0][0][0] / 0x001B), yuv420p, 160x90, 30 fps
+  Stream #0:1[0x101](eng): Audio: mp3 ([3][0][0][0] / 0x0003), 44100 Hz, stereo, fltp
+Stream mapping:
+  Stream #0:0 -> #0:0 (h264 (native) -> h264 (libx264))
+Output #0, mp4, to '/out/b.mp4':
+  Duration: 00:00:01.00
+  Stream #0:0: Audio: opus
+"""
+
+
+def test_the_probe_and_the_encode_read_one_header_alike() -> None:
+    """The probe reads the same input header the encode reads, never the output's lines."""
+    assert input_header(ENCODING) == InputHeader(duration_s=9.0, video=1, audio=1)
+    assert parse(ENCODING) == InputInfo(audio_codec="mp3", duration_s=9.0)
