@@ -26,6 +26,7 @@ from ffrtmp.bench.simagent import Behaviour, Plan, SimAgent
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
+from tests import waiting
 
 DEADLINE_S = 20.0
 STOP_DEADLINE_S = 30.0  # a scheduler's shutdown: lease release, a snapshot being saved
@@ -58,12 +59,7 @@ async def wait_until(
     check: Callable[[], Awaitable[bool]], what: str, deadline_s: float = DEADLINE_S
 ) -> None:
     """Poll ``check`` until it holds; fail naming ``what`` when the deadline passes."""
-    end = time.monotonic() + deadline_s
-    while not await check():
-        if time.monotonic() > end:
-            msg = f"timed out waiting for {what}"
-            raise AssertionError(msg)
-        await asyncio.sleep(0.02)
+    await waiting.wait_until(check, what, deadline_s)
 
 
 class Farm:

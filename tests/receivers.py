@@ -28,8 +28,7 @@ import re
 import shutil
 import subprocess
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Final, Self
 
@@ -38,6 +37,7 @@ import pytest
 
 from agent.ffmpeg_binary import locate
 from ffrtmp.natsd import free_port, port_in_use
+from tests.waiting import wait_for
 
 DEADLINE_S: Final = 30.0
 _RANGE: Final = re.compile(r"bytes=(\d+)-(\d*)")
@@ -62,16 +62,6 @@ rtmp {{
   }}
 }}
 """
-
-
-def wait_for(check: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` when the deadline passes."""
-    end = time.monotonic() + deadline_s
-    while not check():
-        if time.monotonic() > end:
-            msg = f"timed out after {deadline_s:g} s waiting for {what}"
-            raise AssertionError(msg)
-        time.sleep(0.02)
 
 
 def _missing(reason: str) -> None:
@@ -139,7 +129,8 @@ class RtmpServer:
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         process = self.process
-        wait_for(lambda: port_in_use(self.port) or process.poll() is not None, "nginx to listen")
+        wait_for(lambda: port_in_use(self.port) or process.poll() is not None, "nginx to listen",
+                 DEADLINE_S)  # fmt: skip
         if process.poll() is not None:
             msg = f"nginx exited {process.returncode}: {self.log()[-800:]}"
             raise AssertionError(msg)
@@ -206,7 +197,7 @@ class SrtListener:
                 "-map", "0", "-c", "copy", "-f", "mpegts", "-y", str(self.recording)]  # fmt: skip
         with (self.root / "srt-listener.log").open("wb") as err:
             self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)  # noqa: S603
-        wait_for(self.listening, "the SRT listener's socket")
+        wait_for(self.listening, "the SRT listener's socket", DEADLINE_S)
         return self
 
     def stop(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import cast
 
@@ -17,6 +16,7 @@ from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer
 from ffrtmp.scheduler.lease import LEADER_KEY, Lease, lease_bucket
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -60,16 +60,6 @@ def candidate(connect: Connect, prefix: str) -> Candidate:
     return make
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]]) -> bool:
-    """Poll ``condition`` until it is true or the deadline passes; its last answer."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not await condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(POLL_S)  # poll interval, not synchronisation
-    return True
-
-
 async def test_first_acquirer_wins_and_the_second_sees_it(candidate: Candidate) -> None:
     """The first candidate takes the lease; the second is refused and sees who holds it."""
     a, b = await candidate("a"), await candidate("b")
@@ -111,7 +101,7 @@ async def test_a_silent_holder_loses_the_lease_after_the_ttl(candidate: Candidat
     a, b = await candidate("a", SHORT_TTL_S), await candidate("b", SHORT_TTL_S)
     assert await a.try_acquire()
     assert not await b.try_acquire()
-    assert await eventually(b.try_acquire)
+    await wait_until(b.try_acquire, "b to acquire the lease", DEADLINE_S, poll_s=POLL_S)
     assert await b.holder() == "b"
     assert not a.held
     assert not await a.renew()
@@ -127,7 +117,7 @@ async def test_the_key_expires_on_its_own(candidate: Candidate) -> None:
     async def vacant() -> bool:
         return await b.holder() is None
 
-    assert await eventually(vacant)
+    await wait_until(vacant, "the key to expire", DEADLINE_S, poll_s=POLL_S)
     assert not a.held
 
 

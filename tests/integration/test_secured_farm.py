@@ -18,7 +18,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ import pytest
 from events.subjects import Subjects
 from ffrtmp.authconf import password_variable, render, users
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config, port_in_use
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.usefixtures("nats_binary")
 PREFIX = "secfarm"
@@ -76,7 +76,9 @@ class Farm:
         self.server = NatsServer(settings)
         self.server.spawn()
         self.url = self.server.url
-        until(lambda: port_in_use(settings.port), "nats-server to listen")
+        wait_for(
+            lambda: port_in_use(settings.port), "nats-server to listen", DEADLINE_S, poll_s=0.1
+        )
 
     def env(self, user: str) -> dict[str, str]:
         """A process's environment: its user and password, the farm, no config file."""
@@ -115,7 +117,8 @@ class Farm:
         return (self.root / f"{name}.log").read_text(errors="replace")
 
     def wait_log(self, name: str, marker: str) -> None:
-        until(lambda: marker in self.log(name) or self.procs[name].poll() is not None, name)
+        wait_for(lambda: marker in self.log(name) or self.procs[name].poll() is not None, name,
+                 DEADLINE_S, poll_s=0.1)  # fmt: skip
         assert marker in self.log(name), self.log(name)
 
     def stop(self) -> None:
@@ -130,14 +133,6 @@ class Farm:
                 proc.wait()
         if self.server is not None:
             self.server.kill()
-
-
-def until(condition: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` at the deadline."""
-    end = time.monotonic() + deadline_s
-    while not condition():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.1)  # a poll interval; the condition is what is waited for
 
 
 @pytest.fixture
@@ -193,7 +188,8 @@ def test_a_job_completes_with_every_process_as_its_own_user(farm: Farm) -> None:
     sql = farm.run("operator", "sql", query, "-o", "json")
     assert sql.returncode == 0, sql.stderr
     assert '["secjob","completed"]' in sql.stdout.replace(" ", ""), sql.stdout
-    until(lambda: 'ffrtmp_jobs_by_state{state="completed"} 1.0' in metrics(port), "the exporter")
+    wait_for(lambda: 'ffrtmp_jobs_by_state{state="completed"} 1.0' in metrics(port),
+             "the exporter", DEADLINE_S, poll_s=0.1)  # fmt: skip
     assert f'agent="{AGENT}"' in metrics(port)
     assert farm.server is not None
     server_log = farm.server.log_path.read_text(errors="replace")

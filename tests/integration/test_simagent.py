@@ -6,7 +6,6 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-import anyio
 import nats
 import pytest
 from nats.aio.client import Client as NatsClient
@@ -28,6 +27,7 @@ from events.subjects import MSG_ID, SCHEDULER_WRITER, Subjects
 from events.work import Control, Dispatch, Heartbeat
 from ffrtmp.bench.simagent import Behaviour, Outcome, Plan, SimAgent
 from ffrtmp.natsd import NatsServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -38,11 +38,9 @@ DEADLINE_S = 5.0
 _ids = itertools.count()
 
 
-async def until(check: Callable[[], Awaitable[bool]]) -> None:
-    """Poll ``check`` until it holds; fail the test past the deadline."""
-    with anyio.fail_after(DEADLINE_S):
-        while not await check():  # noqa: ASYNC110 -- the log and the HB stream signal nothing here
-            await anyio.sleep(0.005)  # poll interval, not synchronisation
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Poll ``check`` (often: the log and the HB stream signal nothing here) to the deadline."""
+    await wait_until(check, what, DEADLINE_S, poll_s=0.005)
 
 
 @dataclass
@@ -120,7 +118,7 @@ class Scheduler:
         async def reached() -> bool:
             return (await self.state(job)).status is status
 
-        await until(reached)
+        await until(reached, f"job {job} to be {status}")
         return await self.state(job)
 
 
@@ -225,7 +223,7 @@ async def test_a_duplicate_dispatch_never_runs_twice(sched: Scheduler, sim: SimF
     async def refused() -> bool:
         return agent.dropped == [("j1", 1)]
 
-    await until(refused)
+    await until(refused, "the refusal")
     assert agent.executions == [("j1", 1)]
     assert agent.dispatches_seen == [("j1", 1), ("j1", 1)]
     assert isinstance((await sched.history("j1"))[0][-1], JobCompleted)
@@ -269,7 +267,7 @@ async def test_pause_resume_and_cancel_of_a_hanging_job(sched: Scheduler, sim: S
     async def freed() -> bool:
         return agent.free_slots == 1
 
-    await until(freed)
+    await until(freed, "the slot to be freed")
     assert agent.controls_seen == [
         ("j1", 1, ControlAction.PAUSE),
         ("j1", 1, ControlAction.RESUME),
@@ -289,12 +287,12 @@ async def test_heartbeats_show_the_slots_a_job_holds(sched: Scheduler, sim: SimF
             jobs,
         )
 
-    await until(lambda: beat_shows(2, []))
+    await until(lambda: beat_shows(2, []), "a heartbeat with 2 free, no jobs")
     await sched.dispatch("j1", "a1")
-    await until(lambda: beat_shows(1, ["j1"]))
+    await until(lambda: beat_shows(1, ["j1"]), "a heartbeat with 1 free, j1")
     await sched.wait("j1", JobStatus.RUNNING)
     await sched.control("j1", "a1", CancelJob(id="cancel-1", job="j1", at=5.0))
-    await until(lambda: beat_shows(2, []))
+    await until(lambda: beat_shows(2, []), "a heartbeat with 2 free, no jobs")
 
 
 async def beat_seq(sched: Scheduler, agent: str) -> int:
@@ -311,7 +309,7 @@ async def more_beats(sched: Scheduler, agent: str, count: int) -> None:
         async def newer(before: int = before) -> bool:
             return await beat_seq(sched, agent) > before
 
-        await until(newer)
+        await until(newer, "a newer heartbeat")
 
 
 async def test_a_crash_stops_heartbeats_and_does_not_deregister(
@@ -365,7 +363,7 @@ async def test_malformed_work_is_set_aside_and_the_next_runs(
     async def set_aside() -> bool:
         return len(dead) == 1
 
-    await until(set_aside)
+    await until(set_aside, "the message to be set aside")
     assert dead[0].data == b"{not json"
     assert agent.malformed == 1
     assert agent.controls_seen == [("x", 1, ControlAction.PAUSE)]

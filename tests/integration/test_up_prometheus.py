@@ -18,7 +18,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ from ffrtmp.natsd import free_port
 from tests.conftest import require_nats_server
 from tests.deploy_files import DEPLOY, ROOT, alert_exprs, dashboard_exprs
 from tests.promtool import binary
+from tests.waiting import wait_for
 
 DEADLINE_S = 90.0
 SECTION = (ROOT / "README.md").read_text().split("**Prometheus for the local farm.**", 1)[1]
@@ -40,16 +40,6 @@ UP, PROMETHEUS = (
 )
 HARDWARE = re.compile(r"gpu|temperature|power|energy|vmaf|psnr|ssim")
 """Panels a CPU-only farm without quality passes or power meters has no data for."""
-
-
-def wait_for(check: Callable[[], bool], what: str, procs: list[subprocess.Popen[bytes]]) -> None:
-    """Poll ``check`` until it holds; a process that exits or the deadline fails the test."""
-    end = time.monotonic() + DEADLINE_S
-    while not check():
-        for proc in procs:
-            assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode}"
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def api(port: int, path: str, **query: str) -> Any:
@@ -103,7 +93,7 @@ class Stack:
 
     def wait(self, check: Callable[[], bool], what: str) -> None:
         try:
-            wait_for(check, what, self.procs)
+            wait_for(check, what, DEADLINE_S, poll_s=0.2, alive=self.procs)
         except AssertionError as exc:
             tail = (self.root / "prometheus.out").read_text(errors="replace")[-1500:]
             pytest.fail(f"{exc}\nup: {self.output()[-1500:]}\nprometheus: {tail}")

@@ -15,6 +15,7 @@ import pytest
 from ffrtmp.farm import Child, Role
 from ffrtmp.restart import NO_RESTART, GiveUp, Restart, RestartPolicy
 from ffrtmp.supervisor import Exit, Restarted, Supervisor
+from tests.waiting import wait_for
 
 # A child that records its SIGTERM in a shared file, then exits after `delay` seconds.
 _POLITE = """
@@ -47,13 +48,6 @@ def _child(name: str, role: Role, *args: str) -> Child:
     return Child(name=name, role=role, argv=(sys.executable, "-c", *args))
 
 
-def _wait_for(path: Path) -> None:
-    end = time.monotonic() + DEADLINE_S
-    while not path.exists():
-        assert time.monotonic() < end, f"timed out waiting for {path}"
-        time.sleep(0.02)
-
-
 def test_children_stop_in_order_agents_first(tmp_path: Path) -> None:
     """SIGTERM reaches every agent before the scheduler, and the scheduler before the exporter."""
     record = tmp_path / "stopped"
@@ -66,7 +60,8 @@ def test_children_stop_in_order_agents_first(tmp_path: Path) -> None:
     supervisor = Supervisor(children, tmp_path / "logs", {})
     supervisor.start()
     for child in children:
-        _wait_for(Path(f"{record}.{child.name}.up"))
+        up = Path(f"{record}.{child.name}.up")
+        wait_for(up.exists, str(up), DEADLINE_S)
     ended = supervisor.stop(DEADLINE_S)
     order = record.read_text().split()
     assert set(order[:2]) == {"local-1", "local-2"}
@@ -81,7 +76,7 @@ def test_a_child_that_ignores_sigterm_is_killed_with_its_descendants(tmp_path: P
     children = [_child("local-1", Role.AGENT, _STUBBORN, str(grandchild_file))]
     supervisor = Supervisor(children, tmp_path / "logs", {})
     supervisor.start()
-    _wait_for(grandchild_file)
+    wait_for(grandchild_file.exists, str(grandchild_file), DEADLINE_S)
     grandchild = psutil.Process(int(grandchild_file.read_text()))
     ended = supervisor.stop(0.5)
     assert ended == [Exit(name="local-1", code=-signal.SIGKILL)]
@@ -183,7 +178,7 @@ def test_children_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     argv = [sys.executable, "-c", _PARENT, "import time; time.sleep(600)", str(tmp_path / "logs"),
             str(pid_file)]  # fmt: skip
     parent = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[2])  # noqa: S603
-    _wait_for(pid_file)
+    wait_for(pid_file.exists, str(pid_file), DEADLINE_S)
     child = psutil.Process(int(pid_file.read_text()))
     parent.kill()
     parent.wait()
