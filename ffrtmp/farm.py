@@ -88,6 +88,11 @@ class Layout(msgspec.Struct, frozen=True, kw_only=True):
         return str(Path(self.root) / "logs")
 
     @property
+    def children_config(self) -> str:
+        """The config file the children read: up's own, setting nothing."""
+        return str(Path(self.root) / "children.toml")
+
+    @property
     def prometheus(self) -> str:
         """Prometheus file_sd targets of the exporter and the agents (``ffrtmp.scrape_targets``)."""
         return str(Path(self.root) / "prometheus")

@@ -34,11 +34,11 @@ from rich.text import Text
 from agent.main import media_roots
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
-from events.subjects import DEFAULT_PREFIX, Subjects
+from events.subjects import Subjects
 from ffrtmp.cli.common import Conn, Output, PrefixOpt, Target, console, explained
 from ffrtmp.cli.dashboard import Watcher, render, statuses, transitions
 from ffrtmp.cli.probes import http_ok, projector_answers, scheduler_leads
-from ffrtmp.config import without_credentials
+from ffrtmp.config import resolve, without_credentials
 from ffrtmp.farm import (
     DEFAULT_DATA_DIR,
     LOOPBACK,
@@ -58,6 +58,10 @@ from ffrtmp.supervisor import Exit, Restarted, Supervisor
 CLI: Final = (sys.executable, "-P", "-m", "ffrtmp.cli")
 """The children run the installed ffrtmp: ``-P`` keeps the current directory off sys.path."""
 REFRESH_S: Final = 1.0
+CHILDREN_CONFIG: Final = (
+    "# ffrtmp up's children take their settings as flags: the user's config file, with its\n"
+    "# user, password and TLS for farms elsewhere, must not reach this farm (it has no auth).\n"
+)
 PROBE_S: Final = 0.25
 
 
@@ -76,13 +80,17 @@ class Farm:
             )
         )
         self.children = plan(settings, layout, CLI)
-        # The local farm has no auth: a user or TLS setting for another farm must not reach it.
-        env = without_credentials(os.environ)
+        # The local farm has no auth: a user or TLS setting for another farm must not reach it,
+        # from the environment or from the user's config file (the children get their
+        # settings as flags, and a config file of up's own that sets nothing).
+        env = without_credentials(os.environ) | {"FFRTMP_CONFIG": layout.children_config}
         self.supervisor = Supervisor(self.children, Path(layout.logs), env, policy)
         self.watcher = Watcher()
 
     def prepare(self) -> None:
-        """Make the agents' working directories (the rest make their own)."""
+        """Make the agents' working directories and the children's config file."""
+        Path(self.layout.root).mkdir(parents=True, exist_ok=True)
+        Path(self.layout.children_config).write_text(CHILDREN_CONFIG)
         for child in self.children:
             if child.role is Role.AGENT:
                 Path(self.layout.agent_dir(child.name)).mkdir(parents=True, exist_ok=True)
@@ -337,7 +345,7 @@ def command(
             nats_port=nats_port,
             metrics_port=metrics_port,
             agents=agents,
-            prefix=Subjects(prefix or DEFAULT_PREFIX).prefix,  # --prefix, else FFRTMP_PREFIX
+            prefix=resolve({"prefix": prefix}).prefix,  # flag, environment, config file
             agent_ports=agent_ports(agents, agent_port_base, free_port),
             stop_timeout_s=stop_timeout_s,
             media_roots=media_roots(media_root or []),

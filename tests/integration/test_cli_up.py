@@ -316,13 +316,40 @@ def _farm_processes(*needles: str) -> list[str]:
     return found
 
 
-def _start_up(tmp_path: Path, port: int, *flags: str) -> subprocess.Popen[bytes]:
+def _start_up(
+    tmp_path: Path, port: int, *flags: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """``ffrtmp up`` with no agents on ``tmp_path/d``, its output in ``tmp_path/up.out``."""
     argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
             "--nats-port", str(port), "--metrics-port", str(free_port()),
             "--data-dir", str(tmp_path / "d"), *flags]  # fmt: skip
     with (tmp_path / "up.out").open("wb") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+
+
+def test_up_takes_its_prefix_from_the_config_file_but_not_its_credentials(tmp_path: Path) -> None:
+    """The config file's prefix names up's farm, as for every command; its user and TLS do not.
+
+    Those are for a farm elsewhere: up's children connect to the local farm, which has no auth
+    and no TLS, so a ``tls_ca`` there reaching them would keep the farm from ever being ready.
+    """
+    require_nats_server()
+    config = tmp_path / "config.toml"
+    missing_ca = tmp_path / "no-such-ca.pem"
+    config.write_text(f'prefix = "cfgfarm"\nuser = "elsewhere"\ntls_ca = "{missing_ca}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    proc = _start_up(tmp_path, free_port(), env={**env, "FFRTMP_CONFIG": str(config)})
+    out = tmp_path / "up.out"
+    try:
+        end = time.monotonic() + DEADLINE_S
+        while "farm ready" not in out.read_text(errors="replace"):
+            assert proc.poll() is None, out.read_text(errors="replace")
+            assert time.monotonic() < end, out.read_text(errors="replace")
+            time.sleep(0.1)
+        assert "(prefix cfgfarm)" in out.read_text(errors="replace")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=DEADLINE_S)
 
 
 def test_kill_9_of_up_leaves_no_nats_server_and_no_child(tmp_path: Path) -> None:
