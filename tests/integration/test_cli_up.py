@@ -287,10 +287,13 @@ def test_a_busy_nats_port_is_one_line_naming_the_flag(tmp_path: Path) -> None:
 
 
 def test_a_child_that_dies_at_start_stops_the_farm_with_its_last_words(tmp_path: Path) -> None:
-    """A child refuses a missing config file: up says so in one line, exits 1, and stops."""
+    """A child that cannot start: up names it and its reason in one line, exits 1, and stops.
+
+    The projector's database path is a directory, so the projector exits at start.
+    """
     require_nats_server()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
-    env["FFRTMP_CONFIG"] = str(tmp_path / "missing.toml")  # every child reads it
+    (tmp_path / "d" / "projector.duckdb").mkdir(parents=True)
     port = free_port()
     argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
             "--nats-port", str(port), "--metrics-port", str(free_port()),
@@ -300,9 +303,23 @@ def test_a_child_that_dies_at_start_stops_the_farm_with_its_last_words(tmp_path:
     assert done.returncode == 1, out.decode() + err.decode()
     lines = err.decode().strip().splitlines()
     assert len(lines) == 1, err
-    assert re.search(r"(scheduler|projector|exporter) exited with code 1 at start", lines[0])
-    assert "missing.toml" in lines[0]
+    assert re.search(r"projector exited with code 1 at start", lines[0])
+    assert "projector.duckdb" in lines[0]
     assert "Traceback" not in out.decode() + err.decode()
+    assert _farm_processes(f"127.0.0.1:{port}", str(tmp_path)) == []
+
+
+def test_a_missing_config_file_is_refused_by_up_itself(tmp_path: Path) -> None:
+    """``FFRTMP_CONFIG`` naming no file: one line from up, exit 1, nothing started."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    env["FFRTMP_CONFIG"] = str(tmp_path / "missing.toml")
+    port = free_port()
+    argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
+            "--nats-port", str(port), "--data-dir", str(tmp_path / "d")]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, env=env, timeout=DEADLINE_S, check=False)  # noqa: S603
+    assert done.returncode == 1, done.stdout.decode() + done.stderr.decode()
+    (line,) = done.stderr.decode().strip().splitlines()
+    assert "missing.toml does not exist" in line
     assert _farm_processes(f"127.0.0.1:{port}", str(tmp_path)) == []
 
 
