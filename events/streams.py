@@ -34,12 +34,11 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.client import KV_STREAM_TEMPLATE, JetStreamContext
+from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
-from nats.js.object_store import OBJ_STREAM_TEMPLATE
 
 from events.errors import FfrtmpError
-from events.subjects import Subjects
+from events.subjects import Subjects, object_stream
 
 DUPLICATE_WINDOW_S: Final = 120.0
 """How long a ``Nats-Msg-Id`` is remembered: a retried append within it is a no-op."""
@@ -168,9 +167,9 @@ def object_buckets(subjects: Subjects, replicas: int = 1) -> list[ObjectStoreCon
 def bucket_streams(subjects: Subjects) -> list[str]:
     """The streams JetStream keeps the buckets in (``KV_…``, ``OBJ_…``)."""
     return [
-        KV_STREAM_TEMPLATE.format(bucket=subjects.lease_bucket),
-        OBJ_STREAM_TEMPLATE.format(bucket=subjects.snapshot_bucket),
-        OBJ_STREAM_TEMPLATE.format(bucket=subjects.log_bucket),
+        subjects.lease_stream,
+        subjects.snapshot_stream,
+        subjects.log_stream,
     ]
 
 
@@ -192,10 +191,10 @@ async def ensure_streams(
         await _ensure(js, config, keep_replicas=replicas is None)
     count = int((await js.stream_info(subjects.events_stream)).config.num_replicas or 1)
     lease = lease_bucket(subjects, count, lease_ttl_s)
-    kv_stream = KV_STREAM_TEMPLATE.format(bucket=subjects.lease_bucket)
+    kv_stream = subjects.lease_stream
     await _ensure_bucket(js, kv_stream, count, partial(js.create_key_value, lease))
     for bucket in object_buckets(subjects, count):
-        stream = OBJ_STREAM_TEMPLATE.format(bucket=bucket.bucket)
+        stream = object_stream(str(bucket.bucket))
         create = partial(js.create_object_store, str(bucket.bucket), config=bucket)
         await _ensure_bucket(js, stream, count, create)
     return [str(c.name) for c in all_streams(subjects)] + bucket_streams(subjects)

@@ -1,4 +1,4 @@
-"""Every wire name in one place: subjects, stream names and JetStream headers.
+"""Every wire name in one place: subjects, stream and bucket names, JetStream headers.
 
 Names carry a prefix so tests and tenants share one server: with prefix ``ffrtmp`` the events
 stream is ``FFRTMP_EVENTS`` and a job's events live on ``ffrtmp.evt.job.<job>.<writer>``, where
@@ -64,6 +64,32 @@ SERVICE_DISCOVERY: Final = "$SRV.>"
 def js_api(*tokens: str) -> str:
     """A JetStream API subject: ``js_api("STREAM", "INFO", name)``."""
     return ".".join((JS_API, *tokens))
+
+
+def kv_stream(bucket: str) -> str:
+    """The stream JetStream keeps a KV bucket in (nats-py's ``KV_STREAM_TEMPLATE``)."""
+    return f"KV_{bucket}"
+
+
+def object_stream(bucket: str) -> str:
+    """The stream JetStream keeps an object store in (nats-py's ``OBJ_STREAM_TEMPLATE``)."""
+    return f"OBJ_{bucket}"
+
+
+def object_chunks(bucket: str, nuid: str = ">") -> str:
+    """An object's chunks (``$O.<bucket>.C.<nuid>``); every object's by default."""
+    return f"{OBJECT_PREFIX}.{bucket}.C.{nuid}"
+
+
+def object_meta(bucket: str, name: str = ">") -> str:
+    """An object's metadata (``$O.<bucket>.M.<encoded name>``); every object's by default."""
+    return f"{OBJECT_PREFIX}.{bucket}.M.{name}"
+
+
+ALL_KV: Final = f"{KV_PREFIX}.>"
+"""Every key of every KV bucket."""
+ALL_OBJECTS: Final = f"{OBJECT_PREFIX}.>"
+"""Every chunk and metadata of every object store."""
 
 
 # JetStream API error codes (err_code) we translate.
@@ -134,6 +160,21 @@ class Subjects(msgspec.Struct, frozen=True):
     def log_bucket(self) -> str:
         """The object store of the attempts' FFmpeg stderr tails."""
         return f"{self._upper}_LOGS"
+
+    @property
+    def lease_stream(self) -> str:
+        """The stream that holds the lease bucket."""
+        return kv_stream(self.lease_bucket)
+
+    @property
+    def snapshot_stream(self) -> str:
+        """The stream that holds the snapshots."""
+        return object_stream(self.snapshot_bucket)
+
+    @property
+    def log_stream(self) -> str:
+        """The stream that holds the attempts' logs."""
+        return object_stream(self.log_bucket)
 
     @property
     def _upper(self) -> str:

@@ -35,21 +35,21 @@ from enum import StrEnum
 from typing import Final
 
 import msgspec
-from nats.js.client import KV_STREAM_TEMPLATE
-from nats.js.object_store import OBJ_STREAM_TEMPLATE
 
 from events.connection import inbox_for
 from events.errors import InvalidSpec
 from events.subjects import (
+    ALL_KV,
+    ALL_OBJECTS,
     JS_ACK,
     JS_API,
     JS_FLOW,
-    KV_PREFIX,
-    OBJECT_PREFIX,
     SCHEDULER_WRITER,
     SERVICE_DISCOVERY,
     Subjects,
     js_api,
+    object_chunks,
+    object_meta,
 )
 
 ALL: Final = ">"
@@ -108,19 +108,18 @@ def _reads(subjects: Subjects) -> list[str]:
     found.append(js_api("STREAM", "INFO", "*"))
     for stream in (subjects.events_stream, subjects.heartbeat_stream):
         found += _stream_reads(stream)
-    logs = OBJ_STREAM_TEMPLATE.format(bucket=subjects.log_bucket)
-    found += _stream_reads(logs)
-    lease = KV_STREAM_TEMPLATE.format(bucket=subjects.lease_bucket)  # who leads, for the exporter
+    found += _stream_reads(subjects.log_stream)
+    lease = subjects.lease_stream  # who leads, for the exporter
     found += [js_api("STREAM", "MSG", "GET", lease), *_stream_reads(lease)[:2]]
     return found
 
 
 def _log_writes(subjects: Subjects) -> list[str]:
     """Storing an attempt's log: nats-py's object store put (chunks, metadata, old chunks)."""
-    bucket, stream = subjects.log_bucket, OBJ_STREAM_TEMPLATE.format(bucket=subjects.log_bucket)
+    stream = subjects.log_stream
     return [
-        f"{OBJECT_PREFIX}.{bucket}.C.{ALL}",
-        f"{OBJECT_PREFIX}.{bucket}.M.{ALL}",
+        object_chunks(subjects.log_bucket),
+        object_meta(subjects.log_bucket),
         js_api("STREAM", "INFO", stream),
         js_api("STREAM", "MSG", "GET", stream),
         js_api("STREAM", "PURGE", stream),
@@ -159,8 +158,8 @@ def _scheduler(subjects: Subjects) -> User:
         f"{JS_API}.{ALL}",
         f"{JS_ACK}.{ALL}",
         f"{JS_FLOW}.{ALL}",
-        f"{KV_PREFIX}.{ALL}",
-        f"{OBJECT_PREFIX}.{ALL}",
+        ALL_KV,
+        ALL_OBJECTS,
     )
     subscribe = (inbox(name), subjects.all_heartbeats)
     return User(name=name, role=Role.SCHEDULER, publish=publish, subscribe=subscribe)

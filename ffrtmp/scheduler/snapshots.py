@@ -39,11 +39,11 @@ import msgspec
 from nats.js.api import ObjectInfo, ObjectMeta, ObjectMetaOptions
 from nats.js.client import JetStreamContext
 from nats.js.errors import BadObjectMetaError, BucketNotFoundError, NotFoundError
-from nats.js.object_store import OBJ_CHUNKS_PRE_TEMPLATE, OBJ_STREAM_TEMPLATE, ObjectStore
+from nats.js.object_store import ObjectStore
 
 from events.errors import FfrtmpError
 from events.streams import SETUP_HINT
-from events.subjects import Subjects
+from events.subjects import Subjects, object_chunks
 from ffrtmp.scheduler.natsboundary import jetstream_boundary
 
 _log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class SnapshotStore:
         self._js = js
         self._subjects = subjects
         self._bucket = snapshot_bucket(subjects)
-        self._stream = OBJ_STREAM_TEMPLATE.format(bucket=self._bucket)
+        self._stream = subjects.snapshot_stream
         self._name = name
         self._obs: ObjectStore | None = None
 
@@ -166,7 +166,7 @@ class SnapshotStore:
 
     async def _chunks(self, info: ObjectInfo) -> list[bytes] | None:
         """The object's chunks in order, or None if they vanished (a newer save committed)."""
-        subject = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=self._bucket, obj=info.nuid)
+        subject = object_chunks(self._bucket, info.nuid)
         chunks: list[bytes] = []
         seq = 0
         with self._boundary("load"):
