@@ -66,6 +66,16 @@ def js_api(*tokens: str) -> str:
     return ".".join((JS_API, *tokens))
 
 
+def js_ack(*tokens: str) -> str:
+    """An acknowledgement subject: ``js_ack(stream, consumer, ">")``."""
+    return ".".join((JS_ACK, *tokens))
+
+
+def js_flow(*tokens: str) -> str:
+    """A flow-control answer's subject: ``js_flow(stream, ">")``."""
+    return ".".join((JS_FLOW, *tokens))
+
+
 def kv_stream(bucket: str) -> str:
     """The stream JetStream keeps a KV bucket in (nats-py's ``KV_STREAM_TEMPLATE``)."""
     return f"KV_{bucket}"

@@ -41,13 +41,12 @@ from events.errors import InvalidSpec
 from events.subjects import (
     ALL_KV,
     ALL_OBJECTS,
-    JS_ACK,
-    JS_API,
-    JS_FLOW,
     SCHEDULER_WRITER,
     SERVICE_DISCOVERY,
     Subjects,
+    js_ack,
     js_api,
+    js_flow,
     object_chunks,
     object_meta,
 )
@@ -98,7 +97,7 @@ def _stream_reads(stream: str) -> list[str]:
         js_api("STREAM", "MSG", "GET", stream),  # the leader's word where a replica lags
         js_api("CONSUMER", "CREATE", stream),  # ephemeral, ack none: a read
         js_api("CONSUMER", "DELETE", stream, "*"),
-        f"{JS_FLOW}.{stream}.{ALL}",
+        js_flow(stream, ALL),
     ]
 
 
@@ -142,7 +141,7 @@ def _agent(subjects: Subjects, agent: str) -> User:
         js_api("CONSUMER", "INFO", work, name),
         js_api("CONSUMER", "CREATE", work, name, subjects.work(agent)),
         js_api("CONSUMER", "MSG", "NEXT", work, name),
-        f"{JS_ACK}.{work}.{name}.{ALL}",
+        js_ack(work, name, ALL),
         *_log_writes(subjects),
     ]
     return User(name=name, role=Role.AGENT, publish=tuple(publish), subscribe=(inbox(name),))
@@ -155,9 +154,9 @@ def _scheduler(subjects: Subjects) -> User:
         subjects.all_agent_events,
         subjects.all_work,
         subjects.all_dead_letters,
-        f"{JS_API}.{ALL}",
-        f"{JS_ACK}.{ALL}",
-        f"{JS_FLOW}.{ALL}",
+        js_api(ALL),
+        js_ack(ALL),
+        js_flow(ALL),
         ALL_KV,
         ALL_OBJECTS,
     )
