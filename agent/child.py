@@ -37,10 +37,19 @@ _PR_SET_PDEATHSIG: Final = 1  # linux/prctl.h
 _LIBC: Final = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 
+def signal_at_parent_death(sig: signal.Signals) -> None:
+    """In a child before exec: ask the kernel for ``sig`` when its starter dies (Linux only).
+
+    The one place that asks (``ffrtmp.lifeline`` asks with SIGTERM for the control plane's
+    children); elsewhere there is nothing to ask for and this does nothing.
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, sig)
+
+
 def _die_with(parent: int) -> None:
     """In the child before exec: SIGKILL me when my parent dies (and now, if it already has)."""
-    if _LIBC is not None:
-        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal_at_parent_death(signal.SIGKILL)
     if os.getppid() != parent:  # the parent died between fork and prctl
         os._exit(1)
 

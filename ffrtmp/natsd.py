@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ import psutil
 from nats.errors import Error as NatsError
 
 from events.errors import FfrtmpError
-from ffrtmp.lifeline import PREEXEC
+from ffrtmp.lifeline import PREEXEC, end
 
 BINARY: Final = "nats-server"
 LOG_NAME: Final = "nats-server.log"
@@ -234,13 +233,8 @@ class NatsServer:
     def stop(self) -> None:
         """SIGTERM, wait for a clean shutdown, SIGKILL if it does not come."""
         proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(self.settings.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            end(proc, self.settings.stop_timeout_s)
         self._release()
 
     def wait(self) -> None:

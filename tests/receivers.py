@@ -36,6 +36,7 @@ import psutil
 import pytest
 
 from agent.ffmpeg_binary import locate
+from ffrtmp.lifeline import end
 from ffrtmp.natsd import free_port, port_in_use
 from tests.waiting import wait_for
 
@@ -69,16 +70,6 @@ def _missing(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(reason)
     pytest.skip(reason)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class RtmpServer:
@@ -139,7 +130,7 @@ class RtmpServer:
     def stop(self) -> None:
         """Stop nginx."""
         if self.process is not None:
-            _stop(self.process)
+            end(self.process, 5)
 
     def __enter__(self) -> Self:
         """Start it."""
@@ -203,7 +194,7 @@ class SrtListener:
     def stop(self) -> None:
         """Stop the listener if it still runs."""
         if self.process is not None:
-            _stop(self.process)
+            end(self.process, 5)
 
     def __enter__(self) -> Self:
         """Start it."""

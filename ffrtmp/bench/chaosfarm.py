@@ -10,7 +10,6 @@ when.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from enum import StrEnum
@@ -19,6 +18,7 @@ from typing import IO
 
 import msgspec
 
+from ffrtmp.lifeline import end
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port
 
 
@@ -79,13 +79,8 @@ class Child:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL if it does not end in time."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            end(self._proc, timeout_s)
         self._close()
 
     def _close(self) -> None:

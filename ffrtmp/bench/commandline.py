@@ -23,6 +23,7 @@ from typing import Final
 import msgspec
 
 from ffrtmp.bench.harness import embedded_server
+from ffrtmp.lifeline import end
 
 PREFIX: Final = "benchcli"
 TARGETS: Final = {"help_ms": 150.0, "submit_ms": 300.0, "bulk_jobs_per_s": 2000.0}  # issue 16
@@ -86,12 +87,7 @@ def _scheduler(env: dict[str, str]) -> Iterator[None]:
     try:
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        end(process, 30)
 
 
 def _await_scheduler(cli: list[str], env: dict[str, str]) -> None:

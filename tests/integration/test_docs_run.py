@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from ffrtmp.lifeline import end
 from ffrtmp.natsd import free_port
 from tests.conftest import require_nats_server
 from tests.docs_blocks import Block, blocks, ffrtmp_argv, quoted, shell_commands, sql_statements
@@ -71,12 +72,7 @@ class Farm:
         )  # fmt: skip
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end(self.proc, 60)
         self.log.close()
 
 

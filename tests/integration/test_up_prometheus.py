@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from ffrtmp.lifeline import end
 from ffrtmp.natsd import free_port
 from tests.conftest import require_nats_server
 from tests.deploy_files import DEPLOY, ROOT, alert_exprs, dashboard_exprs
@@ -105,12 +106,7 @@ class Stack:
 
     def close(self) -> None:
         for proc in reversed(self.procs):
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end(proc, 30)
         self.up_log.close()
         if hasattr(self, "prom_log"):
             self.prom_log.close()
