@@ -11,8 +11,9 @@ Readiness and completion are conditions with deadlines (``wait_for``), never sle
 
 - ``RtmpServer.recorded(stream)`` holds once nginx has closed the stream's recording (its
   ``exec_record_done`` hook leaves a ``.done`` marker beside the FLV file).
-- ``SrtListener.recorded()`` holds once the listener FFmpeg has exited (it does when the caller
-  closes); ``tsbpd=0`` so its jitter buffer does not drop the stream's end (README, live outputs).
+- ``FfmpegListener.recorded()`` (``SrtListener``; RTMP by FFmpeg's ``-listen 1`` too) holds
+  once the listener FFmpeg has exited (it does when the caller closes); ``tsbpd=0`` so its
+  jitter buffer does not drop the stream's end (README, live outputs).
 - ``HttpServer.requests`` lists each request's path and status, so a test can count retries;
   it answers byte ranges (206), as real servers do, so FFmpeg can seek an MP4's index.
 """
@@ -141,27 +142,43 @@ class RtmpServer:
         self.stop()
 
 
-class SrtListener:
-    """FFmpeg listening for one SRT caller and remuxing what it sends into an MPEG-TS file."""
+class FfmpegListener:
+    """FFmpeg listening for one caller and remuxing what it sends into an MPEG-TS file.
 
-    def __init__(self, root: Path, ffmpeg: str | None = None) -> None:
+    ``protocol`` is ``srt`` (FFmpeg's SRT listener) or ``rtmp`` (FFmpeg's own one-publisher
+    RTMP server, ``-listen 1``: a receiver without nginx).
+    """
+
+    # protocol: what the listener opens, where a caller sends, the socket kind it binds.
+    # tsbpd=0: the receiver hands packets on as they arrive. With its default jitter buffer
+    # (TSBPD), libsrt discards what the buffer still holds when the caller closes, and that is
+    # the encoder's whole end-of-stream flush: 12 of 30 frames were recorded on an idle machine.
+    _LISTEN: Final = {
+        "srt": ("srt://127.0.0.1:{port}?mode=listener&tsbpd=0",
+                "srt://127.0.0.1:{port}?mode=caller", "udp"),
+        "rtmp": ("rtmp://127.0.0.1:{port}/live/x", "rtmp://127.0.0.1:{port}/live/x", "tcp"),
+    }  # fmt: skip
+
+    def __init__(self, root: Path, ffmpeg: str | None = None, protocol: str = "srt") -> None:
         """Prepare under ``root``; ``start`` (or ``with``) begins listening."""
         self.root = root
         self.ffmpeg = ffmpeg or str(locate())
+        self.protocol = protocol
         self.port = free_port()
-        self.recording = root / "srt-recording.ts"
+        self.recording = root / f"{protocol}-recording.ts"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """Where a caller sends its stream."""
-        return f"srt://127.0.0.1:{self.port}?mode=caller"
+        return self._LISTEN[self.protocol][1].format(port=self.port)
 
     def listening(self) -> bool:
-        """Whether the listener's UDP socket is bound."""
+        """Whether the listener's socket is bound."""
         if self.process is None or self.process.poll() is not None:
             return False
-        sockets = psutil.Process(self.process.pid).net_connections(kind="udp")
+        kind = self._LISTEN[self.protocol][2]
+        sockets = psutil.Process(self.process.pid).net_connections(kind=kind)
         return any(s.laddr.port == self.port for s in sockets)
 
     def recorded(self) -> bool:
@@ -170,25 +187,27 @@ class SrtListener:
 
     def wait_recorded(self, deadline_s: float = DEADLINE_S) -> Path:
         """The finished recording; fails if the listener exited with an error."""
-        wait_for(self.recorded, "the SRT listener to finish", deadline_s)
+        wait_for(self.recorded, f"the {self.protocol} listener to finish", deadline_s)
         assert self.process is not None
         assert self.process.returncode == 0, self.stderr()
         return self.recording
 
     def stderr(self) -> str:
         """What the listener logged."""
-        path = self.root / "srt-listener.log"
+        path = self.root / f"{self.protocol}-listener.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> Self:
         """Start the listener and wait until its socket is bound."""
         self.root.mkdir(parents=True, exist_ok=True)
-        listen = f"srt://127.0.0.1:{self.port}?mode=listener&tsbpd=0"
-        argv = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", listen,
-                "-map", "0", "-c", "copy", "-f", "mpegts", "-y", str(self.recording)]  # fmt: skip
-        with (self.root / "srt-listener.log").open("wb") as err:
+        listen = self._LISTEN[self.protocol][0].format(port=self.port)
+        server = ["-listen", "1"] if self.protocol == "rtmp" else []
+        argv = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", *server,
+                "-i", listen, "-map", "0", "-c", "copy", "-f", "mpegts", "-y",
+                str(self.recording)]  # fmt: skip
+        with (self.root / f"{self.protocol}-listener.log").open("wb") as err:
             self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)  # noqa: S603
-        wait_for(self.listening, "the SRT listener's socket", DEADLINE_S)
+        wait_for(self.listening, f"the {self.protocol} listener's socket", DEADLINE_S)
         return self
 
     def stop(self) -> None:
@@ -203,6 +222,9 @@ class SrtListener:
     def __exit__(self, *_: object) -> None:
         """Stop it."""
         self.stop()
+
+
+SrtListener = FfmpegListener  # the SRT receiver the media tests name
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):

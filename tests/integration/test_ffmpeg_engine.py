@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import imageio_ffmpeg
 import psutil
@@ -19,8 +16,9 @@ from agent.ffmpeg_engine import EngineSettings, FfmpegEngine, FfmpegExecution
 from events.enums import FailureReason, QualityMetric
 from events.spec import JobSpec
 from events.work import Dispatch
-from ffrtmp.natsd import free_port
 from tests.farm import wait_until
+from tests.mediaprobe import probe
+from tests.receivers import FfmpegListener
 
 pytestmark = pytest.mark.anyio
 
@@ -55,16 +53,6 @@ async def encoding(execution: FfmpegExecution) -> None:
         return execution.progress().frames > 0
 
     await wait_until(frames, "first progress block")
-
-
-def media_duration(path: Path) -> float:
-    """The duration FFmpeg reads from a recording's header."""
-    argv = [FFMPEG, "-hide_banner", "-i", str(path)]
-    probe = subprocess.run(argv, capture_output=True, check=False)  # noqa: S603
-    found = re.search(r"Duration: (\d+):(\d+):([\d.]+)", probe.stderr.decode())
-    assert found, probe.stderr.decode()[-500:]
-    hours, minutes, seconds = found.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 async def test_job_completes_with_plausible_results(engine: FfmpegEngine, tmp_path: Path) -> None:
@@ -188,60 +176,18 @@ async def test_disk_nearly_full_is_a_resource_error(tmp_path: Path) -> None:
     assert "free" in ending.message
 
 
-class Receiver(NamedTuple):
-    """An FFmpeg listening for one publisher and recording what it gets."""
-
-    url: str
-    port: int
-    kind: str  # the socket kind psutil reports it listening on
-    process: subprocess.Popen[bytes]
-    recording: Path
-
-
-LISTEN = {  # the receiver's input, the job's output, the socket kind the receiver listens on
-    "rtmp": (
-        "-listen 1 -i rtmp://127.0.0.1:{port}/live/x",
-        "rtmp://127.0.0.1:{port}/live/x",
-        "tcp",
-    ),
-    # tsbpd=0: the receiver hands packets on as they arrive. With its default jitter buffer
-    # (TSBPD), libsrt discards what the buffer still holds when the caller closes, and that is
-    # the encoder's whole end-of-stream flush: 12 of 30 frames were recorded on an idle machine.
-    "srt": (
-        "-i srt://127.0.0.1:{port}?mode=listener&tsbpd=0",
-        "srt://127.0.0.1:{port}?mode=caller",
-        "udp",
-    ),
-}
-
-
-@pytest.fixture(params=sorted(LISTEN))
-def receiver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Receiver]:
+@pytest.fixture(params=["rtmp", "srt"])
+def receiver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FfmpegListener]:
     """A real FFmpeg receiver (RTMP or SRT) on a free loopback port, recording to a file."""
-    listen, publish, kind = LISTEN[request.param]
-    port = free_port()
-    recording = tmp_path / "recording.ts"
-    process = subprocess.Popen(  # noqa: S603
-        [FFMPEG, "-nostdin", "-hide_banner", "-loglevel", "error",
-         *listen.format(port=port).split(), "-c", "copy", "-y", str(recording)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
-    yield Receiver(publish.format(port=port), port, kind, process, recording)
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-    assert process.stderr is not None
-    process.stderr.close()
+    with FfmpegListener(tmp_path / "receiver", FFMPEG, protocol=request.param) as listener:
+        yield listener
 
 
-async def test_live_push_reaches_a_real_receiver(engine: FfmpegEngine, receiver: Receiver) -> None:
+async def test_live_push_reaches_a_real_receiver(
+    engine: FfmpegEngine, receiver: FfmpegListener
+) -> None:
     """A 1 s job pushed live (and teed for PSNR) is recorded with about 1 s of media."""
-
-    async def listening() -> bool:
-        sockets = psutil.Process(receiver.process.pid).net_connections(kind=receiver.kind)
-        return any(s.laddr.port == receiver.port for s in sockets)
-
-    await wait_until(listening, "the receiver listening")
+    assert receiver.listening()  # the fixture waited for the socket
     execution = await started(engine, output=receiver.url, quality_metrics=(QualityMetric.PSNR,))
     ending = await execution.wait()
     assert isinstance(ending, Done), ending
@@ -249,11 +195,12 @@ async def test_live_push_reaches_a_real_receiver(engine: FfmpegEngine, receiver:
     assert ending.results.psnr is not None
 
     async def recorded() -> bool:
-        return receiver.process.poll() is not None
+        return receiver.recorded()
 
     await wait_until(recorded, "the receiver to finish")
-    assert receiver.process.returncode == 0
-    assert media_duration(receiver.recording) == pytest.approx(1.0, abs=0.2)
+    assert receiver.process is not None
+    assert receiver.process.returncode == 0, receiver.stderr()
+    assert probe(receiver.recording).duration_s == pytest.approx(1.0, abs=0.2)
 
 
 async def test_unknown_scenario_is_a_user_error(engine: FfmpegEngine) -> None:
