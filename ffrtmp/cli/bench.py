@@ -40,6 +40,9 @@ Rounds = Annotated[int, typer.Option("--rounds", min=1, help="Interleaved rounds
 AsOutput = Annotated[
     Output, typer.Option(help="table: for people; json: one JSON object, nothing else.")
 ]
+SteadySeconds = Annotated[
+    float, typer.Option(min=0.1, help="Seconds of steady submissions per round.")
+]
 R = TypeVar("R")
 _EXTRA = {
     "raw_default_sync_msgs_per_s": ("raw, default fsync", "{:,.0f}"),
@@ -105,9 +108,7 @@ def schedule(
     jobs: Annotated[int, typer.Option(min=1, help="Queued jobs to place.")] = _SCHEDULE.jobs,
     agents: Annotated[int, typer.Option(min=1, help="Simulated agents.")] = _SCHEDULE.agents,
     rate: Annotated[float, typer.Option(min=1, help="Submissions per second.")] = _SCHEDULE.rate,
-    seconds: Annotated[
-        float, typer.Option(min=0.1, help="Seconds of steady submissions per round.")
-    ] = _SCHEDULE.seconds,
+    seconds: SteadySeconds = _SCHEDULE.seconds,
     history: Annotated[
         int, typer.Option(min=100, help="Events in the log a restart starts from.")
     ] = _SCHEDULE.history,
@@ -174,9 +175,7 @@ def e2e(
     agents: Annotated[int, typer.Option(min=1, help="Agents (no-op engine).")] = _E2E.agents,
     slots: Annotated[int, typer.Option(min=1, help="Slots per agent.")] = _E2E.slots,
     rate: Annotated[float, typer.Option(min=1, help="Steady submissions per second.")] = _E2E.rate,
-    seconds: Annotated[
-        float, typer.Option(min=0.1, help="Seconds of steady submissions per round.")
-    ] = _E2E.seconds,
+    seconds: SteadySeconds = _E2E.seconds,
     rounds: Rounds = _E2E.rounds,
     full_log_events: Annotated[
         int,
@@ -199,12 +198,10 @@ def e2e(
         full_log_events=full_log_events,
     )
     report = _run(lambda: bench_e2e(settings), as_json, "running jobs end to end")
-    if as_json:
-        typer.echo(msgspec.json.encode(report).decode())
-        return
-    _show_figures(
+    _report(
+        as_json,
         f"ffrtmp bench e2e: {jobs:,} jobs, {agents} agents",
-        msgspec.structs.asdict(report),
+        report,
         report.targets,
     )
 
@@ -224,12 +221,10 @@ def listing(
     as_json = output is Output.JSON
     settings = ListingBenchSettings(events=events, rounds=rounds)
     report = _run(lambda: bench_listing(settings), as_json, "listing jobs both ways")
-    if as_json:
-        typer.echo(msgspec.json.encode(report).decode())
-        return
-    _show_figures(
+    _report(
+        as_json,
         f"ffrtmp bench listing: {report.jobs:,} jobs, {report.events:,} events",
-        msgspec.structs.asdict(report),
+        report,
         {},
     )
 
@@ -251,10 +246,7 @@ def cli_(
     as_json = output is Output.JSON
     settings = CliBenchSettings(runs=runs, bulk_jobs=bulk_jobs)
     report = _run(lambda: bench_cli(settings), as_json, "timing the CLI against a farm")
-    if as_json:
-        typer.echo(msgspec.json.encode(report).decode())
-        return
-    _show_figures("ffrtmp bench cli: whole processes", msgspec.structs.asdict(report), CLI_TARGETS)
+    _report(as_json, "ffrtmp bench cli: whole processes", report, CLI_TARGETS)
 
 
 @app.command()
@@ -279,12 +271,10 @@ def overhead(
         jobs=jobs, scenario=scenario, duration_s=duration_s, parallel=parallel, rounds=rounds
     )
     report = _run(lambda: bench_overhead(settings), as_json, "encoding directly and through ffrtmp")
-    if as_json:
-        typer.echo(msgspec.json.encode(report).decode())
-        return
-    _show_figures(
+    _report(
+        as_json,
         f"ffrtmp bench overhead: {jobs} x {scenario}, {duration_s:g} s, {parallel} at once",
-        msgspec.structs.asdict(report),
+        report,
         {"ratio": report.target},
     )
 
@@ -319,6 +309,14 @@ def cluster(
         msgspec.structs.asdict(report),
         {"max_s": 10.0, "new_job_max_s": 10.0},
     )
+
+
+def _report(as_json: bool, title: str, report: msgspec.Struct, targets: dict[str, float]) -> None:
+    """A report as one JSON object, or its numeric figures beside their targets."""
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    _show_figures(title, msgspec.structs.asdict(report), targets)
 
 
 def _show_figures(title: str, figures: dict[str, Any], targets: dict[str, float]) -> None:

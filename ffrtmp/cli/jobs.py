@@ -55,7 +55,7 @@ from ffrtmp.cli.render import detail, event_type, failure
 app = typer.Typer(help="Submit, list, watch, steer and explain jobs.", no_args_is_help=True)
 
 DECISION_WAIT_S: Final = 5.0
-IdArg = Annotated[str, typer.Argument(help="Job id, or any unique prefix of it.")]
+IdArg = jobviews.IdArg  # one definition of the job-id argument, shared with the views
 WaitOpt = Annotated[
     float,
     typer.Option("--decision-wait-s", help="How long to wait for the scheduler's answer."),
