@@ -35,7 +35,7 @@ from agent.child import TAIL_BYTES, Child, Exit
 from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.inputheader import InputHeader, input_header, media_s
 from agent.logs import command_line
-from agent.output import claim, discard, publish
+from agent.output import claim, discard, publish, written_bytes
 from agent.progress import ProgressParser, Sample, StallCounter, live
 from agent.steering import Steering
 from agent.telemetry import EnergyMeter
@@ -301,17 +301,14 @@ class FfmpegExecution:
             fps=self._scenario.fps,
             cpu_s=ended.cpu_s,
             output_bytes=output_bytes,
-            energy_j=_delta(self._energy_start, energy_end),
+            energy_j=outcome.energy_between(self._energy_start, energy_end),
             stalls=self._stalls.stalls if self._plan.live else None,
         )
         return Done(results=outcome.results(measured, scores))
 
     def _output_bytes(self) -> int | None:
         if self._written is not None:
-            try:
-                return self._written.stat().st_size
-            except OSError:
-                return None
+            return written_bytes(self._written)
         size = self._sample.total_size
         return size if size is not None and size > 0 else None
 
@@ -336,10 +333,3 @@ class FfmpegExecution:
             log.warning("quality pass exited %d; metrics left unmeasured", ended.returncode)
             return None
         return quality.parse(self._quality_tail.decode(errors="replace"))
-
-
-def _delta(start: float | None, end: float | None) -> float | None:
-    """Energy between two counter readings; None when either is missing."""
-    if start is None or end is None:
-        return None
-    return end - start

@@ -34,7 +34,7 @@ from agent.engine import Done, Ending, Failed, LiveProgress, Stopped
 from agent.ffmpeg_engine import CANCEL_GRACE_S, DEFAULT_NICE
 from agent.inputheader import InputHeader, media_s
 from agent.logs import command_line
-from agent.output import claim, discard, publish
+from agent.output import claim, discard, publish, written_bytes
 from agent.steering import Steering
 from agent.telemetry import EnergyMeter
 from events.enums import FailureReason
@@ -312,21 +312,9 @@ class GstExecution:
             fps=self._scenario.fps,
             cpu_s=ended.cpu_s,
             output_bytes=output_bytes,
-            energy_j=_delta(self._energy_start, energy_end),
+            energy_j=outcome.energy_between(self._energy_start, energy_end),
         )
         return Done(results=outcome.results(measured))
 
     def _output_bytes(self) -> int | None:
-        if self._written is None:
-            return None
-        try:
-            return self._written.stat().st_size
-        except OSError:
-            return None
-
-
-def _delta(start: float | None, end: float | None) -> float | None:
-    """Energy between two counter readings; None when either is missing."""
-    if start is None or end is None:
-        return None
-    return end - start
+        return None if self._written is None else written_bytes(self._written)

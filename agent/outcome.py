@@ -68,6 +68,13 @@ def classify(returncode: int, stderr: bytes) -> Failed:
     )
 
 
+def energy_between(start: float | None, end: float | None) -> float | None:
+    """Energy between two counter readings; None when either is missing."""
+    if start is None or end is None:
+        return None
+    return end - start
+
+
 class Measured(msgspec.Struct, frozen=True, kw_only=True):
     """The raw facts of a finished encode, before anything is derived from them."""
 

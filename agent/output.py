@@ -37,6 +37,14 @@ def claim(destination: Path, job: str, attempt: int) -> Path:
     return temporary(destination, job, attempt)
 
 
+def written_bytes(written: Path) -> int | None:
+    """The size of the attempt's file; None when it cannot be read (never written, removed)."""
+    try:
+        return written.stat().st_size
+    except OSError:
+        return None
+
+
 def exists_problem(destination: Path, overwrite: bool) -> str | None:
     """Why the attempt must not start: the destination exists and the spec does not overwrite."""
     if overwrite or not destination.exists():

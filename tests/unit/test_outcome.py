@@ -10,7 +10,8 @@ import pytest
 from agent.capabilities import assemble
 from agent.hardware import Host, Rapl
 from agent.nvml import GpuDevice
-from agent.outcome import classify
+from agent.outcome import classify, energy_between
+from agent.output import written_bytes
 from agent.preflight import check, disk_problem
 from agent.probe import FfmpegInfo
 from events.enums import FailureReason
@@ -141,3 +142,18 @@ def test_rapl_unreadable_is_none(tmp_path: Path) -> None:
     rapl = Rapl(tmp_path)
     assert not rapl.available
     assert rapl.joules() is None
+
+
+def test_energy_is_the_difference_of_two_readings_or_none() -> None:
+    """Both engines' energy: end minus start; a missing reading (no meter) is no figure."""
+    assert energy_between(10.0, 12.5) == 2.5
+    assert energy_between(None, 12.5) is None
+    assert energy_between(10.0, None) is None
+
+
+def test_the_written_size_is_the_file_s_or_none(tmp_path: Path) -> None:
+    """Both engines' output size: the temporary file's bytes; a file that is gone has none."""
+    written = tmp_path / ".a.ffrtmp-j-1.partial.mp4"
+    assert written_bytes(written) is None
+    written.write_bytes(b"x" * 123)
+    assert written_bytes(written) == 123
