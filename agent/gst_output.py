@@ -13,15 +13,13 @@ unreadable or unrecognisable input, a 404, or a property the job set wrong is th
 from __future__ import annotations
 
 import re
-import signal
 from typing import Final
 
 import msgspec
 
 from agent.engine import Failed
 from agent.gst_pipeline import PROGRESS
-from agent.outcome import MESSAGE_CHARS, MESSAGE_LINES
-from events.enums import FailureReason
+from agent.outcome import MESSAGE_CHARS, MESSAGE_LINES, exit_failure
 
 _CHAIN: Final = re.compile(
     rf":{PROGRESS}: last-message = chain .*?pts: (\d+):(\d\d):(\d\d(?:\.\d+)?)"
@@ -96,16 +94,4 @@ def classify(returncode: int, stderr: bytes) -> Failed:
     """The failure a non-zero exit of gst-launch means."""
     lines = error_lines(stderr)
     shown = " | ".join(lines[:MESSAGE_LINES])[-MESSAGE_CHARS:] or "no output on stderr"
-    if returncode < 0:
-        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
-        return Failed(
-            reason=FailureReason.RUNTIME_ERROR,
-            message=f"GStreamer was killed by signal {name or -returncode}: {shown}",
-        )
-    if any(marker in line for line in lines for marker in USER_ERROR_MARKERS):
-        return Failed(
-            reason=FailureReason.USER_ERROR, message=f"GStreamer refused the job: {shown}"
-        )
-    return Failed(
-        reason=FailureReason.RUNTIME_ERROR, message=f"GStreamer exited {returncode}: {shown}"
-    )
+    return exit_failure("GStreamer", returncode, lines, shown, USER_ERROR_MARKERS)

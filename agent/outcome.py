@@ -55,16 +55,27 @@ def classify(returncode: int, stderr: bytes) -> Failed:
     lines = last_lines(stderr, 40)
     errors = [line for line in lines if _ERROR_WORDS.search(line)]
     shown = " | ".join((errors or lines)[-MESSAGE_LINES:])[-MESSAGE_CHARS:] or "no output on stderr"
+    return exit_failure("FFmpeg", returncode, lines, shown, USER_ERROR_MARKERS)
+
+
+def exit_failure(
+    engine: str, returncode: int, lines: list[str], shown: str, markers: tuple[str, ...]
+) -> Failed:
+    """Every engine's rule for a non-zero exit, given what its stderr ``lines`` say.
+
+    Death by a signal is ``runtime_error``; a line with one of the engine's user-error
+    ``markers`` is ``user_error`` (never retried); any other exit is ``runtime_error``.
+    """
     if returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
         return Failed(
             reason=FailureReason.RUNTIME_ERROR,
-            message=f"FFmpeg was killed by signal {name or -returncode}: {shown}",
+            message=f"{engine} was killed by signal {name or -returncode}: {shown}",
         )
-    if any(marker in line for line in lines for marker in USER_ERROR_MARKERS):
-        return Failed(reason=FailureReason.USER_ERROR, message=f"FFmpeg refused the job: {shown}")
+    if any(marker in line for line in lines for marker in markers):
+        return Failed(reason=FailureReason.USER_ERROR, message=f"{engine} refused the job: {shown}")
     return Failed(
-        reason=FailureReason.RUNTIME_ERROR, message=f"FFmpeg exited {returncode}: {shown}"
+        reason=FailureReason.RUNTIME_ERROR, message=f"{engine} exited {returncode}: {shown}"
     )
 
 

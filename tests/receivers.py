@@ -73,7 +73,30 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-class RtmpServer:
+class _Process:
+    """A receiver that is one process: ``start`` runs it (or ``with``), ``stop`` ends it."""
+
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        """Run it and wait until it is ready."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """End it if it still runs (SIGTERM, then SIGKILL after 5 s)."""
+        if self.process is not None:
+            end(self.process, 5)
+
+    def __enter__(self) -> Self:
+        """Start it."""
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        """Stop it."""
+        self.stop()
+
+
+class RtmpServer(_Process):
     """nginx-rtmp on a free port; every stream published to ``live/<name>`` is recorded."""
 
     def __init__(self, root: Path) -> None:
@@ -128,21 +151,8 @@ class RtmpServer:
             raise AssertionError(msg)
         return self
 
-    def stop(self) -> None:
-        """Stop nginx."""
-        if self.process is not None:
-            end(self.process, 5)
 
-    def __enter__(self) -> Self:
-        """Start it."""
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        """Stop it."""
-        self.stop()
-
-
-class FfmpegListener:
+class FfmpegListener(_Process):
     """FFmpeg listening for one caller and remuxing what it sends into an MPEG-TS file.
 
     ``protocol`` is ``srt`` (FFmpeg's SRT listener) or ``rtmp`` (FFmpeg's own one-publisher
@@ -209,19 +219,6 @@ class FfmpegListener:
             self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)  # noqa: S603
         wait_for(self.listening, f"the {self.protocol} listener's socket", DEADLINE_S)
         return self
-
-    def stop(self) -> None:
-        """Stop the listener if it still runs."""
-        if self.process is not None:
-            end(self.process, 5)
-
-    def __enter__(self) -> Self:
-        """Start it."""
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        """Stop it."""
-        self.stop()
 
 
 SrtListener = FfmpegListener  # the SRT receiver the media tests name
