@@ -55,6 +55,14 @@ FAST = ServiceSettings(
 )
 
 
+def liveness(window_s: float, heartbeat_s: float) -> ServiceSettings:
+    """The production scheduler with only its stall window and heartbeat interval scaled."""
+    timers = TimerSettings(
+        heartbeat_s=heartbeat_s, agent_lost_after_s=10 * heartbeat_s, stalled_after_s=window_s
+    )
+    return ServiceSettings(core=SchedulerSettings(timers=timers))
+
+
 async def wait_until(
     check: Callable[[], Awaitable[bool]], what: str, deadline_s: float = DEADLINE_S
 ) -> None:

@@ -32,11 +32,8 @@ from events.jetstream import JetStreamEventStore
 from events.job_events import JobCompleted, JobRejected, JobTimedOut
 from ffrtmp.cli import nodes
 from ffrtmp.natsd import NatsServer
-from ffrtmp.scheduler.core import SchedulerSettings
-from ffrtmp.scheduler.service import ServiceSettings
-from ffrtmp.scheduler.timers import TimerSettings
 from tests.cli_support import Cli
-from tests.farm import Farm, scheduler, wait_until
+from tests.farm import Farm, liveness, scheduler, wait_until
 from tests.gstreamer import FFMPEG, media_children, require_gstreamer
 from tests.mediaprobe import probe
 from tests.receivers import HttpServer, RtmpServer
@@ -212,21 +209,13 @@ async def test_a_404_url_is_a_user_error_without_retry(
     assert "JobRetrying" not in await farm.kinds("gone")
 
 
-def liveness(window_s: float) -> ServiceSettings:
-    """The production scheduler with only its stall window and heartbeat interval scaled."""
-    timers = TimerSettings(
-        heartbeat_s=HEARTBEAT_S, agent_lost_after_s=10 * HEARTBEAT_S, stalled_after_s=window_s
-    )
-    return ServiceSettings(core=SchedulerSettings(timers=timers))
-
-
 @pytest.mark.timeout(120)
 async def test_a_live_gstreamer_stream_many_stall_windows_long_completes(
     farm: Farm, start_agent: Start, rtmp_server: RtmpServer
 ) -> None:
     """8 s live to nginx-rtmp with a 1.5 s stall window: GStreamer's progress keeps it alive."""
     await start_agent(settings=AgentSettings(heartbeat_s=HEARTBEAT_S))
-    async with scheduler(farm.store, liveness(1.5)):
+    async with scheduler(farm.store, liveness(1.5, HEARTBEAT_S)):
         url = rtmp_server.url("live")
         await farm.submit("live", scenario="480p-h264", engine=Engine.GSTREAMER, output=url,
                           duration_s=8.0, max_retries=0)  # fmt: skip
@@ -245,7 +234,7 @@ async def test_a_gst_launch_stopped_from_outside_is_timed_out_as_stalled(
 ) -> None:
     """SIGSTOP of gst-launch behind the agent's back: heartbeats go on, frames do not."""
     await start_agent(settings=AgentSettings(heartbeat_s=HEARTBEAT_S))
-    async with scheduler(farm.store, liveness(2.0)):
+    async with scheduler(farm.store, liveness(2.0, HEARTBEAT_S)):
         url = rtmp_server.url("stuck")
         await farm.submit("stuck", scenario="480p-h264", engine=Engine.GSTREAMER, output=url,
                           duration_s=60.0, max_retries=0)  # fmt: skip

@@ -35,10 +35,7 @@ from events.policy import NO_BUDGET
 from events.spec import JobSpec
 from events.work import Dispatch, Heartbeat
 from ffrtmp.natsd import free_port
-from ffrtmp.scheduler.core import SchedulerSettings
-from ffrtmp.scheduler.service import ServiceSettings
-from ffrtmp.scheduler.timers import TimerSettings
-from tests.farm import CPU, Farm, scheduler, wait_until
+from tests.farm import CPU, Farm, liveness, scheduler, wait_until
 from tests.mediaprobe import probe
 from tests.receivers import RtmpServer, rtmp_server
 
@@ -48,14 +45,6 @@ FFMPEG: Final = imageio_ffmpeg.get_ffmpeg_exe()
 HEARTBEAT_S: Final = 0.25
 LIVE_CPU: Final = msgspec.structs.replace(CPU, protocols=("file", "http", "rtmp", "srt"))
 __all__ = ["rtmp_server"]  # the fixture, used by name
-
-
-def settings(window_s: float) -> ServiceSettings:
-    """The production scheduler with only its stall window and heartbeat interval scaled."""
-    timers = TimerSettings(
-        heartbeat_s=HEARTBEAT_S, agent_lost_after_s=10 * HEARTBEAT_S, stalled_after_s=window_s
-    )
-    return ServiceSettings(core=SchedulerSettings(timers=timers))
 
 
 @pytest.fixture
@@ -108,7 +97,7 @@ async def test_a_live_stream_many_stall_windows_long_completes(
 ) -> None:
     """12 s live at 1.0x with a 1.5 s window (milestones 3 s apart): completes, first attempt."""
     window_s, media_s = 1.5, 12.0
-    async with scheduler(farm.store, settings(window_s)):
+    async with scheduler(farm.store, liveness(window_s, HEARTBEAT_S)):
         await farm.submit(
             "live", scenario="480p-h264", output=rtmp_server.url("live"), duration_s=media_s,
             max_retries=0,
@@ -135,7 +124,7 @@ async def test_a_live_stream_whose_ffmpeg_stops_is_timed_out_within_the_window(
     url = rtmp_server.url("stuck")
     stopped: psutil.Process | None = None
     try:
-        async with scheduler(farm.store, settings(window_s)):
+        async with scheduler(farm.store, liveness(window_s, HEARTBEAT_S)):
             await farm.submit(
                 "stuck", scenario="480p-h264", output=url, duration_s=120.0, max_retries=0
             )
@@ -170,7 +159,7 @@ async def test_a_live_stream_without_a_duration_runs_until_canceled(
 ) -> None:
     """No duration, no budget: it streams past many windows and ends when an operator cancels."""
     window_s = 1.5
-    async with scheduler(farm.store, settings(window_s)):
+    async with scheduler(farm.store, liveness(window_s, HEARTBEAT_S)):
         await farm.submit("endless", scenario="480p-h264", output=rtmp_server.url("endless"))
         await farm.wait_status("endless", S.RUNNING)
 
@@ -247,7 +236,7 @@ async def test_a_slow_encode_over_the_old_window_is_not_killed(
     url, media_s = trickle
     window_s = 4.0
     output = tmp_path / "slow.mp4"
-    async with scheduler(farm.store, settings(window_s)):
+    async with scheduler(farm.store, liveness(window_s, HEARTBEAT_S)):
         await farm.submit(
             "slow", scenario="480p-h264", input=url, output=str(output), duration_s=media_s,
             max_retries=0,
@@ -302,7 +291,7 @@ async def test_a_live_source_without_a_duration_is_recorded_until_it_ends(
         "-preset", "ultrafast", "-g", "30", "-f", "flv", "-listen", "1", url,
     )  # fmt: skip
     try:
-        async with scheduler(farm.store, settings(window_s)):
+        async with scheduler(farm.store, liveness(window_s, HEARTBEAT_S)):
             await farm.submit(
                 "rec", scenario="480p-h264", input=url, output=str(output), max_retries=0
             )
