@@ -150,6 +150,18 @@ async def test_registers_runs_with_milestones_keeps_the_log_and_deregisters(
     assert agent.service.stats.completed == 1
 
 
+async def test_milestones_passed_in_one_reading_are_each_reported(
+    farm: Farm, agents: Factory
+) -> None:
+    """Progress that jumps from 0 % to 80 % at once still writes 25, 50 and 75, in order."""
+    await agents("a1", Behaviour(run_s=0.3, milestones=(80.0,)))
+    async with scheduler(farm.store):
+        await farm.submit("jump")
+        await farm.wait_status("jump", S.COMPLETED)
+    progressed = [e.percent for e in await farm.history("jump") if isinstance(e, JobProgressed)]
+    assert progressed == [25.0, 50.0, 75.0]
+
+
 async def test_no_more_attempts_run_than_slots(farm: Farm, agents: Factory) -> None:
     """With two slots, two jobs run and the third waits until one of them ends."""
     agent = await agents("a1", HANG, slots=2)

@@ -42,10 +42,14 @@ async def names_and_replicas(url: str, prefix: str) -> dict[str, int]:
     nc = await nats.connect(url)
     try:
         found = {}
-        for info in await nc.jetstream().streams_info():
-            name = str(info.config.name)
-            if prefix.upper() in name:
-                found[name] = int(info.config.num_replicas or 1)
+        js, offset = nc.jetstream(), 0
+        # The session's server holds every test's streams, and the API answers a page at a time.
+        while page := await js.streams_info(offset=offset):
+            offset += len(page)
+            for info in page:
+                name = str(info.config.name)
+                if prefix.upper() in name:
+                    found[name] = int(info.config.num_replicas or 1)
         return found
     finally:
         await nc.close()
