@@ -19,7 +19,13 @@ from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
 Measure = Callable[[int], Awaitable[float]]
 """One measurement: given the round's index, run once and return messages per second."""
 
-_SYNC_LINE = re.compile(r"^\s*sync_interval\s*:.*$", re.MULTILINE)
+_SYNC_LINE = re.compile(r"^[ \t]*sync_interval[ \t]*:[ \t]*(\S*).*$", re.MULTILINE)
+
+
+def packaged_fsync() -> str:
+    """The shipped server's ``sync_interval`` (``always``), or ``default`` where it sets none."""
+    found = _SYNC_LINE.search(packaged_config().read_text())
+    return found.group(1) if found and found.group(1) else "default"
 
 
 def default_sync_config(directory: Path) -> Path:

@@ -25,7 +25,6 @@ import itertools
 import math
 import os
 import platform
-import re
 import subprocess
 import time
 import tracemalloc
@@ -61,10 +60,10 @@ from events.spec import JobSpec
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER, Subjects
 from events.work import Dispatch, Heartbeat
-from ffrtmp.bench.harness import embedded_server
+from ffrtmp.bench.harness import embedded_server, packaged_fsync
 from ffrtmp.bench.stats import median, rate, ratio
 from ffrtmp.bench.workload import headers
-from ffrtmp.natsd import find_binary, packaged_config
+from ffrtmp.natsd import find_binary
 from ffrtmp.scheduler.core import SchedulerCore
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 
@@ -654,12 +653,8 @@ async def bench_schedule(settings: ScheduleSettings) -> ScheduleReport:
     )
 
 
-_SYNC: Final = re.compile(r"^\s*sync_interval\s*:\s*(\S+)", re.MULTILINE)
-
-
 def machine() -> Machine:
     """CPUs, load, versions, and the shipped server's fsync setting."""
-    found = _SYNC.search(packaged_config().read_text())
     version = subprocess.run(  # noqa: S603 -- our own binary, a fixed argument
         [str(find_binary()), "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -671,5 +666,5 @@ def machine() -> Machine:
         nats_server=version,
         nats_py=importlib.metadata.version("nats-py"),
         msgspec=importlib.metadata.version("msgspec"),
-        fsync=found.group(1) if found else "default",
+        fsync=packaged_fsync(),
     )
