@@ -24,7 +24,7 @@ from rich.progress import Progress
 
 from events.base import JobEventBase
 from events.commands import SubmitJob
-from events.errors import InvalidSpec
+from events.errors import FfrtmpError, InvalidSpec
 from events.ids import check_id
 from events.job_events import CommandRefused
 from events.limits import check_nesting
@@ -116,19 +116,34 @@ async def send_all(
     commands: list[SubmitJob],
     on_sent: Callable[[int], None] = lambda _count: None,
 ) -> None:
-    """Send every command, at most ``IN_FLIGHT`` awaiting acknowledgement at once."""
+    """Send every command, at most ``IN_FLIGHT`` awaiting acknowledgement at once.
+
+    A send that fails stops the rest; the error says how many were stored before it, since a
+    line without an ``"id"`` sent again is a second job.
+    """
     slots = asyncio.Semaphore(IN_FLIGHT)
+    stored = 0
 
     async def one(command: SubmitJob) -> None:
-        async with slots:
+        nonlocal stored
+        try:
             await conn.send(command)
+        finally:
+            slots.release()
+        stored += 1
         on_sent(1)
 
-    async with asyncio.TaskGroup() as group:
-        for command in commands:
-            await slots.acquire()  # bound the tasks too, not only the sends
-            slots.release()
-            group.create_task(one(command))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for command in commands:
+                await slots.acquire()  # taken here, given back by the send: tasks are bounded
+                group.create_task(one(command))
+    except* FfrtmpError as failed:
+        first = failed.exceptions[0]
+        raise FfrtmpError(
+            f"{first} ({stored} of {len(commands)} jobs were stored before it; lines with an"
+            ' "id" are safe to send again, lines without one would make a second job)'
+        ) from first
 
 
 class _Tally:

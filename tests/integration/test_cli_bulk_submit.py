@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from events.commands import AgentCommandBase, OperatorCommandBase
+from events.errors import StoreUnavailable
 from ffrtmp.cli import jobs
+from ffrtmp.cli.common import Conn
 from ffrtmp.natsd import NatsServer
-from tests.cli_support import Cli
+from tests.cli_support import Cli, one_line_error
 from tests.farm import Farm, scheduler
 
 pytestmark = pytest.mark.anyio
@@ -95,3 +98,24 @@ async def test_specs_from_standard_input(farm: Farm, cli: Cli) -> None:
         assert done.exit_code == 0, done.output
         assert "submitted 4 jobs" in done.stdout
         assert (await farm.state("stdin-3")).status != "new"
+
+
+@pytest.mark.usefixtures("farm")  # the streams exist: the sends start, then fail
+async def test_a_send_that_fails_stops_the_rest_and_says_how_far_it_got(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store failing mid-file is one line saying how many were stored and what is safe."""
+    real_send = Conn.send
+    calls = 0
+
+    async def failing(self: Conn, command: OperatorCommandBase | AgentCommandBase) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 5:
+            raise StoreUnavailable(self.where.url, "the commands stream refused: test")
+        await real_send(self, command)
+
+    monkeypatch.setattr(Conn, "send", failing)
+    lines = [json.dumps({"scenario": "480p-h264"}) for _ in range(20)]
+    done = await cli(jobs.app, "submit", "--file", _specs(tmp_path / "cut.jsonl", lines))
+    one_line_error(done, "of 20 jobs were stored before it", "safe to send again")
