@@ -24,17 +24,19 @@ def wait_for(
     *,
     poll_s: float = POLL_S,
     alive: Sequence[subprocess.Popen[bytes]] = (),
+    context: Callable[[], str] = str,
 ) -> None:
     """Poll ``check`` until it holds; fail naming ``what`` past the deadline.
 
-    Any process in ``alive`` that exits meanwhile fails the wait at once, naming it.
+    Any process in ``alive`` that exits meanwhile fails the wait at once, naming it. A failure
+    ends with what ``context`` says then (a log's tail, say).
     """
     end = time.monotonic() + deadline_s
     while not check():
         for proc in alive:
-            assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode}"
+            assert proc.poll() is None, f"{proc.args!r} exited with {proc.returncode}: {context()}"
         if time.monotonic() > end:
-            msg = f"timed out after {deadline_s:g} s waiting for {what}"
+            msg = f"timed out after {deadline_s:g} s waiting for {what}: {context()}"
             raise AssertionError(msg)
         time.sleep(poll_s)
 

@@ -29,6 +29,7 @@ import pytest
 
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port
 from tests.conftest import require_nats_server
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 60.0
@@ -103,13 +104,10 @@ class Up:
         return self.out_path.read_text(errors="replace")
 
     def wait_for(self, check: Callable[[], bool], what: str) -> None:
-        end = time.monotonic() + DEADLINE_S
-        while not check():
-            if self.proc.poll() is not None:
-                pytest.fail(f"ffrtmp up exited ({self.proc.returncode}): {self.output()}")
-            if time.monotonic() > end:
-                pytest.fail(f"timed out waiting for {what}: {self.output()[-2000:]}")
-            time.sleep(0.1)
+        def tail() -> str:
+            return self.output()[-2000:]
+
+        wait_for(check, what, DEADLINE_S, poll_s=0.1, alive=[self.proc], context=tail)
 
     def cli(self, *args: str, argv: list[str] | None = None) -> subprocess.CompletedProcess[str]:
         command = argv or [str(Path(sys.executable).parent / "ffrtmp"), *args]
@@ -333,6 +331,17 @@ def _farm_processes(*needles: str) -> list[str]:
     return found
 
 
+def until_shown(proc: subprocess.Popen[bytes], out: Path, text: str) -> str:
+    """``up``'s output once it shows ``text``; fails, showing it, if up exits or time is up."""
+
+    def shown() -> str:
+        return out.read_text(errors="replace")
+
+    wait_for(lambda: text in shown(), repr(text), DEADLINE_S, poll_s=0.1, alive=[proc],
+             context=shown)  # fmt: skip
+    return shown()
+
+
 def _start_up(
     tmp_path: Path, port: int, *flags: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -358,11 +367,7 @@ def test_up_takes_its_prefix_from_the_config_file_but_not_its_credentials(tmp_pa
     proc = _start_up(tmp_path, free_port(), env={**env, "FFRTMP_CONFIG": str(config)})
     out = tmp_path / "up.out"
     try:
-        end = time.monotonic() + DEADLINE_S
-        while "farm ready" not in out.read_text(errors="replace"):
-            assert proc.poll() is None, out.read_text(errors="replace")
-            assert time.monotonic() < end, out.read_text(errors="replace")
-            time.sleep(0.1)
+        until_shown(proc, out, "farm ready")
         assert "(prefix cfgfarm)" in out.read_text(errors="replace")
     finally:
         proc.terminate()
@@ -375,11 +380,7 @@ def test_kill_9_of_up_leaves_no_nats_server_and_no_child(tmp_path: Path) -> None
     proc = _start_up(tmp_path, free_port())
     out = tmp_path / "up.out"
     try:
-        end = time.monotonic() + DEADLINE_S
-        while "farm ready" not in out.read_text(errors="replace"):
-            assert proc.poll() is None, out.read_text(errors="replace")
-            assert time.monotonic() < end, out.read_text(errors="replace")
-            time.sleep(0.1)
+        until_shown(proc, out, "farm ready")
         farm = psutil.Process(proc.pid).children(recursive=True)
         server = int((tmp_path / "d" / "nats" / "nats-server.pid").read_text())
         assert server in {p.pid for p in farm}
@@ -423,20 +424,14 @@ def test_no_restart_leaves_a_dead_component_down_and_says_how_to_start_it(tmp_pa
     proc = _start_up(tmp_path, free_port(), "--no-restart")
     out = tmp_path / "up.out"
 
-    def wait_for(text: str) -> str:
-        end = time.monotonic() + DEADLINE_S
-        while text not in (shown := out.read_text(errors="replace")):
-            assert proc.poll() is None, shown
-            assert time.monotonic() < end, shown
-            time.sleep(0.1)
-        return shown
-
     try:
-        wait_for("farm ready")
+        until_shown(proc, out, "farm ready")
         (exporter,) = _children_running(proc.pid, "exporter")
         exporter.kill()
-        shown = wait_for("! exporter killed by SIGKILL (not restarted: --no-restart; by hand: ")
-        line = next(x for x in shown.splitlines() if x.startswith("! exporter killed"))
+        said = until_shown(
+            proc, out, "! exporter killed by SIGKILL (not restarted: --no-restart; by hand: "
+        )
+        line = next(x for x in said.splitlines() if x.startswith("! exporter killed"))
         assert "ffrtmp exporter run --nats nats://127.0.0.1:" in line
         quiet_until = time.monotonic() + 2.5  # past the 1 s a restart would have waited
         while time.monotonic() < quiet_until:

@@ -93,11 +93,11 @@ class Stack:
         return (self.root / "up.out").read_text(errors="replace")
 
     def wait(self, check: Callable[[], bool], what: str) -> None:
-        try:
-            wait_for(check, what, DEADLINE_S, poll_s=0.2, alive=self.procs)
-        except AssertionError as exc:
-            tail = (self.root / "prometheus.out").read_text(errors="replace")[-1500:]
-            pytest.fail(f"{exc}\nup: {self.output()[-1500:]}\nprometheus: {tail}")
+        def tails() -> str:
+            prometheus = (self.root / "prometheus.out").read_text(errors="replace")[-1500:]
+            return f"\nup: {self.output()[-1500:]}\nprometheus: {prometheus}"
+
+        wait_for(check, what, DEADLINE_S, poll_s=0.2, alive=self.procs, context=tails)
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         data = api(self.web_port, "query", query=expr)
