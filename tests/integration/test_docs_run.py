@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from ffrtmp.lifeline import end
 from ffrtmp.natsd import free_port
 from tests.conftest import require_nats_server
 from tests.docs_blocks import Block, blocks, ffrtmp_argv, quoted, shell_commands, sql_statements
+from tests.waiting import wait_for
 
 DEADLINE_S = 90.0
 BIN = Path(sys.executable).parent
@@ -54,11 +54,8 @@ class Farm:
         self.proc = subprocess.Popen(  # noqa: S603 -- our own CLI
             argv, cwd=root, stdout=self.log, stderr=subprocess.STDOUT, env=self.env
         )
-        end = time.monotonic() + DEADLINE_S
-        while "farm ready" not in self.output():
-            assert self.proc.poll() is None, f"ffrtmp up exited: {self.output()}"
-            assert time.monotonic() < end, f"ffrtmp up not ready: {self.output()[-2000:]}"
-            time.sleep(0.2)
+        wait_for(lambda: "farm ready" in self.output(), "ffrtmp up to be ready", DEADLINE_S,
+                 poll_s=0.2, alive=[self.proc], context=self.output)  # fmt: skip
 
     def output(self) -> str:
         return (self.root / "up.out").read_text(errors="replace")

@@ -6,7 +6,6 @@ import contextlib
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -15,6 +14,7 @@ import pytest
 from events.errors import FfrtmpError
 from ffrtmp import natsd
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port
+from tests.waiting import wait_for
 
 
 def test_missing_binary_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -84,11 +84,8 @@ def test_the_server_ends_when_the_process_that_started_it_is_killed(tmp_path: Pa
     argv = [sys.executable, "-c", _PARENT, str(free_port()), str(tmp_path / "store"), str(pid_file)]
     parent = subprocess.Popen(argv, cwd=Path(__file__).resolve().parents[2])  # noqa: S603
     try:
-        end = time.monotonic() + 20
-        while not pid_file.exists() or not pid_file.read_text():
-            assert parent.poll() is None, "the parent died before starting the server"
-            assert time.monotonic() < end, "the server was never started"
-            time.sleep(0.02)
+        wait_for(lambda: pid_file.exists() and bool(pid_file.read_text()),
+                 "the parent to start the server", 20, alive=[parent])  # fmt: skip
         server = psutil.Process(int(pid_file.read_text()))
     finally:
         parent.kill()

@@ -14,7 +14,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import pytest
 
 from events.connection import MIN_SERVER
 from ffrtmp.natsd import free_port, port_in_use
+from tests.waiting import wait_for
 
 
 def old_server() -> str:
@@ -48,11 +48,8 @@ def old_url(tmp_path: Path) -> Iterator[str]:
     with (tmp_path / "nats.log").open("wb") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        end = time.monotonic() + 15
-        while not port_in_use(port):
-            assert proc.poll() is None, (tmp_path / "nats.log").read_text()
-            assert time.monotonic() < end, "the old nats-server never listened"
-            time.sleep(0.05)  # a poll interval; the condition is the port answering
+        wait_for(lambda: port_in_use(port), "the old nats-server to listen", 15, poll_s=0.05,
+                 alive=[proc], context=(tmp_path / "nats.log").read_text)  # fmt: skip
         yield f"nats://127.0.0.1:{port}"
     finally:
         proc.kill()
