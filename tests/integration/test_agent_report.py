@@ -243,6 +243,19 @@ async def test_an_agent_declared_lost_cannot_complete(sched: Scheduler) -> None:
     assert w.state.status is JobStatus.RETRYING
 
 
+def count_loads(sched: Scheduler, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """From now on, each job the store loads is noted in the list returned (still loaded)."""
+    loads: list[str] = []
+    real_load = sched.store.load
+
+    async def counted(job: str) -> Loaded:
+        loads.append(job)
+        return await real_load(job)
+
+    monkeypatch.setattr(sched.store, "load", counted)
+    return loads
+
+
 async def test_another_agent_cannot_use_a_dispatch(sched: Scheduler) -> None:
     """A writer for an agent the job was not assigned to cannot start or complete it."""
     dispatch = await sched.assign()
@@ -257,15 +270,8 @@ async def test_a_dispatch_naming_its_agent_starts_without_reading_the_log(
     sched: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first report trusts a dispatch naming this agent: no read of the job at all."""
-    loads: list[str] = []
-    real_load = sched.store.load
-
-    async def counted(job: str) -> Loaded:
-        loads.append(job)
-        return await real_load(job)
-
     dispatch = await sched.assign()
-    monkeypatch.setattr(sched.store, "load", counted)
+    loads = count_loads(sched, monkeypatch)
     w = writer(sched, dispatch)
     assert [type(e) for e in await w.report(start(), 200.0)] == [JobStarted]
     assert await w.report(complete(), 201.0)
@@ -285,15 +291,8 @@ async def test_a_dispatch_from_an_older_scheduler_is_read_first(
     sched: Scheduler, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A dispatch that names no agent is not trusted: the first report reads the job."""
-    loads: list[str] = []
-    real_load = sched.store.load
-
-    async def counted(job: str) -> Loaded:
-        loads.append(job)
-        return await real_load(job)
-
     dispatch = msgspec.structs.replace(await sched.assign(), agent="")
-    monkeypatch.setattr(sched.store, "load", counted)
+    loads = count_loads(sched, monkeypatch)
     assert await writer(sched, dispatch).report(start(), 200.0)
     assert loads == [JOB]
 

@@ -10,6 +10,7 @@ from events.agent_events import AgentDeregistered
 from events.enums import FailureReason, JobStatus
 from events.store import MemoryEventStore
 from events.work import Dispatch
+from ffrtmp.exporter.figures import LogFigures
 from ffrtmp.exporter.projection import ProjectionView
 from ffrtmp.exporter.tally import Tally
 from projections import Projector, catch_up
@@ -52,6 +53,14 @@ def tally_of(items: list[tuple[int, object]]) -> Tally:
     return tally
 
 
+async def both_ways(store: MemoryEventStore) -> tuple[LogFigures, LogFigures, int]:
+    """The store's log read by a projector and by the fold, and how many events it holds."""
+    items = [item async for item in store.replay()]
+    projector = Projector(":memory:")
+    projector.apply(items)
+    return ProjectionView(projector).figures(), tally_of(items).figures(), len(items)  # type: ignore[arg-type]
+
+
 async def test_projection_figures_equal_the_fold_for_a_scheduled_farm(farm: Farm) -> None:
     """Jobs run, fail, retry and are rejected under the real scheduler; both readings agree."""
     await farm.agent("cpu-1", slots=2, behaviour=plan)
@@ -79,13 +88,9 @@ async def test_projection_figures_equal_the_fold_for_the_known_history() -> None
     """The hand-written history (a retry, a rejection, a lost agent) reads the same both ways."""
     store = MemoryEventStore()
     await known_history(Log(store))
-    items = [item async for item in store.replay()]
-    projector = Projector(":memory:")
-    projector.apply(items)
-    got = ProjectionView(projector).figures()
-    expected = tally_of(items).figures()  # type: ignore[arg-type]
+    got, expected, count = await both_ways(store)
     assert rounded(got) == rounded(expected)
-    assert got.position == len(items)
+    assert got.position == count
 
 
 async def test_projection_and_fold_agree_on_which_agents_have_gauges() -> None:
@@ -94,10 +99,6 @@ async def test_projection_and_fold_agree_on_which_agents_have_gauges() -> None:
     log = Log(store)
     await known_history(log)
     await log.agent(AgentDeregistered(agent="a1", at=T0 + 20), agent="a1")
-    items = [item async for item in store.replay()]
-    projector = Projector(":memory:")
-    projector.apply(items)
-    got = ProjectionView(projector).figures()
-    expected = tally_of(items).figures()  # type: ignore[arg-type]
+    got, expected, _ = await both_ways(store)
     assert rounded(got) == rounded(expected)
     assert (got.departed, got.present) == (frozenset({"a1"}), frozenset({"a2"}))
