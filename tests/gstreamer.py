@@ -44,7 +44,10 @@ def gst_engine(work_dir: Path, **settings: object) -> GstEngine:
 
 
 def media_children(*names: str) -> list[psutil.Process]:
-    """Children of the test process running one of ``names`` (ffmpeg, gst-launch-1.0)."""
+    """Children of the test process running one of ``names`` (ffmpeg, gst-launch-1.0).
+
+    The one lookup of media processes the engine and liveness tests make.
+    """
     found = []
     for child in psutil.Process().children(recursive=True):
         try:

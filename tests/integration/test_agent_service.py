@@ -32,6 +32,7 @@ from events.streams import events_stream
 from events.subjects import MSG_ID
 from events.work import GpuTelemetry, Heartbeat
 from tests.farm import CPU, Farm, scheduler, wait_until
+from tests.gstreamer import media_children
 
 pytestmark = pytest.mark.anyio
 S = JobStatus
@@ -355,8 +356,7 @@ async def ffmpeg_agent(farm: Farm, tmp_path: Path) -> AsyncIterator[AgentService
 
 def ffmpeg_children() -> list[psutil.Process]:
     """The FFmpeg processes this test process started."""
-    children = psutil.Process().children(recursive=True)
-    return [child for child in children if "ffmpeg" in child.name().lower()]
+    return media_children("ffmpeg")
 
 
 @pytest.mark.usefixtures("ffmpeg_agent")

@@ -36,6 +36,7 @@ from events.spec import JobSpec
 from events.work import Dispatch, Heartbeat
 from ffrtmp.natsd import free_port
 from tests.farm import CPU, Farm, liveness, scheduler, wait_until
+from tests.gstreamer import media_children
 from tests.mediaprobe import probe
 from tests.receivers import RtmpServer, rtmp_server
 
@@ -83,9 +84,9 @@ async def last_beat(farm: Farm, agent: str) -> Heartbeat:
 
 def encoder_of(url: str) -> psutil.Process | None:
     """The FFmpeg this test process started that writes ``url``."""
-    for child in psutil.Process().children(recursive=True):
+    for child in media_children("ffmpeg"):
         with contextlib.suppress(psutil.Error):
-            if "ffmpeg" in child.name().lower() and url in child.cmdline():
+            if url in child.cmdline():
                 return child
     return None
 
