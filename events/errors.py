@@ -57,6 +57,26 @@ class ConcurrencyConflict(FfrtmpError):
         self.actual = actual
 
 
+class ForgedDuplicate(FfrtmpError):
+    """The server took an append's ``Nats-Msg-Id`` as a duplicate of a message on another subject.
+
+    JetStream dedups across the whole stream, so a writer that stores a message under an id
+    another writer will use later makes that append look stored when it is not. The append is
+    refused instead; the id stays taken for the dedup window.
+    """
+
+    def __init__(self, subject: str, msg_id: str, seq: int, stored_on: str) -> None:
+        """Name the append, the id and where the message under that id really is."""
+        super().__init__(
+            f"append to {subject} not stored: its id {msg_id!r} is message {seq}'s, "
+            f"stored on {stored_on or 'another subject'}"
+        )
+        self.subject = subject
+        self.msg_id = msg_id
+        self.seq = seq
+        self.stored_on = stored_on
+
+
 class BatchFailed(FfrtmpError):
     """An atomic batch was refused; none of its events were stored."""
 

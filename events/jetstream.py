@@ -28,7 +28,7 @@ import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, NamedTuple, Self
 
 import msgspec
 from nats.aio.client import Client as NatsClient
@@ -42,7 +42,13 @@ from events.admit import read_event
 from events.base import SetAside
 from events.codec import Decoded, encode
 from events.connection import NatsOptions, open_nats
-from events.errors import BatchFailed, ConcurrencyConflict, FfrtmpError, StoreUnavailable
+from events.errors import (
+    BatchFailed,
+    ConcurrencyConflict,
+    FfrtmpError,
+    ForgedDuplicate,
+    StoreUnavailable,
+)
 from events.reader import read_forever, read_to_end
 from events.redact import redact
 from events.store import Append, Loaded
@@ -66,6 +72,12 @@ class _ApiError(msgspec.Struct):
     code: int = 0
     err_code: int = 0
     description: str = ""
+
+
+class _Duplicate(NamedTuple):
+    """An acknowledgement that says the id was stored before, at ``seq``: to be checked."""
+
+    seq: int
 
 
 class _PubAck(msgspec.Struct):
@@ -193,7 +205,9 @@ class JetStreamEventStore:
         for i, result in enumerate(results):
             if isinstance(result, ConcurrencyConflict):
                 results[i] = await self._dedup_or(items[i], result)
-        return results
+            elif isinstance(result, _Duplicate):
+                results[i] = await self._own(items[i], result.seq)
+        return [result.seq if isinstance(result, _Duplicate) else result for result in results]
 
     async def append_batch(self, items: Sequence[Append]) -> list[int]:
         """Store all of ``items`` as one atomic batch, or none of them (``BatchFailed``).
@@ -255,15 +269,26 @@ class JetStreamEventStore:
         elif (queue := self._gets.get(call)) is not None:
             queue.put_nowait(msg)
 
-    def _outcome(self, item: Append, msg: Msg | None) -> int | Exception:
-        """The sequence an acknowledgement gives, or the error it means."""
+    def _outcome(self, item: Append, msg: Msg | None) -> int | _Duplicate | Exception:
+        """The sequence an acknowledgement gives (marked when a duplicate), or its error."""
         try:
             ack = self._decode(msg)
         except StoreUnavailable as exc:
             return exc
         if ack.error is None:
-            return ack.seq
+            return _Duplicate(ack.seq) if ack.duplicate else ack.seq
         return self._refusal(item, ack.error)
+
+    async def _own(self, item: Append, seq: int) -> int | Exception:
+        """A duplicate's sequence if the message there is on ``item``'s subject, else forged.
+
+        The server dedups across the stream: a message under this id on another subject (a
+        writer that stored an id another will use) means this append was not stored at all.
+        """
+        msgs, _ = await self._direct_batch(item.subject, seq)
+        if msgs and _seq(msgs[0]) == seq:
+            return seq
+        return ForgedDuplicate(item.subject, item.msg_id, seq, "")
 
     def _decode(self, msg: Msg | None) -> _PubAck:
         if msg is None:
@@ -289,6 +314,8 @@ class JetStreamEventStore:
         """
         for msg in await self._direct(conflict.subject, conflict.expected + 1):
             if msg.headers and msg.headers.get(wire.MSG_ID) == item.msg_id:
+                if _subject(msg) != item.subject:  # stored by another writer under our id
+                    return ForgedDuplicate(item.subject, item.msg_id, _seq(msg), _subject(msg))
                 return _seq(msg)
         return conflict
 

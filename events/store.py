@@ -28,7 +28,7 @@ import msgspec
 from events.admit import read_event
 from events.base import Event
 from events.codec import Decoded, encode
-from events.errors import BatchFailed, ConcurrencyConflict
+from events.errors import BatchFailed, ConcurrencyConflict, ForgedDuplicate
 
 
 class Append(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,6 +114,12 @@ class MemoryEventStore:
         if actual != item.expected:
             raise ConcurrencyConflict(pattern, item.expected, actual)
 
+    def _check_own(self, item: Append, seq: int) -> None:
+        """A stored ``msg_id`` is a duplicate of this append only on this append's subject."""
+        stored_on = self._log[seq - 1][0]
+        if stored_on != item.subject:
+            raise ForgedDuplicate(item.subject, item.msg_id, seq, stored_on)
+
     async def _notify(self) -> None:
         async with self._grew:
             self._grew.notify_all()
@@ -121,7 +127,9 @@ class MemoryEventStore:
     async def append(self, item: Append) -> int:
         """Store one event; return its sequence."""
         if item.msg_id in self._ids:
-            return self._ids[item.msg_id]
+            seq = self._ids[item.msg_id]
+            self._check_own(item, seq)
+            return seq
         self._check(item)
         self._log.append((item.subject, encode(item.event)))
         self._ids[item.msg_id] = len(self._log)
@@ -134,7 +142,7 @@ class MemoryEventStore:
         for item in items:
             try:
                 results.append(await self.append(item))
-            except ConcurrencyConflict as exc:
+            except (ConcurrencyConflict, ForgedDuplicate) as exc:
                 results.append(exc)
         return results
 

@@ -13,7 +13,7 @@ import nats
 import pytest
 
 from events.base import JobEventBase, SetAside, Unknown
-from events.errors import BatchFailed, ConcurrencyConflict
+from events.errors import BatchFailed, ConcurrencyConflict, ForgedDuplicate
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobEvent, JobProgressed, JobQueued
 from events.store import Append, EventStore, MemoryEventStore
@@ -112,6 +112,32 @@ async def test_retried_checked_append_is_a_duplicate(backend: Backend) -> None:
     later = await backend.store.append(item(backend.subjects, "a", expected=seq))
     assert await backend.store.append(checked) == seq
     assert await backend.store.last_seq() == later
+
+
+async def test_an_id_taken_on_another_subject_is_not_our_append(backend: Backend) -> None:
+    """An id another writer stored first is refused, never acknowledged as stored.
+
+    The log dedups across the stream: an agent that stores, on its own subject, the id the
+    scheduler will use next would otherwise make the scheduler's append vanish silently.
+    """
+    forged = item(backend.subjects, "other", writer="agent-x", msg_id="sched/next")
+    seq = await backend.store.append(forged)
+    with pytest.raises(ForgedDuplicate) as refused:
+        await backend.store.append(item(backend.subjects, "victim", msg_id="sched/next"))
+    assert refused.value.seq == seq
+    assert (await backend.store.load("victim")).events == []
+
+
+async def test_an_id_taken_on_the_same_job_is_not_our_checked_append(backend: Backend) -> None:
+    """The same forgery on the job's own subjects: the checked append is refused, not 'stored'."""
+    first = await backend.store.append(item(backend.subjects, "j", expected=0))
+    await backend.store.append(item(backend.subjects, "j", writer="agent-x", msg_id="sched/j:2"))
+    result = await backend.store.append_many(
+        [item(backend.subjects, "j", expected=first, msg_id="sched/j:2")]
+    )
+    assert isinstance(result[0], ForgedDuplicate)
+    loaded = await backend.store.load("j")
+    assert [type(event) for _, event in loaded.events] == [JobQueued, JobProgressed]
 
 
 async def test_expected_zero_on_a_fresh_job_succeeds(backend: Backend) -> None:
