@@ -194,13 +194,16 @@ async def last_beat(sched: Scheduler, agent: str) -> tuple[int, Heartbeat] | Non
 async def test_registers_runs_a_dispatch_once_and_deregisters(
     sched: Scheduler, sim: SimFactory
 ) -> None:
-    """A dispatch runs once to completion with its milestone; a clean stop deregisters."""
+    """A dispatch runs once to completion with its milestones; a clean stop deregisters.
+
+    Its progress steps straight to 50 %, passing 25 % on the way: both milestones are written.
+    """
     agent = await sim("a1", slots=2, behaviour=QUICK)
     await sched.dispatch("j1", "a1")
     await sched.wait("j1", JobStatus.COMPLETED)
     events, _ = await sched.history("j1")
     progressed = [e for e in events if isinstance(e, JobProgressed)]
-    assert [(e.agent, e.percent) for e in progressed] == [("a1", 50.0)]
+    assert [(e.agent, e.percent) for e in progressed] == [("a1", 25.0), ("a1", 50.0)]
     assert isinstance(events[-1], JobCompleted)
     assert events[-1].agent == "a1"
     assert agent.executions == [("j1", 1)]
