@@ -22,6 +22,7 @@ from typing import Final
 
 import msgspec
 
+from events.errors import FfrtmpError
 from ffrtmp.bench.harness import embedded_server
 from ffrtmp.lifeline import end
 
@@ -63,7 +64,7 @@ def _timed(argv: list[str], env: dict[str, str], stdin: str | None = None) -> fl
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[1:4])} … exited {done.returncode}: {done.stderr}")
+        raise FfrtmpError(f"{' '.join(argv[1:4])} … exited {done.returncode}: {done.stderr}")
     return seconds
 
 
@@ -104,7 +105,7 @@ def _await_scheduler(cli: list[str], env: dict[str, str]) -> None:
         )
         if done.returncode == 0 and json.loads(done.stdout).get("decided"):
             return
-    raise RuntimeError(f"no scheduler decided a submit within {SCHEDULER_READY_S:.0f} s")
+    raise FfrtmpError(f"no scheduler decided a submit within {SCHEDULER_READY_S:.0f} s")
 
 
 def _bulk_file(jobs: int) -> str:
@@ -139,9 +140,7 @@ def _with_farm(
     cli: list[str], env: dict[str, str], settings: CliBenchSettings
 ) -> tuple[float, float]:
     """The submit and bulk figures, with the streams made and a scheduler running."""
-    subprocess.run(  # noqa: S603 -- our own command
-        [*cli, "streams", "create"], env=env, capture_output=True, timeout=60, check=False
-    )
+    _timed([*cli, "streams", "create"], env)  # the setup step; a failure says why, here
     with _scheduler(env):
         _await_scheduler(cli, env)
         submit = [*cli, "jobs", "submit", "--scenario", "480p-h264"]
