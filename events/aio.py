@@ -10,6 +10,10 @@ TaskGroup, a shutdown) waits forever:
   ``TooManyStalledMsgsError``. A loop that rides out NATS errors then rides out its cancel;
   such handlers call ``raise_if_cancelling`` first.
 - nats-py's ``flush`` swallows a cancel outright; ``cancel_all`` cancels again until done.
+
+A process stopped by a signal loses its cancel the same ways, and then runs on after SIGTERM
+(a scheduler whose server died with ``up`` kept reconnecting for ever); ``cancel_on_signals``
+cancels its main task again until it ends.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -56,3 +61,24 @@ async def cancel_all(tasks: list[asyncio.Task[None]], every_s: float) -> None:
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 _log.error("a task had failed", exc_info=task.exception())
+
+
+def cancel_on_signals(
+    task: asyncio.Task[Any],
+    every_s: float = 1.0,
+    signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM),
+) -> None:
+    """On SIGINT or SIGTERM cancel ``task``, then again every ``every_s`` until it has ended.
+
+    The first cancel lets the task stop cleanly (a scheduler releases its lease); the repeats
+    only matter when a cancel was lost, and keep the process from outliving its stop.
+    """
+    loop = asyncio.get_running_loop()
+
+    def cancel() -> None:
+        if not task.done():
+            task.cancel()
+            loop.call_later(every_s, cancel)
+
+    for sig in signals:
+        loop.add_signal_handler(sig, cancel)

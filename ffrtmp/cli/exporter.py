@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from events.aio import cancel_on_signals
 from events.connection import redact_logs
 from events.jetstream import JetStreamEventStore
 from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
@@ -62,9 +62,7 @@ async def _run(where: Target, settings: ExporterSettings) -> None:
     async with store:
         exporter = Exporter(store, settings)
         task = asyncio.create_task(exporter.run())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+        cancel_on_signals(task)
         listening = asyncio.create_task(exporter.listening.wait())
         await asyncio.wait({task, listening}, return_when=asyncio.FIRST_COMPLETED)
         if exporter.listening.is_set():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from pathlib import Path
 from typing import Annotated, Final
@@ -19,6 +18,7 @@ from typing import Annotated, Final
 import typer
 from nats.aio.client import Client as NatsClient
 
+from events.aio import cancel_on_signals
 from events.connection import redact_logs
 from events.errors import InvalidSpec, StoreUnavailable
 from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, connect, explained, target
@@ -103,9 +103,7 @@ async def _run(projector: Projector, where: Target) -> None:
     async with connect(where) as conn:
         service = await serve(conn.nc, projector)
         task = asyncio.create_task(_follow(projector, where, conn.nc))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
+        cancel_on_signals(task)
         rebuilt = " (rebuilt: new database or projection version)" if projector.rebuilt else ""
         typer.echo(
             f"projector on {where.url}: {projector.db} at checkpoint {projector.checkpoint()}"

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import uuid
 from typing import Annotated
 
 import typer
 
+from events.aio import cancel_on_signals
 from events.connection import redact_logs
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -109,9 +109,7 @@ async def _run(where: Target, settings: ServiceSettings, name: str) -> None:
 
     await (await connect()).close()  # an unreachable server at start: one line, no retry loop
     task = asyncio.create_task(run_connected(connect, settings, name, started=started))
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+    cancel_on_signals(task)
     with contextlib.suppress(asyncio.CancelledError):
         await task
     typer.echo(f"scheduler {name} stopped")

@@ -12,13 +12,13 @@ exception that is not about the store or the connection is a bug and ends the pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 from nats.errors import Error as NatsError
 
+from events.aio import cancel_all
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
@@ -70,9 +70,7 @@ async def _until_closed(scheduler: Scheduler, store: JetStreamEventStore) -> Non
             await asyncio.wait({task}, timeout=WATCH_S)
     finally:
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, *_RECOVERABLE):
-                await task
+            await cancel_all([task], every_s=1.0)  # a lost cancel must not keep it running
     if task.cancelled():
         return
     error = task.exception()

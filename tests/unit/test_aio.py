@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 from nats.errors import Error as NatsError
 from nats.js.errors import TooManyStalledMsgsError
 
-from events.aio import cancel_all, raise_if_cancelling
+from events.aio import cancel_all, cancel_on_signals, raise_if_cancelling
 
 pytestmark = pytest.mark.anyio
 
@@ -83,21 +85,58 @@ async def test_a_handled_error_without_a_cancel_is_retried() -> None:
     assert handled == 3
 
 
+async def _swallows_first_cancel(waiting: asyncio.Event, swallowed: asyncio.Event) -> None:
+    """A task that loses its first cancel, as in nats-py's ``flush``."""
+    try:
+        waiting.set()
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        swallowed.set()
+    await asyncio.Event().wait()
+
+
 async def test_cancel_all_ends_a_task_that_swallows_the_first_cancel() -> None:
     """A task that lost one cancel (as in nats-py's ``flush``) ends at the next."""
     swallowed, waiting = asyncio.Event(), asyncio.Event()
-
-    async def swallow_once() -> None:
-        try:
-            waiting.set()
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            swallowed.set()
-        await asyncio.Event().wait()
-
-    task = asyncio.create_task(swallow_once())
+    task = asyncio.create_task(_swallows_first_cancel(waiting, swallowed))
     async with asyncio.timeout(DEADLINE_S):
         await waiting.wait()  # so the cancel lands inside the try
     await cancel_all([task], every_s=0.05)
     assert swallowed.is_set()
+    assert task.cancelled()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_ends_a_main_task_that_swallows_the_first_cancel(
+    sig: signal.Signals,
+) -> None:
+    """One SIGTERM stops a service whose first cancel was lost (a scheduler outlived ``up``)."""
+    swallowed, waiting = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(_swallows_first_cancel(waiting, swallowed))
+    loop = asyncio.get_running_loop()
+    cancel_on_signals(task, every_s=0.05)
+    try:
+        async with asyncio.timeout(DEADLINE_S):
+            await waiting.wait()
+        os.kill(os.getpid(), sig)
+        await asyncio.wait([task], timeout=DEADLINE_S)
+        assert swallowed.is_set()
+        assert task.cancelled()
+    finally:
+        task.cancel()
+        for each in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(each)
+
+
+async def test_one_plain_cancel_is_lost_by_such_a_task() -> None:
+    """What ``cancel_on_signals`` is for: after one cancel the same task runs on."""
+    swallowed, waiting = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(_swallows_first_cancel(waiting, swallowed))
+    async with asyncio.timeout(DEADLINE_S):
+        await waiting.wait()
+    task.cancel()
+    async with asyncio.timeout(DEADLINE_S):
+        await swallowed.wait()
+    assert not task.done()
+    await cancel_all([task], every_s=0.05)
     assert task.cancelled()
