@@ -2,7 +2,7 @@
 
 One stream of whole four-event histories (``bench replay``'s workload) is projected into a
 fresh DuckDB file by ``projections.catch_up`` and served over NATS as ``ffrtmp projector run``
-serves it. Then ``ffrtmp.cli.joblist.list_jobs`` (what ``ffrtmp jobs list`` runs, default
+serves it. Then ``ffrtmp.client.joblist.list_jobs`` (what ``ffrtmp jobs list`` runs, default
 filters: the newest 50 of every job) is timed both ways in interleaved rounds: asked of the
 projector, and ``--local``, folding the whole log in this process.
 """
@@ -12,20 +12,20 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import msgspec
 
 from events.errors import FfrtmpError
+from events.subjects import Subjects
 from ffrtmp.bench.harness import interleaved
 from ffrtmp.bench.replay import PREFIX, ReplaySettings, populated
 from ffrtmp.bench.stats import median
 from ffrtmp.bench.workload import EVENTS_PER_JOB
+from ffrtmp.client.conn import Address, Conn
+from ffrtmp.client.joblist import JobFilter, list_jobs
 from projections import Projector, catch_up
 from projections.service import serve
-
-if TYPE_CHECKING:
-    from ffrtmp.cli.common import Conn
 
 _LIMIT: Final = 50  # ``jobs list``'s default: the newest 50 of every job
 
@@ -51,8 +51,6 @@ class ListingReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def bench_listing(settings: ListingBenchSettings) -> ListingReport:
     """Fill, project, serve; then time the listing both ways, interleaved."""
-    from ffrtmp.cli.common import Conn, target  # noqa: PLC0415 -- the CLI package imports us
-
     async with populated(ReplaySettings(messages=settings.events)) as (nc, store, jobs):
         with tempfile.TemporaryDirectory(prefix="ffrtmp-bench-") as tmp:
             projector = Projector(Path(tmp) / "p.duckdb", PREFIX)
@@ -60,7 +58,7 @@ async def bench_listing(settings: ListingBenchSettings) -> ListingReport:
                 await catch_up(projector, nc)
                 service = await serve(nc, projector)
                 url = nc.connected_url.geturl() if nc.connected_url else ""
-                conn = Conn(store, target(url, PREFIX, None))
+                conn = Conn(store, Address(url=url, subjects=Subjects(PREFIX)))
                 seconds = await interleaved(
                     settings.rounds,
                     {
@@ -85,8 +83,6 @@ async def bench_listing(settings: ListingBenchSettings) -> ListingReport:
 
 async def _timed(conn: Conn, jobs: int, *, local: bool) -> float:
     """Seconds for one listing; it must have seen every job."""
-    from ffrtmp.cli.joblist import JobFilter, list_jobs  # noqa: PLC0415 -- as above
-
     start = time.perf_counter()
     listing = await list_jobs(conn, JobFilter(limit=_LIMIT), local=local)
     elapsed = time.perf_counter() - start

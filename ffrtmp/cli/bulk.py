@@ -29,19 +29,8 @@ from events.ids import check_id
 from events.job_events import CommandRefused
 from events.limits import check_nesting
 from events.spec import JobSpec, parse_spec
-from ffrtmp.cli.common import (
-    EXIT_ERROR,
-    Conn,
-    Target,
-    command_id,
-    connect,
-    console,
-    echo_json,
-    explained,
-    fail,
-    operator,
-    run,
-)
+from ffrtmp.cli.common import EXIT_ERROR, Target, console, echo_json, explained, fail, operator, run
+from ffrtmp.client.conn import Conn, command_id, connect
 
 IN_FLIGHT: Final = 256  # commands awaiting their acknowledgement at once
 

@@ -18,25 +18,19 @@ import logging
 import os
 import re
 import sys
-import time
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
 import typer
-from nats.aio.client import Client as NatsClient
-from nats.js.client import JetStreamContext
 from rich.console import Console
 
-from events.command_message import command_message
-from events.commands import AgentCommandBase, OperatorCommandBase, check_command
 from events.connection import DEFAULT_URL, NatsOptions, redact_logs
-from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
-from events.ids import new_id
-from events.jetstream import JetStreamEventStore
+from events.errors import FfrtmpError, InvalidSpec
 from events.subjects import Subjects
 from ffrtmp.cli import connflags
+from ffrtmp.client.follow import Timeout
 from ffrtmp.config import Output as Output  # noqa: PLC0414 -- re-exported for the commands
 from ffrtmp.config import nats_options, resolve
 
@@ -44,10 +38,9 @@ EXIT_OK: Final = 0
 EXIT_ERROR: Final = 1
 EXIT_FAILED: Final = 3
 EXIT_CANCELED: Final = 4  # canceled or rejected: it will not run unless retried
-EXIT_WAITING: Final = 5
+EXIT_WAITING: Final = Timeout.exit_code  # a wait that ran out
 EXIT_INTERRUPTED: Final = 130
 DEFAULT_NATS: Final = DEFAULT_URL
-UP_HINT: Final = "is the farm running? Start one with `ffrtmp up`, or point --nats at it"
 
 
 class Target(msgspec.Struct, frozen=True):
@@ -128,49 +121,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     with explained():
         return asyncio.run(coro)
     raise AssertionError  # pragma: no cover -- explained() re-raises every error
-
-
-class Conn:
-    """One connection to the farm: the event store, the raw client and JetStream."""
-
-    def __init__(self, store: JetStreamEventStore, where: Target) -> None:
-        """Wrap a connected store."""
-        self.store = store
-        self.where = where
-        self.subjects = where.subjects
-        self.nc: NatsClient = store.nc
-        self.js: JetStreamContext = store.nc.jetstream(timeout=5.0)
-
-    async def send(self, command: OperatorCommandBase | AgentCommandBase) -> None:
-        """Put an operator command on the commands stream, deduplicated by its id.
-
-        Checked first against the limits every door applies (``check_command``): a bad id or
-        string is one line here, never a message the scheduler has to set aside.
-        """
-        check_command(command)  # type: ignore[arg-type]
-        message = command_message(self.subjects, command)  # type: ignore[arg-type]
-        try:
-            await self.js.publish(message.subject, message.payload, headers=message.headers)
-        except Exception as exc:
-            raise StoreUnavailable(self.where.url, f"the commands stream refused: {exc}") from exc
-
-
-@contextlib.asynccontextmanager
-async def connect(where: Target) -> AsyncIterator[Conn]:
-    """Connect to the farm; unreachable is one line naming the URL and what to do."""
-    try:
-        store = await JetStreamEventStore.connect(where.nats or where.url, where.subjects)
-    except StoreUnavailable as exc:
-        if "connection refused" not in exc.hint:
-            raise
-        raise StoreUnavailable(where.url, UP_HINT) from exc
-    async with store:
-        yield Conn(store, where)
-
-
-def command_id() -> str:
-    """A fresh id for a command (or a job): readable, time-sorted."""
-    return new_id(int(time.time() * 1000), os.urandom(3))
 
 
 def operator() -> str:

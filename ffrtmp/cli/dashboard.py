@@ -20,10 +20,11 @@ from rich.text import Text
 from events.enums import HOLDING_STATUSES, JobStatus, Queue
 from events.job import JobState, is_terminal
 from events.work import Heartbeat
-from ffrtmp.cli.common import Conn, ago, when
-from ffrtmp.cli.follow import live_of
-from ffrtmp.cli.read import FarmView, fold_into, heartbeats
-from ffrtmp.cli.render import failure, gpu_line, node_status, styled
+from ffrtmp.cli.common import ago, when
+from ffrtmp.client.conn import Conn
+from ffrtmp.client.follow import live_of
+from ffrtmp.client.read import FarmView, fold_into, heartbeats
+from ffrtmp.client.render import failure, gpu_line, node_status, styled
 
 S = JobStatus
 WAITING: Final = frozenset({S.PENDING, S.QUEUED, S.RETRYING})

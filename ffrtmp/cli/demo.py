@@ -31,23 +31,21 @@ from events.work import Heartbeat
 from ffrtmp.cli.common import (
     DEFAULT_NATS,
     EXIT_WAITING,
-    Conn,
     NatsOpt,
     OutputOpt,
     PrefixOpt,
     Target,
-    command_id,
-    connect,
     console,
     echo_json,
     operator,
     run,
     target,
 )
-from ffrtmp.cli.follow import live_of
-from ffrtmp.cli.probes import scheduler_leads
-from ffrtmp.cli.read import fold_log, heartbeat, load_job
-from ffrtmp.cli.render import failure, styled
+from ffrtmp.client.conn import Conn, command_id, connect
+from ffrtmp.client.decision import scheduler_leads
+from ffrtmp.client.follow import live_of
+from ffrtmp.client.read import fold_log, heartbeat, load_job
+from ffrtmp.client.render import failure, styled
 
 S = JobStatus
 MISSING_INPUT: Final = "/nonexistent/ffrtmp-demo/missing-input.mp4"
@@ -259,13 +257,15 @@ class Run:
         return time.monotonic() - self.started
 
 
-async def _watch(conn: Conn, demo: Run, timeout_s: float, show: Live | None) -> list[DemoRow]:
+async def _watch(
+    conn: Conn, demo: Run, timeout_s: float, show: Live | None, *, quiet: bool
+) -> list[DemoRow]:
     seen: dict[str, str] = {}
     while True:
         rows = await demo.rows(conn)
         if show is not None:
             show.update(table(rows), refresh=True)
-        elif not conn.where.json:
+        elif not quiet:
             for r in rows:
                 if seen.get(r.id) != r.status:
                     seen[r.id] = r.status
@@ -296,10 +296,10 @@ async def _demo(where: Target, seconds: float, timeout_s: float) -> tuple[Summar
         if not where.json:
             typer.echo(f"submitted {len(demo.jobs)} jobs; watching them until they end …")
         if where.json or not sys.stdout.isatty():
-            rows = await _watch(conn, demo, timeout_s, None)
+            rows = await _watch(conn, demo, timeout_s, None, quiet=where.json)
         else:
             with Live(console=console(), auto_refresh=False) as show:
-                rows = await _watch(conn, demo, timeout_s, show)
+                rows = await _watch(conn, demo, timeout_s, show, quiet=where.json)
         logged = await _logged(conn, rows)
     finished = all(ended(r) for r in rows)
     summary = Summary(jobs=rows, finished=finished, elapsed_s=round(demo.elapsed_s(), 1),

@@ -19,12 +19,10 @@ import typer
 from events.base import SetAside, Unknown
 from events.codec import Decoded
 from ffrtmp.cli.common import (
-    Conn,
     NatsOpt,
     OutputOpt,
     PrefixOpt,
     Target,
-    connect,
     console,
     explained,
     parse_time,
@@ -32,8 +30,9 @@ from ffrtmp.cli.common import (
     target,
     when,
 )
-from ffrtmp.cli.read import Entry, entries, last_on, resolve_agent, resolve_job
-from ffrtmp.cli.render import detail, event_type
+from ffrtmp.client.conn import Conn, connect
+from ffrtmp.client.read import Entry, entries, last_on, resolve_agent, resolve_job
+from ffrtmp.client.render import detail, event_type
 
 app = typer.Typer(help="The event log: tail it, follow it, replay it.")
 app.info.no_args_is_help = True

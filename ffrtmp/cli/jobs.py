@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated
 
-import msgspec
 import typer
 
-from events.base import JobEventBase
 from events.commands import (
     CancelJob,
-    OperatorCommandBase,
     PauseJob,
     RespondToJob,
     ResumeJob,
@@ -29,19 +26,14 @@ from events.commands import (
 from events.enums import Engine, Priority, QualityMetric, Queue
 from events.errors import InvalidSpec
 from events.ids import check_id
-from events.job import JobState, evolve, initial, is_terminal
-from events.job_events import CommandRefused, JobEvent
 from events.spec import JobSpec, parse_spec, validate
 from ffrtmp.cli import jobviews
 from ffrtmp.cli.common import (
-    Conn,
     NatsOpt,
     Output,
     OutputOpt,
     PrefixOpt,
     Target,
-    command_id,
-    connect,
     echo_json,
     explained,
     fail,
@@ -49,112 +41,17 @@ from ffrtmp.cli.common import (
     run,
     target,
 )
-from ffrtmp.cli.read import entries, resolve_job
-from ffrtmp.cli.render import detail, event_type, failure
+from ffrtmp.client.conn import command_id, connect
+from ffrtmp.client.decision import DECISION_WAIT_S, Decided, send_and_report
+from ffrtmp.client.read import resolve_job
 
 app = typer.Typer(help="Submit, list, watch, steer and explain jobs.", no_args_is_help=True)
 
-DECISION_WAIT_S: Final = 5.0
 IdArg = jobviews.IdArg  # one definition of the job-id argument, shared with the views
 WaitOpt = Annotated[
     float,
     typer.Option("--decision-wait-s", help="How long to wait for the scheduler's answer."),
 ]
-
-
-class Decided(msgspec.Struct, frozen=True, kw_only=True):
-    """What ``jobs <verb> --output json`` prints: the command and the decision, if one came."""
-
-    job: str
-    command: str
-    command_id: str
-    decided: bool
-    refused: bool = False
-    status: str = ""
-    events: list[str] = []
-    message: str = ""
-
-
-async def _decision(
-    conn: Conn, job: str, cause: str, wait_s: float, *, submit_after: int | None = None
-) -> tuple[JobState, list[JobEvent]] | None:
-    """The job's state and the events its command produced, once they land; None on timeout.
-
-    A command can be followed by more events of its cause (a pause asked of a running job is
-    answered by the agent's ``JobPaused``), so the wait lasts until the job is quiet for a
-    moment. A submit is answered with exactly one event, after ``submit_after`` (the log's last
-    sequence when it was sent): the read starts there, not at the stream's first sequence, whose
-    cost grows with the log, and ends at that event.
-    """
-    state = initial(job)
-    produced: list[JobEvent] = []
-    deadline = time.monotonic() + wait_s
-    one_event = submit_after is not None
-    start = 1 if submit_after is None else submit_after + 1
-    subject = conn.subjects.job_events(job)
-    async for entry in entries(conn, subject, from_seq=start, follow=True, idle_s=0.2):
-        if entry is not None and isinstance(entry.event, JobEventBase):
-            event = entry.event
-            state = evolve(state, event)
-            if event.cause == cause:
-                produced.append(event)
-                if one_event:
-                    return state, produced
-        elif produced:
-            return state, produced
-        if time.monotonic() > deadline:
-            return (state, produced) if produced else None
-    return None  # pragma: no cover -- a follow only ends by returning above
-
-
-async def _undecided(conn: Conn, wait_s: float) -> str:
-    """What is true of a command stored but not decided: who, if anyone, should decide it."""
-    from ffrtmp.cli.probes import scheduler_leads  # noqa: PLC0415 -- only on this rare path
-
-    waited = f"no scheduler answered within {wait_s:g} s"
-    if await scheduler_leads(conn):
-        return f"command stored; {waited}, though one holds the lease (busy?): it will decide it"
-    return (
-        f"command stored; {waited} and none holds the lease: it waits for one "
-        "(`ffrtmp up`, or `ffrtmp scheduler run`)"
-    )
-
-
-async def send_and_report(
-    conn: Conn, command: OperatorCommandBase, wait_s: float = DECISION_WAIT_S
-) -> Decided:
-    """Send a command about a job and report the decision (the caller resolved the id)."""
-    after = await conn.store.last_seq() if isinstance(command, SubmitJob) else None
-    await conn.send(command)
-    outcome = (
-        await _decision(conn, command.job, command.id, wait_s, submit_after=after)
-        if wait_s > 0
-        else None
-    )
-    name = type(command).__name__
-    if outcome is None:
-        return Decided(
-            job=command.job,
-            command=name,
-            command_id=command.id,
-            decided=False,
-            message=await _undecided(conn, wait_s),
-        )
-    state, produced = outcome
-    refusal = next((e for e in produced if isinstance(e, CommandRefused)), None)
-    message = refusal.reason if refusal else "; ".join(filter(None, map(detail, produced)))
-    if refusal is None and is_terminal(state) and failure(state):
-        message = failure(state)
-    return Decided(
-        job=command.job,
-        command=name,
-        command_id=command.id,
-        decided=True,
-        refused=refusal is not None,
-        status=str(state.status),
-        events=[event_type(e) for e in produced],
-        message=message,
-    )
 
 
 def _print_decided(where: Target, decided: Decided) -> None:

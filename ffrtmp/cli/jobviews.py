@@ -16,23 +16,16 @@ import msgspec
 import typer
 from rich.table import Table
 
-from agent.logs import command_of, read_log
-from events.base import JobEventBase
-from events.codec import Decoded
 from events.enums import JobStatus, Priority, Queue
-from events.errors import FfrtmpError
-from events.job import JobState, evolve, initial, is_terminal
+from events.job import JobState
 from events.spec import duration_words
 from events.work import RunningJob
-from ffrtmp.cli import joblist
 from ffrtmp.cli.common import (
-    Conn,
     NatsOpt,
     OutputOpt,
     PrefixOpt,
     Target,
     ago,
-    connect,
     console,
     echo_json,
     explained,
@@ -41,13 +34,14 @@ from ffrtmp.cli.common import (
     target,
     when,
 )
-from ffrtmp.cli.follow import OUTCOME_EXIT, ProgressView, follow_job, live_of
-from ffrtmp.cli.joblist import JobFilter, Listing
-from ffrtmp.cli.read import entries, heartbeat, load_job, resolve_job
-from ffrtmp.cli.render import (
-    changes,
-    detail,
-    event_type,
+from ffrtmp.cli.follow import OUTCOME_EXIT, ProgressView
+from ffrtmp.client import joblist
+from ffrtmp.client.conn import connect
+from ffrtmp.client.follow import follow_job
+from ffrtmp.client.joblist import JobFilter, Listing
+from ffrtmp.client.jobs import HistoryEntry, JobLog, StatusJson, job_history, job_log, job_status
+from ffrtmp.client.read import resolve_job
+from ffrtmp.client.render import (
     failure,
     results_line,
     styled,
@@ -127,52 +121,17 @@ def _print_rows(listing: Listing, now: float) -> None:
 # --- status --------------------------------------------------------------------------------
 
 
-class StatusJson(msgspec.Struct, frozen=True, kw_only=True):
-    """``jobs status --output json``: the folded state, live telemetry, the log position."""
-
-    job: JobState
-    live: RunningJob | None
-    seq: int
-    command: str = ""  # the latest attempt's exact command line, from its log
-
-
 def _until(at: str, now: float) -> tuple[int | None, float | None]:
     if at.isdigit():
         return int(at), None
     return None, parse_time(at, now, "--at")
 
 
-async def _command(conn: Conn, state: JobState) -> str:
-    """The command line the job's latest attempt runs (or ran); empty when none is stored."""
-    if state.attempt < 1:
-        return ""
-    try:
-        return command_of(await read_log(conn.js, conn.subjects, state.job, state.attempt))
-    except FfrtmpError:
-        return ""
-
-
-async def _status(
-    where: Target, typed: str, at: str | None
-) -> tuple[JobState, RunningJob | None, int, str]:
+async def _status(where: Target, typed: str, at: str | None) -> StatusJson:
+    upto_seq, upto_time = _until(at, time.time()) if at is not None else (None, None)
     async with connect(where) as conn:
         job = await resolve_job(conn, typed)
-        state, events = await load_job(conn, job)
-        seq = events[-1][0] if events else 0
-        if at is not None:
-            upto_seq, upto_time = _until(at, time.time())
-            state, seq = initial(job), 0
-            for event_seq, event in events:
-                if (upto_seq is not None and event_seq > upto_seq) or (
-                    upto_time is not None and event.at > upto_time
-                ):
-                    break
-                state, seq = evolve(state, event), event_seq
-            return state, None, seq, ""
-        live = None
-        if state.agent and not is_terminal(state):
-            live = live_of(await heartbeat(conn, state.agent), state)
-        return state, live, seq, await _command(conn, state)
+        return await job_status(conn, job, upto_seq=upto_seq, upto_time=upto_time)
 
 
 def _fields(state: JobState, live: RunningJob | None, command: str) -> list[tuple[str, str]]:
@@ -244,13 +203,13 @@ def status(
     Example: ffrtmp jobs status 01k2 --follow
     """
     where = target(nats, prefix, output)
-    state, live, seq, command = run(_status(where, job_id, at))
+    found = run(_status(where, job_id, at))
     if follow and at is None:
-        raise typer.Exit(watch(where, state.job, timeout_s))
+        raise typer.Exit(watch(where, found.job.job, timeout_s))
     if where.json:
-        echo_json(StatusJson(job=state, live=live, seq=seq, command=command))
+        echo_json(found)
         return
-    _print_status(state, live, seq, at, command)
+    _print_status(found.job, found.live, found.seq, at, found.command)
 
 
 def watch(where: Target, job: str, timeout_s: float | None) -> int:
@@ -283,43 +242,10 @@ def _json_line(state: JobState, live: RunningJob | None, seq: int) -> None:
 # --- history -------------------------------------------------------------------------------
 
 
-class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One event of ``jobs history --output json``."""
-
-    seq: int
-    at: float
-    writer: str
-    type: str
-    changes: str
-    detail: str
-    event: Decoded
-
-
 async def _history(where: Target, typed: str) -> tuple[str, list[HistoryEntry]]:
     async with connect(where) as conn:
         job = await resolve_job(conn, typed)
-        state = initial(job)
-        found = []
-        async for entry in entries(conn, conn.subjects.job_events(job)):
-            if entry is None:
-                continue
-            if not isinstance(entry.event, JobEventBase):
-                continue
-            before = state
-            event = entry.event
-            state = evolve(state, event)
-            found.append(
-                HistoryEntry(
-                    seq=entry.seq,
-                    at=event.at,
-                    writer=entry.writer,
-                    type=event_type(event),
-                    changes=changes(before, state),
-                    detail=detail(event),
-                    event=event,
-                )
-            )
-        return job, found
+        return job, await job_history(conn, job)
 
 
 def history(
@@ -350,14 +276,9 @@ def history(
 # --- logs ----------------------------------------------------------------------------------
 
 
-async def _logs(where: Target, typed: str, attempt: int | None) -> tuple[str, int, bytes]:
+async def _logs(where: Target, typed: str, attempt: int | None) -> JobLog:
     async with connect(where) as conn:
-        job = await resolve_job(conn, typed)
-        state, _ = await load_job(conn, job)
-        chosen = attempt or state.attempt
-        if chosen < 1:
-            raise FfrtmpError(f"job {job} has not run yet ({state.status}); no log to show")
-        return job, chosen, await read_log(conn.js, conn.subjects, job, chosen)
+        return await job_log(conn, await resolve_job(conn, typed), attempt)
 
 
 def logs(
@@ -374,11 +295,11 @@ def logs(
     Example: ffrtmp jobs logs 01k2 --attempt 2
     """
     where = target(nats, prefix, output)
-    job, chosen, text = run(_logs(where, job_id, attempt))
+    found = run(_logs(where, job_id, attempt))
     if where.json:
-        echo_json({"job": job, "attempt": chosen, "log": text.decode(errors="replace")})
+        echo_json(found)
         return
-    typer.echo(text.decode(errors="replace"), nl=not text.endswith(b"\n"))
+    typer.echo(found.log, nl=not found.log.endswith("\n"))
 
 
 def _media_done(live: RunningJob | None) -> str:

@@ -12,26 +12,19 @@ from __future__ import annotations
 import time
 from typing import Annotated, Final
 
-import msgspec
 import typer
 from rich.table import Table
 
 from events.agent import DRAIN, AgentState
 from events.agent_events import Capabilities
-from events.commands import AgentCommandBase, ClearAgent, QuarantineAgent, RemoveAgent
-from events.enums import AgentStatus
-from events.errors import FfrtmpError
-from events.job import JobState, is_terminal
+from events.commands import ClearAgent, QuarantineAgent, RemoveAgent
 from events.work import Heartbeat
 from ffrtmp.cli.common import (
-    Conn,
     NatsOpt,
     OutputOpt,
     PrefixOpt,
     Target,
     ago,
-    command_id,
-    connect,
     console,
     echo_json,
     operator,
@@ -39,8 +32,10 @@ from ffrtmp.cli.common import (
     target,
     when,
 )
-from ffrtmp.cli.read import FarmView, entries, fold_log, heartbeats, last_on, resolve_agent
-from ffrtmp.cli.render import gpu_line, node_status
+from ffrtmp.client.conn import connect
+from ffrtmp.client.nodes import NodeRow, node_rows, steer_node
+from ffrtmp.client.read import FarmView, resolve_agent
+from ffrtmp.client.render import gpu_line
 
 app = typer.Typer(help="The agents: list, describe, drain, quarantine, clear, remove.")
 app.info.no_args_is_help = True
@@ -49,69 +44,9 @@ GIB: Final = 1024**3
 IdArg = Annotated[str, typer.Argument(help="Node (agent) id, or any unique prefix of it.")]
 
 
-class NodeRow(msgspec.Struct, frozen=True, kw_only=True):
-    """One node in ``nodes list|describe --output json``."""
-
-    id: str
-    status: str
-    hostname: str
-    cpu_model: str
-    cpu_cores: int
-    ram_bytes: int
-    gpus: list[str]
-    encoders: list[str]
-    slots: int
-    running: list[str]
-    quarantine_reason: str
-    last_heartbeat_at: float
-    cpu_percent: float | None
-    memory_used_bytes: int | None
-    power_w: float | None
-    heartbeat: Heartbeat | None
-
-
-def _held(view: FarmView, agent: str) -> list[str]:
-    return sorted(
-        job
-        for job, state in view.jobs.items()
-        if state.agent == agent and not is_terminal(state) and _holds(state)
-    )
-
-
-def _holds(state: JobState) -> bool:
-    return state.status in {"assigned", "running", "paused"}
-
-
-def node_row(state: AgentState, view: FarmView, beat: Heartbeat | None) -> NodeRow:
-    """A node as the log and its last heartbeat describe it."""
-    caps = state.capabilities
-    running = _held(view, state.agent)
-    return NodeRow(
-        id=state.agent,
-        status=node_status(state, len(running)),
-        hostname=caps.hostname if caps else "",
-        cpu_model=caps.cpu_model if caps else "",
-        cpu_cores=caps.cpu_cores if caps else 0,
-        ram_bytes=caps.ram_bytes if caps else 0,
-        gpus=[f"{g.index}: {g.name}" for g in caps.gpus] if caps else [],
-        encoders=list(caps.encoders) if caps else [],
-        slots=state.slots,
-        running=running,
-        quarantine_reason=state.quarantine_reason,
-        last_heartbeat_at=beat.at if beat else 0.0,
-        cpu_percent=beat.cpu_percent if beat else None,
-        memory_used_bytes=beat.memory_used_bytes if beat else None,
-        power_w=beat.power_w if beat else None,
-        heartbeat=beat,
-    )
-
-
 async def _rows(where: Target) -> tuple[FarmView, list[NodeRow]]:
     async with connect(where) as conn:
-        view = await fold_log(conn)
-        beats = await heartbeats(conn, set(view.agents))
-    rows = [node_row(s, view, beats.get(a)) for a, s in sorted(view.agents.items())]
-    return view, rows
+        return await node_rows(conn)
 
 
 def _pct(value: float | None) -> str:
@@ -217,17 +152,6 @@ def _running_lines(row: NodeRow, beat: Heartbeat | None) -> list[str]:
 # --- commands ------------------------------------------------------------------------------
 
 
-async def _await_event(conn: Conn, agent: str, cause: str, after: int, wait_s: float) -> bool:
-    deadline = time.monotonic() + wait_s
-    subject = conn.subjects.agent_event(agent)
-    async for entry in entries(conn, subject, from_seq=after + 1, follow=True, idle_s=0.2):
-        if entry is not None and getattr(entry.event, "cause", "") == cause:
-            return True
-        if time.monotonic() > deadline:
-            return False
-    return False  # pragma: no cover -- a follow only ends by returning above
-
-
 def _agent_command(
     where: Target,
     typed: str,
@@ -238,66 +162,13 @@ def _agent_command(
 ) -> None:
     async def go() -> str:
         async with connect(where) as conn:
-            agent = await resolve_agent(conn, typed)
-            view = await fold_log(conn)
-            state = view.agents[agent]
-            beats = await heartbeats(conn, {agent})
-            already = _already(make, state, reason, force=force, beat=beats.get(agent))
-            if already:
-                return f"node {agent}: {already}"
-            command = _build(make, agent, reason)
-            after = await last_on(conn, conn.subjects.agent_event(agent))
-            await conn.send(command)
-            if await _await_event(conn, agent, command.id, after, 5.0):
-                return f"node {agent}: {_done(make, reason)}"
-            return f"node {agent}: sent; no scheduler has recorded it yet (is one running?)"
+            return await steer_node(conn, typed, make, reason, by=operator(), force=force)
 
     line = run(go())
     if where.json:
         echo_json({"message": line})
     else:
         typer.echo(line)
-
-
-def _build(
-    make: type[QuarantineAgent | ClearAgent | RemoveAgent], agent: str, reason: str
-) -> AgentCommandBase:
-    at, by, ident = time.time(), operator(), command_id()
-    if make is QuarantineAgent:
-        return QuarantineAgent(id=ident, agent=agent, at=at, by=by, reason=reason)
-    if make is RemoveAgent:
-        return RemoveAgent(id=ident, agent=agent, at=at, by=by, reason=reason)
-    return ClearAgent(id=ident, agent=agent, at=at, by=by)
-
-
-def _already(
-    make: type[AgentCommandBase], state: AgentState, reason: str, *, force: bool,
-    beat: Heartbeat | None,
-) -> str:  # fmt: skip
-    if make is QuarantineAgent and state.quarantined:
-        return f"already {'draining' if reason.startswith(DRAIN) else 'quarantined'}: " + (
-            state.quarantine_reason
-        )
-    if make is ClearAgent and not state.quarantined:
-        return "not quarantined or draining; nothing to clear"
-    if make is RemoveAgent and state.status is AgentStatus.OFFLINE:
-        return "already removed (offline)"
-    if make is RemoveAgent and not force and beat is not None and time.time() - beat.at < 30:
-        raise FfrtmpError(
-            f"node {state.agent} is alive (heartbeat {time.time() - beat.at:.0f}s ago): "
-            "drain it and stop its agent first, or pass --force"
-        )
-    return ""
-
-
-def _done(make: type[AgentCommandBase], reason: str) -> str:
-    if make is ClearAgent:
-        return "cleared; it takes new work"
-    if make is RemoveAgent:
-        return "removed; the jobs it held retry elsewhere"
-    if reason.startswith(DRAIN):
-        return "draining: no new work, running jobs finish (`ffrtmp nodes clear` undoes it)"
-    return f"quarantined: {reason}"
 
 
 @app.command()

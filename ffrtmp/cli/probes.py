@@ -8,22 +8,9 @@ from __future__ import annotations
 
 import urllib.request
 
-from nats.errors import Error as NatsError
-
 from events.errors import FfrtmpError
-from ffrtmp.cli.common import Conn
-from ffrtmp.scheduler.lease import LEADER_KEY, lease_bucket
+from ffrtmp.client.conn import Conn
 from projections.service import ask
-
-
-async def scheduler_leads(conn: Conn) -> bool:
-    """Whether a scheduler holds the lease (its key in the lease bucket is alive)."""
-    try:
-        kv = await conn.js.key_value(lease_bucket(conn.subjects))
-        await kv.get(LEADER_KEY)
-    except (NatsError, TimeoutError):
-        return False
-    return True
 
 
 async def projector_answers(conn: Conn) -> bool:

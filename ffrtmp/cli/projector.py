@@ -21,7 +21,8 @@ from nats.aio.client import Client as NatsClient
 from events.aio import cancel_on_signals
 from events.connection import redact_logs
 from events.errors import InvalidSpec, StoreUnavailable
-from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, connect, explained, target
+from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
+from ffrtmp.client.conn import connect
 from projections import ProjectionSettings, Projector, catch_up, follow
 from projections.service import serve, sql_subject
 

@@ -16,7 +16,8 @@ import msgspec
 import typer
 from rich.table import Table
 
-from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, connect, console, run, target
+from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, console, run, target
+from ffrtmp.client.conn import connect
 from projections import Projector, QueryResult, catch_up
 from projections.query import DEFAULT_ROW_LIMIT
 from projections.service import MAX_ROW_LIMIT, ask

@@ -13,18 +13,9 @@ from typing import Annotated
 import typer
 from rich.live import Live
 
-from ffrtmp.cli.common import (
-    NatsOpt,
-    OutputOpt,
-    PrefixOpt,
-    Target,
-    connect,
-    console,
-    echo_json,
-    run,
-    target,
-)
+from ffrtmp.cli.common import NatsOpt, OutputOpt, PrefixOpt, Target, console, echo_json, run, target
 from ffrtmp.cli.dashboard import Watcher, render
+from ffrtmp.client.conn import connect
 
 
 async def _top(where: Target, *, once: bool, interval_s: float) -> None:

@@ -35,9 +35,11 @@ from agent.main import media_roots
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import Subjects
-from ffrtmp.cli.common import Conn, Output, PrefixOpt, Target, console, explained
+from ffrtmp.cli.common import Output, PrefixOpt, Target, console, explained
 from ffrtmp.cli.dashboard import Watcher, render, statuses, transitions
-from ffrtmp.cli.probes import http_ok, projector_answers, scheduler_leads
+from ffrtmp.cli.probes import http_ok, projector_answers
+from ffrtmp.client.conn import Conn
+from ffrtmp.client.decision import scheduler_leads
 from ffrtmp.config import resolve, without_credentials
 from ffrtmp.farm import (
     DEFAULT_DATA_DIR,

@@ -10,7 +10,7 @@ import pytest
 from events.commands import AgentCommandBase, OperatorCommandBase
 from events.errors import StoreUnavailable
 from ffrtmp.cli import jobs
-from ffrtmp.cli.common import Conn
+from ffrtmp.client.conn import Conn
 from ffrtmp.natsd import NatsServer
 from tests.cli_support import Cli, one_line_error
 from tests.farm import Farm, scheduler

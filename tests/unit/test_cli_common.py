@@ -11,7 +11,7 @@ from events.errors import InvalidSpec
 from events.job import decide, evolve, initial
 from events.spec import JobSpec
 from ffrtmp.cli.common import Output, ago, parse_time, target, when
-from ffrtmp.cli.render import changes
+from ffrtmp.client.render import changes
 from ffrtmp.config import load_config
 
 NOW = 1_800_000_000.0

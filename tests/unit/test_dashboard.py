@@ -15,7 +15,7 @@ from events.spec import JobSpec, validate
 from events.work import GpuTelemetry, Heartbeat, RunningJob
 from ffrtmp.cli.dashboard import frame, render, statuses, transitions
 from ffrtmp.cli.demo import MISSING_INPUT, DemoRow, explain_hint, mix, summary_line
-from ffrtmp.cli.read import FarmView
+from ffrtmp.client.read import FarmView
 
 S = JobStatus
 GPU = Capabilities(

@@ -29,7 +29,7 @@ from events.job import JobState, evolve, initial
 from events.job_events import JobEvent
 from events.subjects import SCHEDULER_WRITER
 from events.work import Heartbeat
-from ffrtmp.cli.common import Conn
+from ffrtmp.client.conn import Conn
 
 IDLE_S: Final = 0.5  # how long a follow waits for the next event before it lets a view refresh
 

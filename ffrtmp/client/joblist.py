@@ -16,9 +16,9 @@ import msgspec
 from events.enums import Priority, Queue
 from events.errors import FfrtmpError
 from events.job import JobState
-from ffrtmp.cli.common import Conn
-from ffrtmp.cli.read import fold_log
-from ffrtmp.cli.render import JobRow, job_row
+from ffrtmp.client.conn import Conn
+from ffrtmp.client.read import fold_log
+from ffrtmp.client.render import JobRow, job_row
 
 if TYPE_CHECKING:  # importing projections loads DuckDB and pyarrow: only a listing needs them
     from projections.query import QueryResult

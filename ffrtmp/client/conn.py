@@ -1,0 +1,90 @@
+"""One connection to the farm: the event store, the raw client, JetStream, and the send door."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Final, Protocol
+
+import msgspec
+from nats.aio.client import Client as NatsClient
+from nats.js.client import JetStreamContext
+
+from events.command_message import command_message
+from events.commands import AgentCommandBase, OperatorCommandBase, check_command
+from events.connection import NatsOptions
+from events.errors import StoreUnavailable
+from events.ids import new_id
+from events.jetstream import JetStreamEventStore
+from events.subjects import Subjects
+
+UP_HINT: Final = "is the farm running? Start one with `ffrtmp up`, or point --nats at it"
+
+
+class Where(Protocol):
+    """Where a farm is: its URL for messages (password hidden), its prefix, how to connect."""
+
+    @property
+    def url(self) -> str:
+        """The URL as shown to a person."""
+
+    @property
+    def subjects(self) -> Subjects:
+        """The farm's subjects (its prefix)."""
+
+    @property
+    def nats(self) -> NatsOptions | None:
+        """How to connect (credentials, TLS); None: ``url`` as it is."""
+
+
+class Address(msgspec.Struct, frozen=True, kw_only=True):
+    """A farm's address for a program that has no command line (the API, a bench, a test)."""
+
+    url: str
+    subjects: Subjects
+    nats: NatsOptions | None = None
+
+
+class Conn:
+    """One connection to the farm: the event store, the raw client and JetStream."""
+
+    def __init__(self, store: JetStreamEventStore, where: Where) -> None:
+        """Wrap a connected store."""
+        self.store = store
+        self.where = where
+        self.subjects = where.subjects
+        self.nc: NatsClient = store.nc
+        self.js: JetStreamContext = store.nc.jetstream(timeout=5.0)
+
+    async def send(self, command: OperatorCommandBase | AgentCommandBase) -> None:
+        """Put an operator command on the commands stream, deduplicated by its id.
+
+        Checked first against the limits every door applies (``check_command``): a bad id or
+        string is one line here, never a message the scheduler has to set aside.
+        """
+        check_command(command)  # type: ignore[arg-type]
+        message = command_message(self.subjects, command)  # type: ignore[arg-type]
+        try:
+            await self.js.publish(message.subject, message.payload, headers=message.headers)
+        except Exception as exc:
+            raise StoreUnavailable(self.where.url, f"the commands stream refused: {exc}") from exc
+
+
+@contextlib.asynccontextmanager
+async def connect(where: Where) -> AsyncIterator[Conn]:
+    """Connect to the farm; unreachable is one line naming the URL and what to do."""
+    try:
+        store = await JetStreamEventStore.connect(where.nats or where.url, where.subjects)
+    except StoreUnavailable as exc:
+        if "connection refused" not in exc.hint:
+            raise
+        raise StoreUnavailable(where.url, UP_HINT) from exc
+    async with store:
+        yield Conn(store, where)
+
+
+def command_id() -> str:
+    """A fresh id for a command (or a job): readable, time-sorted."""
+    return new_id(int(time.time() * 1000), os.urandom(3))
