@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import sys
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ import typer
 from rich.console import Console
 
 from events.connection import DEFAULT_URL, NatsOptions, redact_logs
-from events.errors import FfrtmpError, InvalidSpec
+from events.errors import FfrtmpError
 from events.subjects import Subjects
 from ffrtmp.cli import connflags
 from ffrtmp.client.follow import Timeout
@@ -129,26 +128,6 @@ def operator() -> str:
 
 
 # --- time ------------------------------------------------------------------------------------
-
-_AGO: Final = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")  # matched whole: no trailing newline
-_UNIT_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_time(text: str, now: float, what: str = "--since") -> float:
-    """Unix seconds from ``10m``/``2h``/``1d`` (that long ago) or an ISO 8601 time (UTC if bare)."""
-    value = text.strip()
-    ago = _AGO.fullmatch(value)
-    if ago:
-        return now - float(ago.group(1)) * _UNIT_S[ago.group(2)]
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidSpec(
-            what, f"{text!r} is neither a duration (30s, 10m, 2h, 1d) nor an ISO time"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 def when(ts: float) -> str:

@@ -25,7 +25,6 @@ from ffrtmp.cli.common import (
     Target,
     console,
     explained,
-    parse_time,
     run,
     target,
     when,
@@ -33,6 +32,7 @@ from ffrtmp.cli.common import (
 from ffrtmp.client.conn import Conn, connect
 from ffrtmp.client.read import Entry, entries, last_on, resolve_agent, resolve_job
 from ffrtmp.client.render import detail, event_type
+from ffrtmp.client.times import parse_time
 
 app = typer.Typer(help="The event log: tail it, follow it, replay it.")
 app.info.no_args_is_help = True

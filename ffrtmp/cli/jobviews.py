@@ -29,7 +29,6 @@ from ffrtmp.cli.common import (
     console,
     echo_json,
     explained,
-    parse_time,
     run,
     target,
     when,
@@ -46,6 +45,7 @@ from ffrtmp.client.render import (
     results_line,
     styled,
 )
+from ffrtmp.client.times import parse_time
 
 IdArg = Annotated[str, typer.Argument(help="Job id, or any unique prefix of it.")]
 

@@ -88,6 +88,12 @@ COMMANDS: Final = (
         "The agent: pulls FFmpeg work for this machine and reports it.",
     ),
     LazyCommand(
+        "api",
+        _CLI + "api",
+        "app",
+        "The HTTP API and web console: the farm for programs and for people.",
+    ),
+    LazyCommand(
         "exporter",
         _CLI + "exporter",
         "app",

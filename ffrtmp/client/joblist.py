@@ -32,7 +32,7 @@ _COLUMNS = (
 
 
 class JobFilter(msgspec.Struct, frozen=True, kw_only=True):
-    """Which jobs to list, newest first; ``limit`` 0 is all of them."""
+    """Which jobs to list, newest first, after skipping ``offset``; ``limit`` 0 is all of them."""
 
     states: frozenset[str] = frozenset()
     queue: Queue | None = None
@@ -40,6 +40,7 @@ class JobFilter(msgspec.Struct, frozen=True, kw_only=True):
     agent: str | None = None  # a prefix of the agent's id
     since: float | None = None  # submitted at or after (Unix seconds)
     limit: int = 50
+    offset: int = 0
 
     def matches(self, state: JobState) -> bool:
         """Whether a job folded here is listed."""
@@ -72,7 +73,9 @@ class JobFilter(msgspec.Struct, frozen=True, kw_only=True):
         if self.since is not None:
             where.append("epoch(submitted_at) >= ?")
             params.append(self.since)
-        limit = f" LIMIT {self.limit}" if self.limit > 0 else ""
+        limit = f" LIMIT {int(self.limit)}" if self.limit > 0 else ""
+        if self.offset > 0:
+            limit += f" OFFSET {int(self.offset)}"
         # Only our own fragments go into the text; every value is a ``?`` parameter.
         sql = f"SELECT {_COLUMNS}, (SELECT count(*) FROM jobs) AS total FROM jobs "  # noqa: S608
         sql += f"WHERE {' AND '.join(where)} ORDER BY submitted_at DESC, job DESC{limit}"
@@ -134,6 +137,7 @@ async def _folded(conn: Conn, wanted: JobFilter) -> Listing:
     view = await fold_log(conn)
     rows = [job_row(state) for state in view.jobs.values() if wanted.matches(state)]
     rows.sort(key=lambda r: (r.submitted_at, r.id), reverse=True)
+    rows = rows[wanted.offset :]
     if wanted.limit > 0:
         rows = rows[: wanted.limit]
     return Listing(rows=rows, total=len(view.jobs), source="the log, folded here")

@@ -16,7 +16,7 @@ from events.job import JobState, evolve, initial, is_terminal
 from events.work import RunningJob
 from ffrtmp.client.conn import Conn
 from ffrtmp.client.follow import live_of
-from ffrtmp.client.read import entries, heartbeat, load_job
+from ffrtmp.client.read import Entry, entries, heartbeat, load_job
 from ffrtmp.client.render import changes, detail, event_type
 
 
@@ -87,20 +87,22 @@ async def job_history(conn: Conn, job: str) -> list[HistoryEntry]:
     async for entry in entries(conn, conn.subjects.job_events(job)):
         if entry is None or not isinstance(entry.event, JobEventBase):
             continue
-        before, event = state, entry.event
-        state = evolve(state, event)
-        found.append(
-            HistoryEntry(
-                seq=entry.seq,
-                at=event.at,
-                writer=entry.writer,
-                type=event_type(event),
-                changes=changes(before, state),
-                detail=detail(event),
-                event=event,
-            )
-        )
+        before, state = state, evolve(state, entry.event)
+        found.append(history_entry(entry, before, state))
     return found
+
+
+def history_entry(entry: Entry, before: JobState, after: JobState) -> HistoryEntry:
+    """One event of a job's history: who wrote it, and what it changed from ``before``."""
+    return HistoryEntry(
+        seq=entry.seq,
+        at=getattr(entry.event, "at", 0.0),
+        writer=entry.writer,
+        type=event_type(entry.event),
+        changes=changes(before, after),
+        detail=detail(entry.event),
+        event=entry.event,
+    )
 
 
 async def job_log(conn: Conn, job: str, attempt: int | None = None) -> JobLog:

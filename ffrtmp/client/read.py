@@ -62,6 +62,15 @@ async def fold_log(conn: Conn) -> FarmView:
     return view
 
 
+async def fold_agents(conn: Conn) -> FarmView:
+    """Only the agents' events folded here (no job): what a view of the nodes needs."""
+    view = FarmView()
+    async for entry in entries(conn, conn.subjects.all_agent_events):
+        if entry is not None:
+            fold_into(view, entry.seq, entry.event)
+    return view
+
+
 async def _subjects(conn: Conn, pattern: str) -> list[str]:
     try:
         info = await conn.js.stream_info(conn.subjects.events_stream, subjects_filter=pattern)

@@ -10,8 +10,9 @@ from events.commands import SubmitJob
 from events.errors import InvalidSpec
 from events.job import decide, evolve, initial
 from events.spec import JobSpec
-from ffrtmp.cli.common import Output, ago, parse_time, target, when
+from ffrtmp.cli.common import Output, ago, target, when
 from ffrtmp.client.render import changes
+from ffrtmp.client.times import parse_time
 from ffrtmp.config import load_config
 
 NOW = 1_800_000_000.0

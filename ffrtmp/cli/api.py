@@ -1,0 +1,113 @@
+"""``ffrtmp api run``: the HTTP API and the web console; ``ffrtmp api token``: make a token.
+
+The API binds 127.0.0.1 by default and may then run open (no tokens: the local farm). Bound to
+any other address it refuses to start without tokens. Tokens come from ``--tokens-file`` (or
+``FFRTMP_API_TOKENS_FILE``) and ``FFRTMP_API_TOKENS``, never from the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Final
+
+import typer
+
+from events.connection import redact_logs
+from events.errors import FfrtmpError
+from ffrtmp.api.auth import ENV, Role, load_tokens, new_token
+from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
+from ffrtmp.client.conn import connect
+
+if TYPE_CHECKING:
+    from ffrtmp.api.app import ApiSettings
+
+app = typer.Typer(help="The HTTP API and web console: the farm for programs and for people.")
+app.info.no_args_is_help = True
+
+DEFAULT_PORT: Final = 8080
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def run(
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "--api-port", help="HTTP port.")] = DEFAULT_PORT,
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FFRTMP_API_TOKENS_FILE",
+            help=f"Bearer tokens, one role:name:token a line (also {ENV}).",
+        ),
+    ] = None,
+    console: Annotated[bool, typer.Option(help="Serve the web console at /.")] = True,
+) -> None:
+    """Serve the HTTP API (/api/v1) and the console (/) until Ctrl-C.
+
+    Example: ffrtmp api run --port 8080
+    """
+    from ffrtmp.api.app import ApiSettings  # noqa: PLC0415 -- Litestar loads only for `api run`
+
+    where = target(nats, prefix, None)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    redact_logs()
+    with explained():
+        tokens = load_tokens(tokens_file)
+        if not tokens and not _loopback(host):
+            raise FfrtmpError(
+                f"the API on {host} needs tokens: give --tokens-file or {ENV} "
+                "(`ffrtmp api token` makes one), or bind 127.0.0.1"
+            )
+        asyncio.run(_serve(where, host, port, ApiSettings(tokens=tokens, console=console)))
+
+
+async def _serve(where: Target, host: str, port: int, settings: ApiSettings) -> None:
+    import uvicorn  # noqa: PLC0415 -- as above
+
+    from ffrtmp.api.app import create_app  # noqa: PLC0415 -- as above
+
+    async with connect(where):
+        pass  # an unreachable farm is one line here, not a traceback from the lifespan
+    try:
+        listening = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        raise FfrtmpError(f"the API cannot listen on {host}:{port}: {exc.strerror}") from None
+    app_ = create_app(where, settings)
+    server = uvicorn.Server(uvicorn.Config(app_, log_level="warning"))
+    auth = f"{len(settings.tokens)} tokens" if settings.tokens else "open: no tokens"
+    url = f"http://{host}:{port}/"
+    typer.echo(f"api on {where.url} (prefix {where.subjects.prefix}): {url} ({auth})")
+    with listening:
+        await server.serve(sockets=[listening])
+    typer.echo("api stopped")
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="viewer reads; operator also steers.")] = Role.VIEWER,
+    name: Annotated[
+        str, typer.Option(help="Who uses it: recorded as the `by` of its commands.")
+    ] = "api",
+) -> None:
+    """Print a new token as a line for the tokens file (role:name:token).
+
+    Example: ffrtmp api token --role operator --name ci >> tokens.txt
+    """
+    if not name or ":" in name or "," in name:
+        raise typer.BadParameter("a name without ':' or ','", param_hint="--name")
+    typer.echo(f"{role}:{name}:{new_token()}")
