@@ -22,6 +22,7 @@ from events.subjects import DEFAULT_PREFIX
 
 DEFAULT_DATA_DIR: Final = "./ffrtmp-data"
 DEFAULT_NATS_PORT: Final = 4222
+DEFAULT_API_PORT: Final = 8080
 LOOPBACK: Final = "127.0.0.1"
 _ANY: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 -- recognised, not bound
 AGENT_PREFIX: Final = "local"
@@ -33,10 +34,11 @@ QUEUE_SQL: Final = "SELECT * FROM queue_depth"
 class Role(IntEnum):
     """A child's kind; the value is its place in the stop order (lowest stops first)."""
 
-    AGENT = 0
-    SCHEDULER = 1
-    PROJECTOR = 2
-    EXPORTER = 3
+    API = 0
+    AGENT = 1
+    SCHEDULER = 2
+    PROJECTOR = 3
+    EXPORTER = 4
 
 
 class FarmSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +57,10 @@ class FarmSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Directories the local agents may read and write files under (none: anywhere)."""
     host: str = LOOPBACK
     """Where NATS, the exporter and the agents' health ports listen: this machine only."""
+    api_port: int | None = DEFAULT_API_PORT
+    """The HTTP API and console's port; None: no API."""
+    api_tokens_file: str | None = None
+    """The API's bearer tokens (required when ``host`` is not loopback)."""
 
 
 class Layout(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,6 +133,13 @@ def metrics_url(settings: FarmSettings) -> str:
     return f"http://{reach(settings)}:{settings.metrics_port}/metrics"
 
 
+def api_url(settings: FarmSettings) -> str:
+    """The HTTP API and console (empty when the farm runs none)."""
+    if settings.api_port is None:
+        return ""
+    return f"http://{reach(settings)}:{settings.api_port}/"
+
+
 def agent_names(count: int) -> list[str]:
     """The local agents' ids."""
     return [f"{AGENT_PREFIX}-{i}" for i in range(1, count + 1)]
@@ -180,6 +193,19 @@ def plan(settings: FarmSettings, layout: Layout, cli: tuple[str, ...]) -> list[C
             port=settings.metrics_port,
         ),
     ]
+    if settings.api_port is not None:
+        tokens = (
+            () if settings.api_tokens_file is None else ("--tokens-file", settings.api_tokens_file)
+        )
+        api = ("--host", settings.host, "--api-port", str(settings.api_port), *tokens)
+        children.append(
+            Child(
+                name="api",
+                role=Role.API,
+                argv=(*cli, "api", "run", *common, *api),
+                port=settings.api_port,
+            )
+        )
     if len(settings.agent_ports) != settings.agents:
         msg = f"{settings.agents} agents need as many health ports, got {settings.agent_ports}"
         raise ValueError(msg)
@@ -203,6 +229,11 @@ def announcement(settings: FarmSettings, layout: Layout, children: list[Child]) 
     lines = [
         f"NATS        {url}  (prefix {settings.prefix})",
         f"metrics     {metrics_url(settings)}",
+        *(
+            [f"api         {api_url(settings)}  (console; /api/v1, /api/docs)"]
+            if settings.api_port
+            else []
+        ),
         f"data dir    {layout.root}",
         f"SQL         ffrtmp sql{flag} '{QUEUE_SQL}'",
         f"logs        {layout.logs}/<component>.log",

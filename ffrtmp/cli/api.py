@@ -45,7 +45,9 @@ def run(
     nats: NatsOpt = None,
     prefix: PrefixOpt = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "--api-port", help="HTTP port.")] = DEFAULT_PORT,
+    port: Annotated[
+        int, typer.Option("--api-port", "--port", help="HTTP port (--port: the same).")
+    ] = DEFAULT_PORT,
     tokens_file: Annotated[
         Path | None,
         typer.Option(

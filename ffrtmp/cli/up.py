@@ -42,12 +42,14 @@ from ffrtmp.client.conn import Conn
 from ffrtmp.client.decision import scheduler_leads
 from ffrtmp.config import resolve, without_credentials
 from ffrtmp.farm import (
+    DEFAULT_API_PORT,
     DEFAULT_DATA_DIR,
     LOOPBACK,
     FarmSettings,
     Layout,
     Role,
     announcement,
+    api_url,
     metrics_url,
     nats_url,
     plan,
@@ -134,11 +136,16 @@ def _probes(farm: Farm, conn: Conn) -> dict[str, Callable[[], Awaitable[bool]]]:
     async def exporter() -> bool:
         return await asyncio.to_thread(http_ok, metrics_url(farm.settings))
 
+    async def api() -> bool:
+        return await asyncio.to_thread(http_ok, api_url(farm.settings) + "readyz")
+
     probes: dict[str, Callable[[], Awaitable[bool]]] = {
         "scheduler": lambda: scheduler_leads(conn),
         "projector": lambda: projector_answers(conn),
         "exporter": exporter,
     }
+    if farm.settings.api_port is not None:
+        probes["api"] = api
     if agents:
         probes["agents"] = agents_online
     return probes
@@ -238,6 +245,7 @@ def _check_ports(settings: FarmSettings) -> None:
     wanted = [
         (settings.nats_port, "--nats-port", "another farm or nats-server"),
         (settings.metrics_port, "--metrics-port", "another exporter, or Prometheus"),
+        *([(settings.api_port, "--api-port", "another ffrtmp API")] if settings.api_port else []),
         *agents,
     ]
     flags: dict[int, str] = {}
@@ -332,6 +340,17 @@ def command(
             " minute), or leave it down.",
         ),
     ] = True,
+    api_port: Annotated[
+        int, typer.Option(help="The HTTP API and web console's port (0: no API).")
+    ] = DEFAULT_API_PORT,
+    api_tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FFRTMP_API_TOKENS_FILE",
+            help="The API's bearer tokens (role:name:token a line); needed with a --host other "
+            "than 127.0.0.1.",
+        ),
+    ] = None,
     media_root: Annotated[
         list[Path] | None,
         typer.Option("--media-root", help="Agents read and write files only under it (repeat)."),
@@ -352,6 +371,8 @@ def command(
             stop_timeout_s=stop_timeout_s,
             media_roots=media_roots(media_root or []),
             host=host,
+            api_port=api_port or None,
+            api_tokens_file=None if api_tokens_file is None else str(api_tokens_file.resolve()),
         )
         farm = Farm(settings, Layout.under(settings.data_dir), None if restart else NO_RESTART)
         farm.nats.refuse_stale()

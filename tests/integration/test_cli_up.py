@@ -72,7 +72,7 @@ class Up:
     """The running ``ffrtmp up`` and how to talk to it."""
 
     def __init__(self, tmp: Path) -> None:
-        self.nats_port, self.metrics_port = free_port(), free_port()
+        self.nats_port, self.metrics_port, self.api_port = free_port(), free_port(), free_port()
         self.data_dir = tmp / "farm-data"
         self.out_path = tmp / "up.out"
         self.decoy = decoy_package(tmp / "cwd")  # started where a folder named ffrtmp lies
@@ -85,7 +85,7 @@ class Up:
         argv = [
             *ffrtmp(QUICK.up),
             "--nats-port", str(self.nats_port), "--metrics-port", str(self.metrics_port),
-            "--data-dir", str(self.data_dir), "--no-live",
+            "--api-port", str(self.api_port), "--data-dir", str(self.data_dir), "--no-live",
         ]  # fmt: skip
         self.out = self.out_path.open("wb")
         # Settings for another, secured farm must not reach up's own children (it has no auth).
@@ -295,7 +295,7 @@ def test_a_child_that_dies_at_start_stops_the_farm_with_its_last_words(tmp_path:
     port = free_port()
     argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
             "--nats-port", str(port), "--metrics-port", str(free_port()),
-            "--data-dir", str(tmp_path / "d")]  # fmt: skip
+            "--api-port", str(free_port()), "--data-dir", str(tmp_path / "d")]  # fmt: skip
     done = subprocess.run(argv, capture_output=True, env=env, timeout=DEADLINE_S, check=False)  # noqa: S603
     out, err = done.stdout, done.stderr
     assert done.returncode == 1, out.decode() + err.decode()
@@ -348,7 +348,7 @@ def _start_up(
     """``ffrtmp up`` with no agents on ``tmp_path/d``, its output in ``tmp_path/up.out``."""
     argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
             "--nats-port", str(port), "--metrics-port", str(free_port()),
-            "--data-dir", str(tmp_path / "d"), *flags]  # fmt: skip
+            "--api-port", str(free_port()), "--data-dir", str(tmp_path / "d"), *flags]  # fmt: skip
     with (tmp_path / "up.out").open("wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)  # noqa: S603
 

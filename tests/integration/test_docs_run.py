@@ -48,6 +48,7 @@ class Farm:
         argv = [
             str(BIN / "ffrtmp"), "up", "--agents", "1", "--no-live",
             "--nats-port", self.url.rsplit(":", 1)[1], "--metrics-port", str(free_port()),
+            "--api-port", str(free_port()),
             "--data-dir", str(root / "farm"),
         ]  # fmt: skip
         self.log = (root / "up.out").open("wb")

@@ -75,6 +75,7 @@ class Stack:
         up = [ffrtmp, *UP[1:], "--agents", "1", "--no-live"]
         up[up.index("--agent-port-base") + 1] = str(self.agent_base)
         up += ["--nats-port", str(self.nats_port), "--metrics-port", str(self.metrics_port)]
+        up += ["--api-port", str(free_port())]
         self.up_log = (root / "up.out").open("wb")
         self.procs = [self._spawn(up, self.up_log)]
         self.wait(lambda: "farm ready" in self.output(), "ffrtmp up to be ready")

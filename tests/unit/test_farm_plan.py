@@ -10,6 +10,7 @@ import typer
 
 from ffrtmp.cli import app
 from ffrtmp.farm import (
+    DEFAULT_API_PORT,
     FarmSettings,
     Layout,
     Role,
@@ -36,7 +37,7 @@ def _has(group: str) -> bool:
 def test_every_child_is_a_real_command_pointed_at_the_farm() -> None:
     """Each child's argv parses as the CLI parses it, with the farm's NATS URL and prefix."""
     children = plan(SETTINGS, LAYOUT, CLI)
-    assert [c.name for c in children] == ["scheduler", "projector", "exporter",
+    assert [c.name for c in children] == ["scheduler", "projector", "exporter", "api",
                                           "local-1", "local-2", "local-3"]  # fmt: skip
     for child in children:
         assert child.argv[:3] == CLI
@@ -65,18 +66,31 @@ def test_data_lives_under_the_data_dir_and_ports_are_the_farm_s() -> None:
 
 
 def test_agents_stop_first_and_the_exporter_last() -> None:
-    """All agents drain together first, then the scheduler, the projector, the exporter."""
+    """The API (a client) stops first, then all agents together, the scheduler and the rest."""
     groups = stop_groups(plan(SETTINGS, LAYOUT, CLI))
     assert [[c.name for c in g] for g in groups] == [
-        ["local-1", "local-2", "local-3"], ["scheduler"], ["projector"], ["exporter"],
+        ["api"], ["local-1", "local-2", "local-3"], ["scheduler"], ["projector"], ["exporter"],
     ]  # fmt: skip
+
+
+def test_the_api_listens_where_the_farm_does_with_its_tokens() -> None:
+    """``--api-port`` and ``--host`` reach ``api run``; a tokens file is passed by path; 0: none."""
+    settings = msgspec.structs.replace(SETTINGS, api_tokens_file="/srv/tokens", host="10.0.0.5")
+    api = {c.name: c for c in plan(settings, LAYOUT, CLI)}["api"].argv
+    assert api[api.index("--api-port") + 1] == str(DEFAULT_API_PORT)
+    assert api[api.index("--host") + 1] == "10.0.0.5"
+    assert api[api.index("--tokens-file") + 1] == "/srv/tokens"
+    parsed = params(list(api[3:]))
+    assert parsed["port"] == DEFAULT_API_PORT
+    none = msgspec.structs.replace(SETTINGS, api_port=None)
+    assert "api" not in {c.name for c in plan(none, LAYOUT, CLI)}
 
 
 def test_no_agents_is_a_farm_without_agents() -> None:
     """``--agents 0`` plans the control plane only."""
     settings = FarmSettings(agents=0)
     assert {c.role for c in plan(settings, LAYOUT, CLI)} == {
-        Role.SCHEDULER, Role.PROJECTOR, Role.EXPORTER,
+        Role.SCHEDULER, Role.PROJECTOR, Role.EXPORTER, Role.API,
     }  # fmt: skip
 
 
