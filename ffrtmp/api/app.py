@@ -32,6 +32,7 @@ from events.errors import FfrtmpError
 from events.ids import check_id
 from ffrtmp.api import errors
 from ffrtmp.api.auth import Role, Tokens
+from ffrtmp.api.docs import render
 from ffrtmp.api.errors import NotFound
 from ffrtmp.api.jobs import JobsController
 from ffrtmp.api.state import CALLER_KEY, CONN_KEY, caller_of, conn_of
@@ -203,6 +204,12 @@ async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return request.app.openapi_schema.to_schema()
 
 
+@get("/api/docs", include_in_schema=False, media_type=MediaType.HTML)
+async def docs_page(request: Request[Any, Any, Any]) -> str:
+    """The API's routes and schemas as a page that loads nothing from elsewhere."""
+    return render(request.app.openapi_schema.to_schema())
+
+
 def create_app(where: Where, settings: ApiSettings) -> Litestar:
     """The API for the farm at ``where``."""
 
@@ -220,6 +227,7 @@ def create_app(where: Where, settings: ApiSettings) -> Litestar:
         healthz,
         readyz,
         openapi_json,
+        docs_page,
     ]
     if settings.console and CONSOLE.is_dir():
         handlers.append(
@@ -241,7 +249,7 @@ def create_app(where: Where, settings: ApiSettings) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="ffrtmp",
             version=VERSION,
-            path="/api/docs",
+            path="/api/schema",
             description="The farm over HTTP: a thin face over the log (README: HTTP API).",
         ),
         debug=False,

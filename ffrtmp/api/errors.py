@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 _AT: Final = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_]*)")
 _UNKNOWN: Final = re.compile(r"unknown field `([^`]*)`")
 _MISSING: Final = re.compile(r"missing required field `([^`]*)`")
+_PATH_END: Final = re.compile(r"[\[:.]")
 
 
 class ErrorBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -53,9 +54,14 @@ class Refused(FfrtmpError):
     """The scheduler refused the command (409): the job is not in a state that allows it."""
 
 
+def top_field(path: str) -> str:
+    """The request's field that a path names: ``labels`` for ``labels[...]`` or ``labels: k``."""
+    return _PATH_END.split(path, maxsplit=1)[0].strip()
+
+
 def error_response(status: int, message: str, field: str = "") -> Response[ErrorDocument]:
-    """An error in the API's one shape."""
-    body = ErrorDocument(ErrorBody(status=status, message=message, field=field))
+    """An error in the API's one shape; ``field`` is the request's field, however deep the fault."""
+    body = ErrorDocument(ErrorBody(status=status, message=message, field=top_field(field)))
     return Response(body, status_code=status, media_type=MediaType.JSON)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
@@ -153,16 +154,23 @@ class JobsController(Controller):
         await _existing(conn, job)
         return await job_status(conn, job)
 
-    @get("/{job:str}/events", opt={"role": Role.VIEWER})
-    async def events(
-        self, request: Request[Any, Any, Any], job: str
-    ) -> list[HistoryEntry] | ServerSentEvent:
+    @get(
+        "/{job:str}/events",
+        opt={"role": Role.VIEWER},
+        responses={
+            200: ResponseSpec(
+                data_container=list[HistoryEntry],
+                description="The history; as text/event-stream when asked: history, status, end.",
+            )
+        },
+    )
+    async def events(self, request: Request[Any, Any, Any], job: str) -> Response[Any]:
         """The job's history; with ``Accept: text/event-stream``, followed live to its end."""
         conn = conn_of(request)
         await _existing(conn, job)
         if SSE in request.headers.get("accept", ""):
             return ServerSentEvent(_messages(follow(conn, job)))
-        return await job_history(conn, job)
+        return Response(await job_history(conn, job))
 
     @get("/{job:str}/logs", opt={"role": Role.VIEWER})
     async def logs(

@@ -30,7 +30,7 @@ async def follow(conn: Conn, job: str) -> AsyncIterator[tuple[str, int, msgspec.
     async for entry in entries(conn, conn.subjects.job_events(job), follow=True, idle_s=IDLE_S):
         if entry is not None and isinstance(entry.event, JobEventBase):
             before, state, seq = state, evolve(state, entry.event), entry.seq
-            yield "history", seq, history_entry(entry, before, state)
+            yield "history", seq, history_entry(entry, entry.event, before, state)
         if entry is not None and not is_terminal(state):
             continue  # catching up: the status follows once the log is read
         live = None

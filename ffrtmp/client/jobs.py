@@ -10,9 +10,9 @@ import msgspec
 
 from agent.logs import command_of, read_log
 from events.base import JobEventBase
-from events.codec import Decoded
 from events.errors import FfrtmpError
 from events.job import JobState, evolve, initial, is_terminal
+from events.job_events import JobEvent
 from events.work import RunningJob
 from ffrtmp.client.conn import Conn
 from ffrtmp.client.follow import live_of
@@ -38,7 +38,7 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     type: str
     changes: str
     detail: str
-    event: Decoded
+    event: JobEvent
 
 
 class JobLog(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,20 +88,20 @@ async def job_history(conn: Conn, job: str) -> list[HistoryEntry]:
         if entry is None or not isinstance(entry.event, JobEventBase):
             continue
         before, state = state, evolve(state, entry.event)
-        found.append(history_entry(entry, before, state))
+        found.append(history_entry(entry, entry.event, before, state))
     return found
 
 
-def history_entry(entry: Entry, before: JobState, after: JobState) -> HistoryEntry:
-    """One event of a job's history: who wrote it, and what it changed from ``before``."""
+def history_entry(entry: Entry, event: JobEvent, before: JobState, after: JobState) -> HistoryEntry:
+    """One event (``entry``'s) of a job's history: who wrote it, what it changed from ``before``."""
     return HistoryEntry(
         seq=entry.seq,
-        at=getattr(entry.event, "at", 0.0),
+        at=event.at,
         writer=entry.writer,
-        type=event_type(entry.event),
+        type=event_type(event),
         changes=changes(before, after),
-        detail=detail(entry.event),
-        event=entry.event,
+        detail=detail(event),
+        event=event,
     )
 
 
