@@ -1,0 +1,352 @@
+"""The web console in a real browser: Debian's chromium, headless, driven by selenium.
+
+One real farm for the module (``ffrtmp up --no-live --agents 1`` with the API and console on a
+free port, real FFmpeg) and one browser. A job submitted from the page completes in the table
+and on its page; its page shows the timeline from JobSubmitted to JobCompleted; a long job is
+canceled from its page; user input (a label, a job id) holding markup shows as text and runs
+nothing. Every wait is a condition with a deadline. Without chromium the tests skip locally
+and fail in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ffrtmp.natsd import free_port
+from tests.conftest import require_nats_server
+from tests.waiting import wait_for
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+START_S = 90.0
+WAIT_S = 60.0
+_TEXT = "const n = document.querySelector(arguments[0]); return n ? n.textContent : '';"
+_ATTRIBUTE = (
+    "const n = document.querySelector(arguments[0]); return n && n.getAttribute(arguments[1]);"
+)
+_TIMELINE = """
+const column = {seq: 1, time: 2, writer: 3, type: 4, changes: 5, detail: 6}[arguments[0]];
+return [...document.querySelectorAll('#timeline-body tr')].map(
+    (row) => row.querySelector(`td:nth-child(${column})`).textContent);
+"""
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+def require_chromium() -> None:
+    """Skip when chromium or its driver is absent, unless in CI, where that is a failure."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if not missing:
+        return
+    why = f"the console's browser tests need Debian's chromium and chromium-driver: no {missing}"
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+# selenium is imported after the check: a missing browser skips rather than erroring the module.
+require_chromium()
+from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException,
+    NoSuchElementException,
+    TimeoutException,
+)
+from selenium.common.exceptions import StaleElementReferenceException as StaleElement  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+class Farm:
+    """``ffrtmp up`` with one agent and the API on a free port, and how to reach it."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.api_port = free_port()
+        self.out_path = tmp / "up.out"
+        self.out = self.out_path.open("wb")
+        nats_port, metrics_port = free_port(), free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+        argv = [
+            str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "1",
+            "--api-port", str(self.api_port), "--nats-port", str(nats_port),
+            "--metrics-port", str(metrics_port), "--data-dir", str(tmp / "farm-data"),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(  # noqa: S603 -- our own CLI
+            argv, stdout=self.out, stderr=subprocess.STDOUT, env={**env, "NO_COLOR": "1"}, cwd=tmp
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def wait_for(self, check: Callable[[], bool], what: str) -> None:
+        wait_for(check, what, START_S, poll_s=0.2, alive=[self.proc],
+                 context=lambda: self.output()[-3000:])  # fmt: skip
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/", timeout=5) as reply:  # noqa: S310
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        """POST JSON to the API, as a program would; the decoded answer."""
+        request = urllib.request.Request(  # noqa: S310 -- our own loopback API
+            f"{self.url}/api/v1{path}", data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
+            return json.loads(reply.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
+    """A real farm serving the console, until the module's tests are done."""
+    require_nats_server()
+    running = Farm(tmp_path_factory.mktemp("console"))
+    try:
+        running.wait_for(lambda: "farm ready" in running.output(), "ffrtmp up to be ready")
+        running.wait_for(running.answers, "the console to be served")
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    """Headless chromium (root in CI: no sandbox), its console messages kept."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1400,1000"):  # fmt: skip
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page(browser: webdriver.Chrome, farm: Farm) -> Iterator[Page]:
+    """The browser on the farm's console; no script error may have been logged by the end."""
+    script_errors(browser)  # drop what earlier tests left
+    yield Page(browser, farm.url)
+    assert not script_errors(browser)
+
+
+def script_errors(driver: webdriver.Chrome) -> list[str]:
+    """The uncaught script errors the browser logged since the last call."""
+    logged: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return [entry["message"] for entry in logged if "Uncaught" in entry["message"]]
+
+
+class Page:
+    """The browser, with waits on conditions and the console's elements by their ids."""
+
+    def __init__(self, driver: webdriver.Chrome, url: str) -> None:
+        self.driver, self.url = driver, url
+
+    def open(self, path: str) -> None:
+        self.driver.get(f"{self.url}/{path}")
+
+    def until(self, check: Callable[[], object], what: str, timeout_s: float = WAIT_S) -> Any:
+        """Wait for ``check`` to return something truthy; fail naming ``what`` at the deadline."""
+        try:
+            return WebDriverWait(
+                self.driver, timeout_s, poll_frequency=0.1, ignored_exceptions=[StaleElement]
+            ).until(lambda _: check())
+        except TimeoutException:
+            said = self.text("#error-text") or "(nothing)"
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}; the page says {said}")
+
+    def find(self, css: str) -> WebElement:
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def finds(self, css: str) -> list[WebElement]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def text(self, css: str) -> str:
+        """The first match's text content, read in one step (rows are redrawn as they poll)."""
+        return str(self.script(_TEXT, css))
+
+    def attribute(self, css: str, name: str) -> str | None:
+        """An attribute of the first match (None when absent), read in one step."""
+        found = self.script(_ATTRIBUTE, css, name)
+        return None if found is None else str(found)
+
+    def click(self, css: str) -> None:
+        """Click the first match, found again if a poll redrew it meanwhile."""
+
+        def clicked() -> bool:
+            try:
+                self.find(css).click()
+            except (StaleElement, NoSuchElementException):
+                return False
+            return True
+
+        self.until(clicked, f"{css} to be clicked")
+
+    def type(self, css: str, value: str) -> None:
+        box = self.find(css)
+        box.clear()
+        box.send_keys(value)
+
+    def script(self, code: str, *args: object) -> Any:
+        return self.driver.execute_script(code, *args)
+
+    def submit_job(self, **fields: str) -> str:
+        """Fill the submit form (by field id suffix), submit, and return the new job's id."""
+        self.until(lambda: self.finds("#jobs-body tr"), "the jobs table to load")
+        for name, value in fields.items():
+            self.type(f"#submit-{name}", value)
+        self.click("#submit-button")
+        self.until(lambda: self.attribute("#notice [data-job]", "data-job"), "the submit's notice")
+        return str(self.attribute("#notice [data-job]", "data-job"))
+
+    def job_status(self) -> str:
+        return self.text("#job-status [data-testid=status]")
+
+    def timeline(self, column: str = "type") -> list[str]:
+        """The timeline's rows: each one's event type, or the text of one of its cells."""
+        return list(self.script(_TIMELINE, column))
+
+
+def subsequence(wanted: list[str], got: list[str]) -> bool:
+    """Whether ``wanted`` appears in ``got`` in order, other items between allowed."""
+    rest = iter(got)
+    return all(item in rest for item in wanted)
+
+
+@pytest.mark.timeout(120)
+def test_a_job_submitted_from_the_page_completes_in_the_table_and_on_its_page(page: Page) -> None:
+    """Submit from the form: the job's row and then its page (via the row's link) say completed."""
+    page.open("")
+    job = page.submit_job(scenario="480p-h264", input="testsrc2", output="none", duration="0.5")
+    row = f"#jobs-body tr[data-job='{job}']"
+    page.until(lambda: page.text(f"{row} [data-testid=status]") == "completed",
+               f"job {job}'s row to say completed")  # fmt: skip
+    assert page.text(f"{row} td:nth-child(3)") == "480p-h264"
+    page.click(f"{row} a.job-id")
+    page.until(lambda: page.job_status() == "completed", f"job {job}'s page to say completed")
+    assert page.text("#job-id") == job
+    assert page.text("#fields [data-field=scenario]") == "480p-h264"
+    assert page.attribute("#progress-bar", "value") == "100"
+
+
+@pytest.mark.timeout(120)
+def test_the_job_page_shows_its_timeline_command_and_log(page: Page, farm: Farm) -> None:
+    """A completed job's page lists its events in order with writers, its command and its log."""
+    reply = farm.post("/jobs", {"scenario": "480p-h264", "duration_s": 0.5})
+    job = reply["job"]["job"]
+    page.open(f"job.html?id={job}")
+    wanted = ["JobSubmitted", "JobAssigned", "JobStarted", "JobCompleted"]
+    page.until(lambda: subsequence(wanted, page.timeline()), f"the timeline {wanted}")
+    page.until(lambda: page.job_status() == "completed", "the page to say completed")
+    seqs = [int(seq) for seq in page.timeline("seq")]
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs), "an event is listed once, however often it streamed"
+    assert any("attempt 1 on local-1" in detail for detail in page.timeline("detail"))
+    assert all(page.timeline("writer")), "every event names its writer"
+    page.until(lambda: "ffmpeg" in page.text("#command"), "the FFmpeg command line")
+    page.until(lambda: page.text("#log") not in ("", "(no log stored yet)"), "the log tail")
+    enabled = page.script("return document.querySelectorAll('#actions button:enabled').length")
+    assert enabled == 0, "a completed job has no action left"
+
+
+@pytest.mark.timeout(120)
+def test_a_long_job_is_canceled_from_its_page(page: Page, farm: Farm) -> None:
+    """A 600 s test-pattern job, running, is canceled with its page's button and shows canceled."""
+    job = farm.post("/jobs", {"scenario": "480p-h264", "input": "testsrc2", "duration_s": 600})
+    job_id = job["job"]["job"]
+    page.open(f"job.html?id={job_id}")
+    page.until(lambda: page.job_status() == "running", "the long job to run")
+    page.until(lambda: "fps" in page.text("#progress-text"), "live progress (fps) to show")
+    page.until(lambda: page.find("#action-cancel").is_enabled(), "the cancel button")
+    page.click("#action-cancel")
+    page.until(lambda: page.job_status() == "canceled", "the job to be canceled")
+    assert "CancelJob" in page.text("#notice")
+    page.until(lambda: page.find("#action-retry").is_enabled(), "retry, offered once canceled")
+    page.until(lambda: "JobCanceled" in page.timeline(), "JobCanceled in the timeline")
+    page.open("")
+    row = f"#jobs-body tr[data-job='{job_id}'] [data-testid=status]"
+    page.until(lambda: page.text(row) == "canceled", "the table to say canceled")
+
+
+@pytest.mark.timeout(120)
+def test_markup_in_a_label_or_a_job_id_shows_as_text_and_runs_nothing(page: Page) -> None:
+    """A label and a job id holding <script> and <img onerror> show as text; no script runs."""
+    page.open("")
+    job = page.submit_job(labels=f"note={XSS}", duration="0.5")
+    page.open(f"job.html?id={job}")
+    page.until(lambda: XSS in page.text("#fields [data-field=labels]"), "the label, as text")
+    page.open("")
+    page.type("#submit-labels", "")
+    page.type("#submit-id", XSS)
+    page.click("#submit-button")
+    page.until(lambda: page.find("#error").is_displayed(), "the bad id's error")
+    assert XSS[:40] in page.text("#error-text")
+    assert page.attribute("#submit-id", "aria-invalid") == "true"
+    page.open(f"job.html?id={urllib.parse.quote(XSS)}")
+    page.until(lambda: page.find("#error").is_displayed(), "the unknown job's error")
+    assert page.text("#job-id") == XSS
+    assert page.script("return window.__pwned") is None
+    assert page.script("return document.querySelectorAll('main script, main img').length") == 0
+    with pytest.raises(NoAlertPresentException):
+        page.driver.switch_to.alert.accept()
+
+
+@pytest.mark.timeout(120)
+def test_the_nodes_page_lists_the_agent_and_drains_and_clears_it(page: Page) -> None:
+    """The local agent shows online with its heartbeat's age; drain, then clear, take effect."""
+    page.open("nodes.html")
+    row = "#nodes-body tr[data-node='local-1']"
+    page.until(lambda: page.text(f"{row} [data-testid=status]") == "online", "local-1 online")
+    assert "ago" in page.text(f"{row} td:nth-child(9)")
+    page.click(f"{row} button[data-action=drain]")
+    page.until(lambda: "draining" in page.text("#notice") or "drained" in page.text(row),
+               "the drain to be recorded")  # fmt: skip
+    page.until(lambda: page.text(f"{row} [data-testid=status]").startswith("drain"), "drained")
+    page.click(f"{row} button[data-action=clear]")
+    page.until(lambda: page.text(f"{row} [data-testid=status]") == "online", "online again")
+
+
+@pytest.mark.timeout(120)
+def test_the_sql_box_shows_a_query_as_a_table(page: Page) -> None:
+    """A read-only query's columns and rows show as a table; a write is refused with a message."""
+    page.open("sql.html")
+    page.type("#sql", "SELECT 1 + 1 AS two, '<b>x</b>' AS markup")
+    page.click("#sql-run")
+    page.until(lambda: page.finds("#sql-result tbody tr"), "the result table")
+    assert [th.text for th in page.finds("#sql-result th")] == ["two", "markup"]
+    assert [td.text for td in page.finds("#sql-result td")] == ["2", "<b>x</b>"]
+    page.type("#sql", "DROP TABLE jobs")
+    page.click("#sql-run")
+    page.until(lambda: page.find("#error").is_displayed(), "the refusal")
+    assert page.text("#error-text")
