@@ -51,7 +51,7 @@ def require_chromium() -> None:
     why = f"the console's browser tests need Debian's chromium and chromium-driver: no {missing}"
     if os.environ.get("CI"):
         pytest.fail(why)
-    pytest.skip(why)
+    pytest.skip(why, allow_module_level=True)
 
 
 # selenium is imported after the check: a missing browser skips rather than erroring the module.
@@ -297,6 +297,21 @@ def test_a_long_job_is_canceled_from_its_page(page: Page, farm: Farm) -> None:
     page.open("")
     row = f"#jobs-body tr[data-job='{job_id}'] [data-testid=status]"
     page.until(lambda: page.text(row) == "canceled", "the table to say canceled")
+
+
+@pytest.mark.timeout(120)
+def test_a_job_waiting_for_approval_shows_its_prompt_and_runs_once_approved(page: Page) -> None:
+    """Submitted with "needs approval": its page asks the prompt; approve, and it completes."""
+    page.open("")
+    page.click("#submit-approval")
+    job = page.submit_job(prompt="Ship it?", duration="0.5")
+    page.open(f"job.html?id={job}")
+    page.until(lambda: page.job_status() == "pending", "the job to wait for approval")
+    page.until(lambda: page.text("#prompt-text") == "Ship it?", "the prompt to show")
+    page.type("#answer", "looks right")
+    page.click("#action-approve")
+    page.until(lambda: page.job_status() == "completed", "the approved job to complete")
+    assert "JobInputReceived" in page.timeline()
 
 
 @pytest.mark.timeout(120)

@@ -87,7 +87,8 @@ function renderStatus(reply) {
   renderFields(job);
   renderProgress(job, reply.live);
   renderActions(job.status);
-  fill(byId("command"), reply.command || "(not run yet)");
+  if (reply.command) fill(byId("command"), reply.command);
+  else if (!byId("command").textContent) fill(byId("command"), "(not run yet)");
   loadLog(job);
   loadPrompt(job);
 }
@@ -123,11 +124,22 @@ async function loadLog(job, force) {
   }
   logShown = key;
   fill(byId("log-attempt"), `attempt ${job.attempt}`);
+  loadCommand();
   try {
     const reply = await request("GET", `${jobPath}/logs${query({ attempt: job.attempt })}`);
     fill(byId("log"), tail(reply.log, LOG_LINES) || "(empty)");
   } catch (error) {
     fill(byId("log"), error.status === 404 ? "(no log stored yet)" : `(log unavailable: ${error.message})`);
+  }
+}
+
+/** The attempt's command line: streamed states leave it out, the job's own document has it. */
+async function loadCommand() {
+  try {
+    const reply = await request("GET", jobPath);
+    if (reply.command) fill(byId("command"), reply.command);
+  } catch (_) {
+    // the next change of attempt or status asks again
   }
 }
 

@@ -72,7 +72,8 @@ function nodeRow(node) {
 /** Keep a row whose reason field is being typed in; redraw the others. */
 function renderNodes(nodes) {
   const body = byId("nodes-body");
-  const typing = document.activeElement && document.activeElement.closest("tr[data-node]");
+  const active = document.activeElement;
+  const typing = active && active.matches("input") ? active.closest("tr[data-node]") : null;
   if (!nodes.length) {
     fill(body, el("tr", {}, el("td", { colspan: 10, class: "empty" }, "no nodes have registered")));
     return;
