@@ -21,14 +21,14 @@ from events.commands import CancelJob, PauseJob, RespondToJob, ResumeJob, RetryJ
 from events.enums import JobStatus, Priority, Queue
 from events.errors import InvalidSpec
 from events.ids import check_id
-from events.job import JobState
+from events.job import JobState, initial
 from events.spec import JobSpec, validate
 from ffrtmp.api.auth import Role
 from ffrtmp.api.errors import NotFound, Refused
 from ffrtmp.api.state import caller_of, conn_of
 from ffrtmp.api.stream import follow
 from ffrtmp.client.conn import Conn, command_id
-from ffrtmp.client.decision import DECISION_WAIT_S, Decided, send_and_report
+from ffrtmp.client.decision import DECISION_WAIT_S, Decided, send_and_decide, send_and_report
 from ffrtmp.client.joblist import JobFilter, Listing, list_jobs
 from ffrtmp.client.jobs import HistoryEntry, JobLog, StatusJson, job_history, job_log, job_status
 from ffrtmp.client.read import load_job
@@ -110,15 +110,18 @@ class JobsController(Controller):
         spec = _spec_of(data)
         job = check_id(data.id) if data.id is not None else command_id()
         if data.id is not None:
-            state, events = await load_job(conn, job)
-            if events and state.spec is not None:
-                return Response(Submitted(job=state, decision=None), status_code=200)
+            existing, events = await load_job(conn, job)
+            if events and existing.spec is not None:
+                return Response(Submitted(job=existing, decision=None), status_code=200)
         command = SubmitJob(id=command_id(), job=job, at=time.time(), by=caller.name, spec=spec)
-        decided = await send_and_report(conn, command, DECISION_WAIT_S)
-        state, _ = await load_job(conn, job)
-        if decided.refused and state.spec is not None and data.id is not None:
-            return Response(Submitted(job=state, decision=None), status_code=200)  # a race of two
+        decided, state = await send_and_decide(conn, command, DECISION_WAIT_S)
+        if decided.refused and data.id is not None:  # a race of two submits with one id
+            existing, _ = await load_job(conn, job)
+            if existing.spec is not None:
+                return Response(Submitted(job=existing, decision=None), status_code=200)
         _decided(decided)
+        if state is None:  # stored, not yet decided: the job has no event yet
+            return Response(Submitted(job=initial(job), decision=decided), status_code=202)
         return Response(Submitted(job=state, decision=decided), status_code=201)
 
     @get("/", opt={"role": Role.VIEWER})

@@ -12,18 +12,16 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from statistics import median
 from typing import Final
 
 import msgspec
 
 from events.errors import FfrtmpError
-from ffrtmp.bench.harness import embedded_server
+from ffrtmp.bench.harness import embedded_server, ffrtmp_command
 from ffrtmp.lifeline import end
 
 PREFIX: Final = "benchcli"
@@ -48,12 +46,6 @@ class CliReport(msgspec.Struct, frozen=True, kw_only=True):
     bulk_jobs: int
     bulk_s: float
     bulk_jobs_per_s: float
-
-
-def ffrtmp_command() -> list[str]:
-    """The installed ``ffrtmp`` beside this interpreter, else the module."""
-    script = Path(sys.executable).with_name("ffrtmp")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ffrtmp.cli"]
 
 
 def _timed(argv: list[str], env: dict[str, str], stdin: str | None = None) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -57,3 +58,9 @@ async def interleaved(rounds: int, measures: Mapping[str, Measure]) -> dict[str,
         for name in round_order(index, list(measures)):
             rates[name].append(await measures[name](index))
     return rates
+
+
+def ffrtmp_command() -> list[str]:
+    """The installed ``ffrtmp`` beside this interpreter, else the module."""
+    script = Path(sys.executable).with_name("ffrtmp")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ffrtmp.cli"]

@@ -86,7 +86,7 @@ async def _serve(where: Target, host: str, port: int, settings: ApiSettings) -> 
     async with connect(where):
         pass  # an unreachable farm is one line here, not a traceback from the lifespan
     try:
-        listening = socket.create_server((host, port), reuse_port=False)
+        listening = _listen(host, port)
     except OSError as exc:
         raise FfrtmpError(f"the API cannot listen on {host}:{port}: {exc.strerror}") from None
     app_ = create_app(where, settings)
@@ -97,6 +97,26 @@ async def _serve(where: Target, host: str, port: int, settings: ApiSettings) -> 
     with listening:
         await server.serve(sockets=[listening])
     typer.echo("api stopped")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket made as uvicorn would, with its protocol named.
+
+    asyncio sets TCP_NODELAY only on sockets whose ``proto`` is TCP; ``socket.create_server``
+    leaves it 0, and every keep-alive answer then waited 40 ms for a delayed ACK (Nagle).
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 @app.command()

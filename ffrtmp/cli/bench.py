@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ffrtmp.bench.api import ApiBenchSettings, bench_api
 from ffrtmp.bench.append import AppendSettings, bench_append
 from ffrtmp.bench.cluster import ClusterBenchSettings, bench_cluster
 from ffrtmp.bench.commandline import TARGETS as CLI_TARGETS
@@ -57,6 +58,7 @@ _PROJECTIONS = ProjectionsBenchSettings()
 _LISTING = ListingBenchSettings()
 _CLI = CliBenchSettings()
 _CLUSTER = ClusterBenchSettings()
+_API = ApiBenchSettings()
 
 
 @app.command()
@@ -247,6 +249,29 @@ def cli_(
     settings = CliBenchSettings(runs=runs, bulk_jobs=bulk_jobs)
     report = _run(lambda: bench_cli(settings), as_json, "timing the CLI against a farm")
     _report(as_json, "ffrtmp bench cli: whole processes", report, CLI_TARGETS)
+
+
+@app.command()
+def api(
+    rate: Annotated[float, typer.Option(min=1, help="Offered submits a second.")] = _API.rate,
+    requests: Annotated[
+        int, typer.Option(min=10, help="Submits a round, each way.")
+    ] = _API.requests,
+    rounds: Rounds = _API.rounds,
+    streams: Annotated[int, typer.Option(min=1, help="Event streams held at once.")] = _API.streams,
+    hold_s: Annotated[float, typer.Option(min=1, help="How long they are held.")] = _API.hold_s,
+    output: AsOutput = Output.TABLE,
+) -> None:
+    """The HTTP API: submit latency against the same submit over NATS, and held event streams.
+
+    Example: ffrtmp bench api --rate 200 --streams 100 --hold-s 60 --output json
+    """
+    as_json = output is Output.JSON
+    settings = ApiBenchSettings(
+        rate=rate, requests=requests, rounds=rounds, streams=streams, hold_s=hold_s
+    )
+    report = _run(lambda: bench_api(settings), as_json, "timing the HTTP API against a farm")
+    _report(as_json, "ffrtmp bench api: submits and event streams", report, {})
 
 
 @app.command()

@@ -96,6 +96,17 @@ async def send_and_report(
     conn: Conn, command: OperatorCommandBase, wait_s: float = DECISION_WAIT_S
 ) -> Decided:
     """Send a command about a job and report the decision (the caller resolved the id)."""
+    decided, _ = await send_and_decide(conn, command, wait_s)
+    return decided
+
+
+async def send_and_decide(
+    conn: Conn, command: OperatorCommandBase, wait_s: float = DECISION_WAIT_S
+) -> tuple[Decided, JobState | None]:
+    """The decision, and the job's state after it; None while undecided.
+
+    For a submit the state is the whole job's: its one event is the job's first.
+    """
     after = await conn.store.last_seq() if isinstance(command, SubmitJob) else None
     await conn.send(command)
     outcome = (
@@ -111,7 +122,7 @@ async def send_and_report(
             command_id=command.id,
             decided=False,
             message=await undecided(conn, wait_s),
-        )
+        ), None
     state, produced = outcome
     refusal = next((e for e in produced if isinstance(e, CommandRefused)), None)
     message = refusal.reason if refusal else "; ".join(filter(None, map(detail, produced)))
@@ -126,4 +137,4 @@ async def send_and_report(
         status=str(state.status),
         events=[event_type(e) for e in produced],
         message=message,
-    )
+    ), state
