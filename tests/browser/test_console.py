@@ -40,6 +40,19 @@ const column = {seq: 1, time: 2, writer: 3, type: 4, changes: 5, detail: 6}[argu
 return [...document.querySelectorAll('#timeline-body tr')].map(
     (row) => row.querySelector(`td:nth-child(${column})`).textContent);
 """
+VIEWER_TOKEN = "viewer-token-0123456789"  # noqa: S105 -- a test farm's own
+OPERATOR_TOKEN = "operator-token-0123456789"  # noqa: S105 -- as above
+_STATUSES = (
+    "return [...document.querySelectorAll('#jobs-body [data-testid=status]')]"
+    ".map((n) => n.textContent);"
+)
+_PARSE = """
+const found = [];
+const parser = sseParser((event) => found.push(event));
+arguments[0].forEach((chunk) => parser.push(chunk));
+parser.end();
+return found;
+"""
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
@@ -69,20 +82,15 @@ from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-class Farm:
-    """``ffrtmp up`` with one agent and the API on a free port, and how to reach it."""
+class Served:
+    """A process serving the API and the console on a free port, and how to reach it."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.api_port = free_port()
-        self.out_path = tmp / "up.out"
+    def __init__(self, tmp: Path, args: list[str], port: int) -> None:
+        self.api_port = port
+        self.out_path = tmp / "out.log"
         self.out = self.out_path.open("wb")
-        nats_port, metrics_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
-        argv = [
-            str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "1",
-            "--api-port", str(self.api_port), "--nats-port", str(nats_port),
-            "--metrics-port", str(metrics_port), "--data-dir", str(tmp / "farm-data"),
-        ]  # fmt: skip
+        argv = [str(Path(sys.executable).parent / "ffrtmp"), *args]
         self.proc = subprocess.Popen(  # noqa: S603 -- our own CLI
             argv, stdout=self.out, stderr=subprocess.STDOUT, env={**env, "NO_COLOR": "1"}, cwd=tmp
         )
@@ -124,6 +132,19 @@ class Farm:
         self.out.close()
 
 
+class Farm(Served):
+    """``ffrtmp up`` with one agent, its API open on loopback."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.nats_port, metrics_port, api_port = free_port(), free_port(), free_port()
+        args = [
+            "up", "--no-live", "--agents", "1", "--api-port", str(api_port),
+            "--nats-port", str(self.nats_port), "--metrics-port", str(metrics_port),
+            "--data-dir", str(tmp / "farm-data"),
+        ]  # fmt: skip
+        super().__init__(tmp, args, api_port)
+
+
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     """A real farm serving the console, until the module's tests are done."""
@@ -132,6 +153,24 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     try:
         running.wait_for(lambda: "farm ready" in running.output(), "ffrtmp up to be ready")
         running.wait_for(running.answers, "the console to be served")
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def secured(farm: Farm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A second API on the same farm that asks for tokens: a viewer's and an operator's."""
+    tmp = tmp_path_factory.mktemp("secured")
+    tokens = tmp / "tokens"
+    tokens.write_text(f"viewer:eve:{VIEWER_TOKEN}\noperator:olga:{OPERATOR_TOKEN}\n")
+    tokens.chmod(0o600)
+    port = free_port()
+    nats = f"nats://127.0.0.1:{farm.nats_port}"
+    args = ["api", "run", "--nats", nats, "--port", str(port), "--tokens-file", str(tokens)]
+    running = Served(tmp, args, port)
+    try:
+        running.wait_for(running.answers, "the secured API to serve the console")
         yield running
     finally:
         running.stop()
@@ -365,3 +404,54 @@ def test_the_sql_box_shows_a_query_as_a_table(page: Page) -> None:
     page.click("#sql-run")
     page.until(lambda: page.find("#error").is_displayed(), "the refusal")
     assert page.text("#error-text")
+
+
+@pytest.mark.timeout(120)
+def test_a_secured_api_asks_for_a_token_and_a_viewer_may_not_submit(
+    browser: webdriver.Chrome, secured: Served
+) -> None:
+    """A 401 asks for a token; a viewer's reads, its submit shows the 403; an operator's submits."""
+    page = Page(browser, secured.url)
+    page.open("")
+    page.until(lambda: page.find("#token-form").is_displayed(), "the token prompt")
+    assert "bearer token" in page.text("#error-text")
+    page.type("#token-input", VIEWER_TOKEN)
+    page.click("#token-form button[type=submit]")
+    page.until(lambda: " of " in page.text("#jobs-meta"), "the jobs table, read as a viewer")
+    assert not page.find("#error").is_displayed()
+    page.click("#submit-button")
+    page.until(lambda: page.find("#error").is_displayed(), "the viewer's submit to be refused")
+    assert "role viewer may not do this" in page.text("#error-text")
+    page.click("#token-button")
+    page.type("#token-input", OPERATOR_TOKEN)
+    page.click("#token-form button[type=submit]")
+    job = page.submit_job(duration="0.5")
+    assert job
+    assert script_errors(browser) == []
+
+
+@pytest.mark.timeout(120)
+def test_the_status_filter_narrows_the_table(page: Page, farm: Farm) -> None:
+    """Ticking "completed" shows only completed jobs, and the address keeps the filter."""
+    job = farm.post("/jobs", {"scenario": "480p-h264", "duration_s": 0.5})["job"]["job"]
+    page.open("")
+    row = f"#jobs-body tr[data-job='{job}'] [data-testid=status]"
+    page.until(lambda: page.text(row) == "completed", "the new job to complete")
+    page.click("#filter-status input[value=completed]")
+    page.until(lambda: "status=completed" in page.driver.current_url, "the filter in the address")
+    page.until(lambda: set(page.script(_STATUSES)) == {"completed"}, "only completed rows")
+    page.click("#filter-status input[value=completed]")
+    page.click("#filter-status input[value=canceled]")
+    page.until(lambda: set(page.script(_STATUSES)) <= {"canceled"}, "only canceled rows")
+    assert page.text(row) == ""
+
+
+def test_the_event_stream_parser_joins_chunks_split_anywhere(page: Page) -> None:
+    """Events split across reads, CRLF line ends, comments and multi-line data parse whole."""
+    page.open("sql.html")
+    parsed = page.script(_PARSE, ["event: history\r\nid: 7\r\nda", 'ta: {"a":', "1}\r\n\r",
+                                  "\n: keep-alive\n\nevent: end\ndata: x\ndata: y\n"])  # fmt: skip
+    assert parsed == [
+        {"event": "history", "data": '{"a":1}', "id": "7"},
+        {"event": "end", "data": "x\ny", "id": "7"},
+    ]
