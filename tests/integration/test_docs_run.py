@@ -38,6 +38,7 @@ class Farm:
 
     def __init__(self, root: Path) -> None:
         self.root, self.url = root, f"nats://127.0.0.1:{free_port()}"
+        self.api_port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")},
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -48,7 +49,7 @@ class Farm:
         argv = [
             str(BIN / "ffrtmp"), "up", "--agents", "1", "--no-live",
             "--nats-port", self.url.rsplit(":", 1)[1], "--metrics-port", str(free_port()),
-            "--api-port", str(free_port()),
+            "--api-port", str(self.api_port),
             "--data-dir", str(root / "farm"),
         ]  # fmt: skip
         self.log = (root / "up.out").open("wb")
@@ -123,6 +124,22 @@ def test_the_api_python_example_submits_follows_and_asks_sql(farm: Farm) -> None
     assert "JobCompleted" in done.stdout, done.stdout
     assert "{'result': {'columns': ['answer']" in done.stdout, done.stdout
     assert "'rows': [[42]]" in done.stdout, done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_http_curl_flow_runs_as_written(farm: Farm) -> None:
+    """docs/http.md's curl lines, in order, against this farm's API: each exits 0 (curl -f)."""
+    (block,) = [b for b in unskipped("bash") if b.path == "docs/http.md" and "curl " in b.body]
+    lines = [line for line in block.body.splitlines() if line.startswith("curl ")]
+    assert len(lines) >= 8
+    here = f"127.0.0.1:{farm.api_port}"
+    for line in lines:
+        assert "127.0.0.1:8080" in line, line
+        done = farm.bash(f"export TOKEN=docs; {line.replace('127.0.0.1:8080', here)}", 120)
+        assert done.returncode == 0, f"{block.where}: {line}\n{done.stdout}{done.stderr}"
+    answer = farm.bash(f"curl -fsS http://{here}/api/v1/jobs/docs-http-2")
+    assert '"approval_required":true' in answer.stdout
+    assert '"status":"pending"' not in answer.stdout  # answered: it ran
 
 
 @pytest.mark.parametrize(
