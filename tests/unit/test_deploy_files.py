@@ -64,7 +64,7 @@ def container_ports(service: dict[str, Any]) -> set[int]:
 def test_compose_wires_the_whole_farm() -> None:
     """NATS, two schedulers, projector, exporter, CPU and GPU agents, Prometheus, Grafana."""
     wanted = {"nats", "scheduler-1", "scheduler-2", "projector", "exporter", "agent-cpu-1"}
-    wanted |= {"agent-gpu", "prometheus", "grafana"}
+    wanted |= {"agent-gpu", "prometheus", "grafana", "api"}
     assert wanted <= set(SERVICES)
     runs = {name: service["command"][:2] for name, service in OURS.items()}
     assert runs["scheduler-1"] == runs["scheduler-2"] == ["scheduler", "run"]
@@ -87,7 +87,12 @@ def test_what_others_wait_for_has_a_healthcheck() -> None:
 
 
 PROBE = re.compile(r"urlopen\('http://localhost:(\d+)(/[a-z]+)[?']")
-PATHS = {"server": "/jsz", "exporter": "/metrics", "agent": "/health"}  # jsz: the setup's buckets
+PATHS = {
+    "server": "/jsz",
+    "exporter": "/metrics",
+    "agent": "/health",
+    "api": "/readyz",
+}  # jsz: the setup's buckets
 
 
 @pytest.mark.parametrize("name", sorted(n for n, s in OURS.items() if "healthcheck" in s))
@@ -247,3 +252,14 @@ def test_dockerfile_copies_what_exists_and_runs_ffrtmp() -> None:
     assert 'ENTRYPOINT ["ffrtmp"]' in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert not set(sources) & set(ignored)
+
+
+def test_an_api_on_every_interface_is_given_tokens() -> None:
+    """The API refuses to start beyond loopback without tokens: compose must pass them."""
+    apis = {n: s for n, s in OURS.items() if s["command"][:2] == ["api", "run"]}
+    assert apis
+    for name, service in apis.items():
+        parsed = params(service["command"])
+        assert parsed["host"] == "0.0.0.0", name  # noqa: S104 -- what a container must listen on
+        tokens = service.get("environment", {}).get("FFRTMP_API_TOKENS", "")
+        assert tokens.startswith("${FFRTMP_API_TOKENS:?"), f"{name}: no tokens, it would not start"
