@@ -13,6 +13,7 @@ may have printed a password.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -22,6 +23,7 @@ import urllib.request
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -157,6 +159,32 @@ def metrics(port: int) -> str:
         return ""
 
 
+def _http(url: str, body: dict[str, object] | None = None) -> dict[str, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310 -- our own API
+        return dict(json.loads(reply.read()))
+
+
+def _the_api_works_as_the_operator(base: str) -> None:
+    """The API, as the ``operator`` user: it reads the job, submits one that completes, lists."""
+    assert _http(f"{base}/api/v1/jobs/secjob")["job"]["status"] == "completed"
+    spec = {"id": "secapi", "scenario": "480p-h264", "duration_s": 1}
+    assert _http(f"{base}/api/v1/jobs", spec)["decision"]["decided"] is True
+    wait_for(lambda: _http(f"{base}/api/v1/jobs/secapi")["job"]["status"] == "completed",
+             "the API's job", DEADLINE_S, poll_s=0.2)  # fmt: skip
+    assert "ffmpeg" in _http(f"{base}/api/v1/jobs/secapi")["command"]
+    assert [node["id"] for node in _http_list(f"{base}/api/v1/nodes")] == [AGENT]
+    answer = _http(f"{base}/api/v1/sql", {"sql": "SELECT count(*) AS n FROM jobs"})
+    assert answer["columns"] == ["n"]
+    assert answer["rows"][0][0] in {1, 2}  # the projector may not have the API's job yet
+
+
+def _http_list(url: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(url, timeout=30) as reply:  # noqa: S310 -- our own API
+        return list(json.loads(reply.read()))
+
+
 @pytest.mark.timeout(240)
 def test_a_job_completes_with_every_process_as_its_own_user(farm: Farm) -> None:
     """Setup, scheduler, real agent, projector, exporter and CLI, each its own user: it works."""
@@ -171,8 +199,11 @@ def test_a_job_completes_with_every_process_as_its_own_user(farm: Farm) -> None:
     port = free_port()
     farm.start("exporter", "exporter", "exporter", "run", "--port", str(port), "--host",
                "127.0.0.1")  # fmt: skip
+    api = free_port()
+    farm.start("api", "operator", "api", "run", "--api-port", str(api))
     farm.wait_log("agent", "health on port")
     farm.wait_log("scheduler", "scheduler ")
+    farm.wait_log("api", "api on ")
     job = "secjob"
     done = farm.run("operator", "jobs", "submit", "--id", job, "--scenario", "480p-h264",
                     "--duration", "1", "--wait", "--wait-timeout-s", "80")  # fmt: skip
@@ -191,6 +222,7 @@ def test_a_job_completes_with_every_process_as_its_own_user(farm: Farm) -> None:
     wait_for(lambda: 'ffrtmp_jobs_by_state{state="completed"} 1.0' in metrics(port),
              "the exporter", DEADLINE_S, poll_s=0.1)  # fmt: skip
     assert f'agent="{AGENT}"' in metrics(port)
+    _the_api_works_as_the_operator(f"http://127.0.0.1:{api}")
     assert farm.server is not None
     server_log = farm.server.log_path.read_text(errors="replace")
     assert "Permissions Violation" not in server_log, server_log[-3000:]
