@@ -313,10 +313,29 @@ def test_the_job_page_shows_its_timeline_command_and_log(page: Page, farm: Farm)
     assert len(set(seqs)) == len(seqs), "an event is listed once, however often it streamed"
     assert any("attempt 1 on local-1" in detail for detail in page.timeline("detail"))
     assert all(page.timeline("writer")), "every event names its writer"
+    attempt = "#attempts-body tr[data-attempt='1']"
+    assert page.text(f"{attempt} td:nth-child(2)") == "local-1"
+    assert page.text(f"{attempt} td.outcome") == "completed"
     page.until(lambda: "ffmpeg" in page.text("#command"), "the FFmpeg command line")
     page.until(lambda: page.text("#log") not in ("", "(no log stored yet)"), "the log tail")
     enabled = page.script("return document.querySelectorAll('#actions button:enabled').length")
     assert enabled == 0, "a completed job has no action left"
+
+
+@pytest.mark.timeout(120)
+def test_a_failed_job_says_why_and_where_its_attempt_ran(page: Page, farm: Farm) -> None:
+    """A job whose input is missing fails: its attempt, its agent and the reason show."""
+    missing = "/nonexistent/console-test.mp4"
+    job = farm.post("/jobs", {"scenario": "480p-h264", "input": missing})["job"]["job"]
+    page.open(f"job.html?id={job}")
+    page.until(lambda: page.job_status() == "failed", "the job to fail")
+    assert page.text("#fields [data-field=reason]") == "user_error"
+    assert missing in page.text("#fields [data-field=message]")
+    attempt = "#attempts-body tr[data-attempt='1']"
+    page.until(lambda: page.text(f"{attempt} td.outcome") == "failed", "the failed attempt")
+    assert page.text(f"{attempt} td:nth-child(2)") == "local-1"
+    assert missing in page.text(f"{attempt} td.why")
+    page.until(lambda: page.find("#action-retry").is_enabled(), "retry, offered once failed")
 
 
 @pytest.mark.timeout(120)

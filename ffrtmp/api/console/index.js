@@ -60,8 +60,8 @@ function jobRow(row) {
     el("td", {}, row.agent),
     el("td", { class: "num" }, row.attempt ? String(row.attempt) : ""),
     progressCell(row),
-    el("td", {}, fmtTime(row.submitted_at)),
-    el("td", {}, fmtTime(row.finished_at)),
+    el("td", { class: "time" }, fmtTime(row.submitted_at)),
+    el("td", { class: "time" }, fmtTime(row.finished_at)),
     el("td", { class: "why" }, why),
   );
 }

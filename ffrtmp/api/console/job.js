@@ -6,12 +6,18 @@ const LOG_LINES = 200;
 const jobId = new URLSearchParams(location.search).get("id") || "";
 const jobPath = `/jobs/${encodeURIComponent(jobId)}`;
 const seen = new Set();
+const history = []; // every entry seen, in seq order: the attempts are read from it
 let ended = false;
 let following = false;
 let logShown = "";
 let promptShown = "";
 
 // Which actions apply in which status (the decider has the last word: a refusal is shown).
+const OUTCOMES = {
+  JobCompleted: "completed", JobRetrying: "failed, retrying", JobFailed: "failed",
+  JobTimedOut: "timed out", JobCanceled: "canceled",
+};
+
 const ACTIONS = {
   cancel: (s) => !TERMINAL.has(s) && s !== "new",
   pause: (s) => ["queued", "assigned", "running", "retrying"].includes(s),
@@ -98,7 +104,7 @@ function addHistory(entry) {
   seen.add(entry.seq);
   const row = el("tr", { "data-seq": entry.seq, "data-type": entry.type, "data-testid": "event-row" },
     el("td", { class: "num" }, String(entry.seq)),
-    el("td", {}, fmtTime(entry.at)),
+    el("td", { class: "time" }, fmtTime(entry.at)),
     el("td", {}, entry.writer),
     el("td", { class: "event-type" }, entry.type),
     el("td", {}, entry.changes),
@@ -107,6 +113,45 @@ function addHistory(entry) {
   const body = byId("timeline-body");
   const later = [...body.rows].find((other) => Number(other.dataset.seq) > entry.seq);
   body.insertBefore(row, later || null);
+  const at = history.findIndex((other) => other.seq > entry.seq);
+  history.splice(at < 0 ? history.length : at, 0, entry);
+  renderAttempts();
+}
+
+/** Each attempt from the history: where it ran, when, and how it ended (and why). */
+function attemptsOf(entries) {
+  const found = new Map();
+  let current = null;
+  for (const entry of entries) {
+    const event = entry.event || {};
+    if (entry.type === "JobAssigned") {
+      const gpu = event.gpu === null || event.gpu === undefined ? "" : ` gpu ${event.gpu}`;
+      current = { attempt: event.attempt, where: `${event.agent}${gpu}`, at: entry.at,
+        outcome: "assigned", detail: "", done: false };
+      found.set(event.attempt, current);
+      continue;
+    }
+    const attempt = typeof event.attempt === "number" ? found.get(event.attempt) : current;
+    if (!attempt || attempt.done) continue;
+    if (entry.type === "JobStarted") attempt.outcome = "running";
+    if (entry.type in OUTCOMES) {
+      Object.assign(attempt, { outcome: OUTCOMES[entry.type], detail: entry.detail, done: true });
+    }
+  }
+  return [...found.values()];
+}
+
+function renderAttempts() {
+  const attempts = attemptsOf(history);
+  byId("attempts-section").hidden = !attempts.length;
+  fill(byId("attempts-body"), attempts.map((a) => el("tr", { "data-attempt": a.attempt, "data-testid": "attempt-row" },
+    el("td", { class: "num" }, String(a.attempt)),
+    el("td", {}, a.where),
+    el("td", { class: "time" }, fmtTime(a.at)),
+    el("td", { class: "outcome" }, a.outcome),
+    el("td", { class: "why" }, a.detail),
+    el("td", {}, el("button", { type: "button", class: "quiet", onclick: () => showLog(a.attempt) }, "log")),
+  )));
 }
 
 // ---- log and prompt ----------------------------------------------------------------------------
@@ -123,10 +168,15 @@ async function loadLog(job, force) {
     return;
   }
   logShown = key;
-  fill(byId("log-attempt"), `attempt ${job.attempt}`);
   loadCommand();
+  await showLog(job.attempt);
+}
+
+/** One attempt's log, its last lines. */
+async function showLog(attempt) {
+  fill(byId("log-attempt"), `attempt ${attempt}`);
   try {
-    const reply = await request("GET", `${jobPath}/logs${query({ attempt: job.attempt })}`);
+    const reply = await request("GET", `${jobPath}/logs${query({ attempt })}`);
     fill(byId("log"), tail(reply.log, LOG_LINES) || "(empty)");
   } catch (error) {
     fill(byId("log"), error.status === 404 ? "(no log stored yet)" : `(log unavailable: ${error.message})`);
