@@ -15,7 +15,6 @@ from typing import Any
 
 from events.agent_events import Capabilities, GpuInfo
 from events.base import JobEventBase
-from events.command_message import command_message
 from events.commands import OperatorCommand, SubmitJob
 from events.jetstream import JetStreamEventStore
 from events.job import JobState, fold
@@ -23,6 +22,7 @@ from events.job_events import JobEvent
 from events.policy import RetryPolicy
 from events.spec import JobSpec
 from ffrtmp.bench.simagent import Behaviour, Plan, SimAgent
+from ffrtmp.client.conn import Address, Conn
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
@@ -77,13 +77,14 @@ class Farm:
         self.store = store
         self.subjects = store.subjects
         self.js = store.nc.jetstream()
+        url = store.nc.connected_url.geturl() if store.nc.connected_url else ""
+        self.client = Conn(store, Address(url=url, subjects=store.subjects))
         self.agents: list[SimAgent] = []
         self._serial = 0
 
     async def send(self, command: OperatorCommand) -> None:
-        """Publish an operator command as the CLI does (dedup by its id)."""
-        message = command_message(self.subjects, command)
-        await self.js.publish(message.subject, message.payload, headers=message.headers)
+        """Send an operator command through the client, as the CLI and the API do."""
+        await self.client.send(command)
 
     def command_id(self) -> str:
         self._serial += 1

@@ -10,12 +10,13 @@ from typing import Final, Protocol
 
 import msgspec
 from nats.aio.client import Client as NatsClient
+from nats.errors import MaxPayloadError
 from nats.js.client import JetStreamContext
 
 from events.command_message import command_message
 from events.commands import AgentCommandBase, OperatorCommandBase, check_command
 from events.connection import NatsOptions
-from events.errors import StoreUnavailable
+from events.errors import InvalidSpec, StoreUnavailable
 from events.ids import new_id
 from events.jetstream import JetStreamEventStore
 from events.subjects import Subjects
@@ -68,6 +69,9 @@ class Conn:
         message = command_message(self.subjects, command)  # type: ignore[arg-type]
         try:
             await self.js.publish(message.subject, message.payload, headers=message.headers)
+        except MaxPayloadError:
+            size = len(message.payload)
+            raise InvalidSpec("command", f"{size} bytes, over the server's max payload") from None
         except Exception as exc:
             raise StoreUnavailable(self.where.url, f"the commands stream refused: {exc}") from exc
 

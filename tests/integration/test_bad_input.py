@@ -17,8 +17,9 @@ import pytest
 from nats.aio.msg import Msg
 
 from events.codec import accept_command, encode
+from events.command_message import command_message
 from events.commands import CancelJob, PauseJob, SubmitJob
-from events.errors import FfrtmpError, MalformedMessage
+from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
 from events.spec import JobSpec
@@ -113,11 +114,18 @@ async def test_an_oversized_event_is_refused_clearly_and_the_store_goes_on(
 
 
 async def test_an_oversized_command_is_refused_before_it_reaches_the_stream(farm: Farm) -> None:
-    """A command over max_payload never reaches the commands stream."""
+    """A command over max_payload never reaches the commands stream.
+
+    The client says so in one line (``InvalidSpec``, not a store outage); a sender that skips
+    the client (any NATS client) is refused by the server's max_payload.
+    """
     spec = JobSpec(scenario="720p-h264", labels={"blob": "x" * (1 << 20)})
     command = SubmitJob(id="big", job="big", at=time.time(), spec=spec)
-    with pytest.raises(nats.errors.MaxPayloadError):
+    with pytest.raises(InvalidSpec, match="max payload"):
         await farm.send(command)
+    message = command_message(farm.subjects, command)
+    with pytest.raises(nats.errors.MaxPayloadError):
+        await farm.js.publish(message.subject, message.payload, headers=message.headers)
     info = await farm.js.stream_info(farm.subjects.commands_stream)
     assert info.state.messages == 0
 
