@@ -253,9 +253,18 @@ class Page:
         self.until(clicked, f"{css} to be clicked")
 
     def type(self, css: str, value: str) -> None:
-        box = self.find(css)
-        box.clear()
-        box.send_keys(value)
+        """Replace a field's text, found again if a poll redrew it meanwhile."""
+
+        def typed() -> bool:
+            try:
+                box = self.find(css)
+                box.clear()
+                box.send_keys(value)
+            except (StaleElement, NoSuchElementException):
+                return False
+            return True
+
+        self.until(typed, f"{css} to be typed in")
 
     def script(self, code: str, *args: object) -> Any:
         return self.driver.execute_script(code, *args)
@@ -339,17 +348,23 @@ def test_a_failed_job_says_why_and_where_its_attempt_ran(page: Page, farm: Farm)
 
 
 @pytest.mark.timeout(120)
-def test_a_long_job_is_canceled_from_its_page(page: Page, farm: Farm) -> None:
-    """A 600 s test-pattern job, running, is canceled with its page's button and shows canceled."""
+def test_a_long_job_is_paused_resumed_and_canceled_from_its_page(page: Page, farm: Farm) -> None:
+    """A running 600 s job pauses and resumes with its page's buttons, and cancel ends it."""
     job = farm.post("/jobs", {"scenario": "480p-h264", "input": "testsrc2", "duration_s": 600})
     job_id = job["job"]["job"]
     page.open(f"job.html?id={job_id}")
     page.until(lambda: page.job_status() == "running", "the long job to run")
     page.until(lambda: "fps" in page.text("#progress-text"), "live progress (fps) to show")
+    page.click("#action-pause")
+    page.until(lambda: page.job_status() == "paused", "the job to pause")
+    page.until(lambda: page.find("#action-resume").is_enabled(), "the resume button")
+    page.click("#action-resume")
+    page.until(lambda: page.job_status() == "running", "the job to run again")
+    assert subsequence(["JobPaused", "JobResumed"], page.timeline())
     page.until(lambda: page.find("#action-cancel").is_enabled(), "the cancel button")
     page.click("#action-cancel")
     page.until(lambda: page.job_status() == "canceled", "the job to be canceled")
-    assert "CancelJob" in page.text("#notice")
+    page.until(lambda: "CancelJob" in page.text("#notice"), "the cancel's decision")
     page.until(lambda: page.find("#action-retry").is_enabled(), "retry, offered once canceled")
     page.until(lambda: "JobCanceled" in page.timeline(), "JobCanceled in the timeline")
     page.open("")
@@ -396,8 +411,8 @@ def test_markup_in_a_label_or_a_job_id_shows_as_text_and_runs_nothing(page: Page
 
 
 @pytest.mark.timeout(120)
-def test_the_nodes_page_lists_the_agent_and_drains_and_clears_it(page: Page) -> None:
-    """The local agent shows online with its heartbeat's age; drain, then clear, take effect."""
+def test_the_nodes_page_lists_the_agent_and_steers_it(page: Page) -> None:
+    """The local agent shows online with its heartbeat's age; drain, quarantine, clear work."""
     page.open("nodes.html")
     row = "#nodes-body tr[data-node='local-1']"
     page.until(lambda: page.text(f"{row} [data-testid=status]") == "online", "local-1 online")
@@ -408,6 +423,12 @@ def test_the_nodes_page_lists_the_agent_and_drains_and_clears_it(page: Page) -> 
     page.until(lambda: page.text(f"{row} [data-testid=status]").startswith("drain"), "drained")
     page.click(f"{row} button[data-action=clear]")
     page.until(lambda: page.text(f"{row} [data-testid=status]") == "online", "online again")
+    page.type(f"{row} [data-testid=quarantine-reason]", "disk <b>full</b>")
+    page.click(f"{row} button[data-action=quarantine]")
+    status = f"{row} [data-testid=status]"
+    page.until(lambda: page.text(status) == "quarantined: disk <b>full</b>", "the quarantine")
+    page.click(f"{row} button[data-action=clear]")
+    page.until(lambda: page.text(status) == "online", "online after the quarantine")
 
 
 @pytest.mark.timeout(120)

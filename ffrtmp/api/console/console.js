@@ -99,6 +99,8 @@ function jobLink(id) {
 
 // ---- the error area and notices ----------------------------------------------------------------
 
+let shownStatus = null; // the HTTP status of the error shown (0: the API did not answer)
+
 /** Show an error in the page's one error area (its `message` only, as text). */
 function showError(error) {
   const box = byId("error");
@@ -106,12 +108,14 @@ function showError(error) {
   const text = error instanceof Error ? error.message : String(error);
   fill(byId("error-text"), text);
   box.hidden = false;
+  shownStatus = error instanceof ApiError ? error.status : null;
   return error;
 }
 
 function clearError() {
   const box = byId("error");
   if (box) box.hidden = true;
+  shownStatus = null;
 }
 
 /** A line saying what an action did, in the page's notice area. */
@@ -124,9 +128,24 @@ function showNotice(text) {
 
 // ---- the API -----------------------------------------------------------------------------------
 
-function authHeaders(headers) {
-  const token = sessionStorage.getItem(TOKEN_KEY);
+function authHeaders(headers, token) {
   return token ? { ...headers, Authorization: `Bearer ${token}` } : headers;
+}
+
+/**
+ * The error of a failed reply. A 401 asks for a token, unless the token changed while the
+ * request was out: that error is stale, and not shown.
+ */
+async function failure(reply, token) {
+  const error = await errorOf(reply);
+  if (reply.status === 401 && token !== sessionStorage.getItem(TOKEN_KEY)) error.stale = true;
+  else if (reply.status === 401) askToken(error.message);
+  return error;
+}
+
+/** A reply came: an error that said the API was unreachable or wanted a token is over. */
+function answered() {
+  if (shownStatus === 0 || shownStatus === 401) clearError();
 }
 
 async function errorOf(reply) {
@@ -149,13 +168,15 @@ async function api(method, path, body) {
   try {
     return await request(method, path, body);
   } catch (error) {
-    throw showError(error);
+    if (!error.stale) showError(error);
+    throw error;
   }
 }
 
 /** `api` for an answer the page expects may fail (a log not written yet): thrown, not shown. */
 async function request(method, path, body) {
-  const headers = authHeaders({ Accept: "application/json" });
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = authHeaders({ Accept: "application/json" }, token);
   const init = { method, headers };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -167,11 +188,8 @@ async function request(method, path, body) {
   } catch (err) {
     throw new ApiError(0, `the API did not answer: ${err.message}`);
   }
-  if (!reply.ok) {
-    const error = await errorOf(reply);
-    if (reply.status === 401) askToken(error.message);
-    throw error;
-  }
+  if (!reply.ok) throw await failure(reply, token);
+  answered();
   return reply.status === 204 ? null : reply.json();
 }
 
@@ -229,13 +247,11 @@ function sseParser(onEvent) {
 
 /** Follow an event stream until the server closes it; each event's data parsed as JSON. */
 async function followStream(path, onEvent, signal) {
-  const headers = authHeaders({ Accept: "text/event-stream" });
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const headers = authHeaders({ Accept: "text/event-stream" }, token);
   const reply = await fetch(API_ROOT + path, { headers, signal });
-  if (!reply.ok) {
-    const error = await errorOf(reply);
-    if (reply.status === 401) askToken(error.message);
-    throw error;
-  }
+  if (!reply.ok) throw await failure(reply, token);
+  answered();
   const parser = sseParser((message) => onEvent(message.event, JSON.parse(message.data)));
   const reader = reply.body.getReader();
   const decoder = new TextDecoder();
