@@ -327,6 +327,15 @@ class JetStreamEventStore:
         events = [(_seq(msg), self._read(_seq(msg), _subject(msg), msg.data)) for msg in msgs]
         return Loaded(events=events, last_seq=events[-1][0] if events else 0)
 
+    async def messages(self, subject: str, start: int = 1) -> list[tuple[int, str, bytes]]:
+        """Every stored message on ``subject`` (wildcards allowed) from ``start``, as of now.
+
+        Sequence, stored subject and payload, by direct-get batches: no consumer is created, so
+        a reader asking many times a second (an API's decision waits) leaves nothing behind on
+        the server, whose streams take at most 1,000 consumers.
+        """
+        return [(_seq(msg), _subject(msg), msg.data) for msg in await self._direct(subject, start)]
+
     async def _direct(self, subject: str, start: int) -> list[Msg]:
         """Every stored message on ``subject`` from ``start``, by direct-get batches."""
         found: list[Msg] = []

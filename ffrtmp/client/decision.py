@@ -7,6 +7,7 @@ no failure: the command is stored, and ``undecided`` says whether a scheduler wi
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Final
 
@@ -18,12 +19,16 @@ from events.commands import OperatorCommandBase, SubmitJob
 from events.job import JobState, evolve, initial, is_terminal
 from events.job_events import CommandRefused, JobEvent
 from ffrtmp.client.conn import Conn
-from ffrtmp.client.read import entries
+from ffrtmp.client.read import stored
 from ffrtmp.client.render import detail, event_type, failure
 from ffrtmp.scheduler.lease import LEADER_KEY, lease_bucket
 
 DECISION_WAIT_S: Final = 5.0
 """How long a command waits for the scheduler's answer by default."""
+QUIET_S: Final = 0.2
+"""After a command's first event, how long the job must be quiet for its answer to be whole."""
+_FIRST_PAUSE_S: Final = 0.002
+_MAX_PAUSE_S: Final = 0.05
 
 
 async def scheduler_leads(conn: Conn) -> bool:
@@ -59,26 +64,38 @@ async def decision(
     moment. A submit is answered with exactly one event, after ``submit_after`` (the log's last
     sequence when it was sent): the read starts there, not at the stream's first sequence, whose
     cost grows with the log, and ends at that event.
+
+    The job's subject is read by direct get, polled with a doubling pause (2 ms to 50 ms): a
+    consumer per wait would outlive it on the server for seconds, and an API deciding hundreds
+    of commands a second would reach the stream's limit of 1,000 consumers.
     """
     state = initial(job)
     produced: list[JobEvent] = []
-    deadline = time.monotonic() + wait_s
-    one_event = submit_after is not None
+    now = time.monotonic()
+    deadline, last_news = now + wait_s, now
     start = 1 if submit_after is None else submit_after + 1
     subject = conn.subjects.job_events(job)
-    async for entry in entries(conn, subject, from_seq=start, follow=True, idle_s=0.2):
-        if entry is not None and isinstance(entry.event, JobEventBase):
-            event = entry.event
-            state = evolve(state, event)
-            if event.cause == cause:
-                produced.append(event)
-                if one_event:
+    pause = _FIRST_PAUSE_S
+    while True:
+        found = await stored(conn, subject, start)
+        for entry in found:
+            start = entry.seq + 1
+            if not isinstance(entry.event, JobEventBase):
+                continue
+            state = evolve(state, entry.event)
+            if entry.event.cause == cause:
+                produced.append(entry.event)
+                if submit_after is not None:
                     return state, produced
-        elif produced:
+        now = time.monotonic()
+        if found:
+            last_news, pause = now, _FIRST_PAUSE_S
+        elif produced and now - last_news >= QUIET_S:
             return state, produced
-        if time.monotonic() > deadline:
+        if now > deadline:
             return (state, produced) if produced else None
-    return None  # pragma: no cover -- a follow only ends by returning above
+        await asyncio.sleep(pause)  # polling the log: the next event, or the deadline
+        pause = min(pause * 2, _MAX_PAUSE_S)
 
 
 async def undecided(conn: Conn, wait_s: float) -> str:

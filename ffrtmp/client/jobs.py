@@ -16,7 +16,7 @@ from events.job_events import JobEvent
 from events.work import RunningJob
 from ffrtmp.client.conn import Conn
 from ffrtmp.client.follow import live_of
-from ffrtmp.client.read import Entry, entries, heartbeat, load_job
+from ffrtmp.client.read import Entry, heartbeat, load_job, stored
 from ffrtmp.client.render import changes, detail, event_type
 
 
@@ -84,8 +84,8 @@ async def job_history(conn: Conn, job: str) -> list[HistoryEntry]:
     """Every event of the job with its writer and what it changed, oldest first."""
     state = initial(job)
     found = []
-    async for entry in entries(conn, conn.subjects.job_events(job)):
-        if entry is None or not isinstance(entry.event, JobEventBase):
+    for entry in await stored(conn, conn.subjects.job_events(job)):
+        if not isinstance(entry.event, JobEventBase):
             continue
         before, state = state, evolve(state, entry.event)
         found.append(history_entry(entry, entry.event, before, state))

@@ -143,6 +143,12 @@ def _entry(seq: int, subject: str, data: bytes) -> Entry:
     return Entry(seq=seq, subject=subject, writer=writer_of(subject, event), event=event)
 
 
+async def stored(conn: Conn, subject: str, from_seq: int = 1) -> list[Entry]:
+    """The events on ``subject`` from ``from_seq`` as of now, by direct get: no consumer."""
+    found = await conn.store.messages(subject, max(1, from_seq))
+    return [_entry(seq, stored_on, data) for seq, stored_on, data in found]
+
+
 async def entries(
     conn: Conn,
     subject: str,

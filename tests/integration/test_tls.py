@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
 import ssl
 import subprocess
 import sys
@@ -25,47 +24,19 @@ from events.job_events import JobQueued
 from events.store import Append
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
+from tests.pki import client_cert, make_ca, server_cert
 from tests.secured import start_secured
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
 SUBJECTS = Subjects("tls")
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    binary = shutil.which("openssl")
-    if binary is None:
-        pytest.skip("no openssl binary to make test certificates")
-    subprocess.run([binary, *args], cwd=cwd, check=True, capture_output=True)  # noqa: S603
-
-
-def _ca(directory: Path, name: str) -> Path:
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
-        "-keyout", f"{name}.key", "-out", f"{name}.pem", cwd=directory,
-    )  # fmt: skip
-    return directory / f"{name}.pem"
-
-
-def _server_cert(directory: Path, ca: str) -> tuple[Path, Path]:
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-        "-keyout", "server.key", "-out", "server.csr", cwd=directory,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-days", "1", "-extfile", "san.ext", "-out", "server.pem",
-        cwd=directory,
-    )  # fmt: skip
-    return directory / "server.pem", directory / "server.key"
-
-
 @pytest.fixture
 def pki(tmp_path: Path) -> Path:
     """A CA, a server certificate it signed, and a second, unrelated CA."""
-    _ca(tmp_path, "ca")
-    _ca(tmp_path, "other")
-    _server_cert(tmp_path, "ca")
+    make_ca(tmp_path, "ca")
+    make_ca(tmp_path, "other")
+    server_cert(tmp_path, "ca")
     return tmp_path
 
 
@@ -165,23 +136,10 @@ def test_the_cli_names_an_untrusted_certificate_and_trusts_tls_ca(
     assert from_env.returncode == 0, from_env.stderr
 
 
-def _client_cert(directory: Path, ca: str) -> tuple[Path, Path]:
-    """A client certificate signed by ``ca`` (for mutual TLS)."""
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=operator",
-        "-keyout", "client.key", "-out", "client.csr", cwd=directory,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "client.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
-        "-CAcreateserial", "-days", "1", "-out", "client.pem", cwd=directory,
-    )  # fmt: skip
-    return directory / "client.pem", directory / "client.key"
-
-
 @pytest.fixture
 def mutual_tls_server(pki: Path) -> Iterator[NatsServer]:
     """A nats-server that requires TLS and a client certificate signed by its CA."""
-    cert, key = _client_cert(pki, "ca")
+    cert, key = client_cert(pki, "ca")
     tls = (
         f'\ntls {{\n  cert_file: "{pki / "server.pem"}"\n  key_file: "{pki / "server.key"}"\n'
         f'  ca_file: "{pki / "ca.pem"}"\n  verify: true\n  timeout: 2\n}}\n'
