@@ -388,6 +388,28 @@ def test_a_job_waiting_for_approval_shows_its_prompt_and_runs_once_approved(page
 
 
 @pytest.mark.timeout(120)
+def test_a_prompt_is_answered_from_the_form_and_a_denied_job_is_canceled(
+    page: Page, farm: Farm
+) -> None:
+    """The prompt's form sends an answer that lets the job run; deny cancels another one."""
+    spec = {"scenario": "480p-h264", "duration_s": 0.5, "approval_required": True,
+            "approval_prompt": "Which <b>cut</b>?"}  # fmt: skip
+    answered, denied = (farm.post("/jobs", spec)["job"]["job"] for _ in range(2))
+    page.open(f"job.html?id={answered}")
+    page.until(lambda: page.text("#prompt-text") == "Which <b>cut</b>?", "the prompt, as text")
+    page.type("#prompt-answer", "the director's")
+    page.click("#prompt-respond")
+    page.until(lambda: page.job_status() == "completed", "the answered job to complete")
+    answer = "#timeline-body tr[data-type=JobInputReceived] td.why"
+    assert "the director's" in page.text(answer)
+    assert not page.find("#prompt-form").is_displayed()
+    page.open(f"job.html?id={denied}")
+    page.until(lambda: page.find("#action-deny").is_enabled(), "the deny button")
+    page.click("#action-deny")
+    page.until(lambda: page.job_status() == "canceled", "the denied job to be canceled")
+
+
+@pytest.mark.timeout(120)
 def test_markup_in_a_label_or_a_job_id_shows_as_text_and_runs_nothing(page: Page) -> None:
     """A label and a job id holding <script> and <img onerror> show as text; no script runs."""
     page.open("")
