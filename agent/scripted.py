@@ -1,10 +1,10 @@
 """A scripted engine: attempts that follow a ``Behaviour`` instead of running FFmpeg.
 
-Scheduler tests, ``SimAgent`` and ``ffrtmp bench e2e`` need the agent service exactly as a farm
-runs it, with only the work pretend. A ``Behaviour`` says how long an attempt works (seconds of
-unpaused work), where its progress steps and how it ends. Progress moves in steps, one milestone
-per reading, and the work waits at each milestone until someone has read it, so the service sees
-every milestone however fast the attempt is or however late the service looks.
+Scheduler tests (their ``SimAgent``) and ``ffrtmp bench e2e`` need the agent service exactly as
+a farm runs it, with only the work pretend. A ``Behaviour`` says how long an attempt works
+(seconds of unpaused work), where its progress steps and how it ends. Progress moves in steps,
+one milestone per reading, and the work waits at each milestone until someone has read it, so
+the service sees every milestone however fast the attempt is or however late the service looks.
 """
 
 from __future__ import annotations

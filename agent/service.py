@@ -1,7 +1,7 @@
 """The agent service: register, pull work, run attempts in slots, heartbeat, drain on the way out.
 
 One loop for every agent a farm runs, whatever does the work (``agent.engine``): FFmpeg on a
-real machine, a scripted stand-in in ``SimAgent`` and ``ffrtmp bench e2e``. The service:
+real machine, a scripted stand-in in the tests' ``SimAgent`` and ``ffrtmp bench e2e``. The service:
 
 - registers (``AgentRegistered`` with capabilities and slots) and deregisters on a clean stop;
 - pulls dispatches and controls from its durable consumer ``agent-<id>`` on its work subject,

@@ -1,11 +1,12 @@
 """A NATS cluster on one machine: three (or more) ``nats-server`` nodes on loopback ports.
 
-For tests and for trying a cluster before deploying one (``docs/cluster.md`` covers real
-hosts): each node is a ``natsd.NatsServer`` with its own client and route ports, its own store
-and a generated config (the shipped ``nats.conf`` plus ``server_name`` and a ``cluster``
-block naming every node's route). Nodes can be killed (``kill -9``) and restarted one by one on
-the same ports and store, which is what the cluster tests do under load. An I/O edge of the
-control plane, built on ``natsd``.
+Each node is a ``natsd.NatsServer`` with its own client and route ports, its own store and a
+generated config (the shipped ``nats.conf`` plus ``server_name`` and a ``cluster`` block naming
+every node's route). Nodes can be killed (``kill -9``) and restarted one by one on the same
+ports and store, which is what the cluster tests do under load. An I/O edge of the control
+plane, built on ``natsd``. It ships, though the chaos tests use it too, because users run it:
+``ffrtmp bench cluster`` (``ffrtmp.bench.cluster``) measures recovery on it, and
+``docs/cluster.md`` shows it for trying a cluster before deploying one on real hosts.
 """
 
 from __future__ import annotations

@@ -21,12 +21,12 @@ from events.job import JobState, fold
 from events.job_events import JobEvent
 from events.policy import RetryPolicy
 from events.spec import JobSpec
-from ffrtmp.bench.simagent import Behaviour, Plan, SimAgent
 from ffrtmp.client.conn import Address, Conn
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
 from tests import waiting
+from tests.simagent import Behaviour, Plan, SimAgent
 
 DEADLINE_S = 20.0
 STOP_DEADLINE_S = 30.0  # a scheduler's shutdown: lease release, a snapshot being saved

@@ -7,7 +7,7 @@ a restarted exporter serves the numbers its database holds and goes on from its 
 counters neither reset nor double. Each query reads one committed batch (DuckDB transactions),
 never half of one.
 
-Definitions match ``ffrtmp.exporter.tally`` (the pure fold the tests hold this against):
+Definitions match ``tests/tally.py`` (the pure fold the tests hold this against):
 ``entered`` counts transitions into a state; ``wait`` is ``jobs.wait_s`` (queue to first
 assignment); ``duration`` is ``jobs.run_s`` of completed jobs; schedule-to-start pairs each
 assignment with the start of the same attempt.

@@ -30,7 +30,6 @@ from ffrtmp.exporter.collector import FfrtmpCollector
 from ffrtmp.exporter.figures import Health, LogFigures
 from ffrtmp.exporter.http import bound_port, serve
 from ffrtmp.exporter.projection import ProjectionView, database
-from ffrtmp.exporter.tally import Tally
 from ffrtmp.exporter.workers import STALE_AFTER_S, Worker, WorkerBoard, follow_heartbeats
 from ffrtmp.scheduler.lease import LEADER_KEY, Claim, lease_bucket
 from projections import Projector
@@ -67,35 +66,6 @@ class LogView(Protocol):
     def close(self) -> None:
         """Let go of what the view holds (a database)."""
         ...
-
-
-class TallyView:
-    """The log folded in memory by ``Tally``, rebuilt from the whole log on every start.
-
-    The pure fold the projection's figures are tested against; it serves too where DuckDB
-    is not wanted.
-    """
-
-    def __init__(self) -> None:
-        """Nothing applied yet."""
-        self.tally = Tally()
-
-    @property
-    def position(self) -> int:
-        """The last stream sequence applied."""
-        return self.tally.position
-
-    def figures(self) -> LogFigures:
-        """The figures as of ``position``."""
-        return self.tally.figures()
-
-    async def follow(self, store: JetStreamEventStore) -> None:
-        """Apply the log from the start on; never returns."""
-        async for seq, event in store.follow(self.tally.position + 1):
-            self.tally.apply(seq, event)
-
-    def close(self) -> None:
-        """Nothing to let go of."""
 
 
 class Exporter:

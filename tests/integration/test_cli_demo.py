@@ -15,12 +15,12 @@ import pytest
 from events.enums import FailureReason
 from events.jetstream import JetStreamEventStore
 from events.work import Dispatch
-from ffrtmp.bench.simagent import Behaviour, Outcome
 from ffrtmp.cli import app
 from ffrtmp.cli.demo import MISSING_INPUT
 from ffrtmp.natsd import NatsServer
 from tests.cli_support import Cli, dead_url, one_line_error
 from tests.farm import Farm, scheduler
+from tests.simagent import Behaviour, Outcome
 
 pytestmark = pytest.mark.anyio
 

@@ -10,11 +10,11 @@ import pytest
 from agent.logs import open_logs, store_log
 from events.enums import FailureReason
 from events.work import Dispatch
-from ffrtmp.bench.simagent import Behaviour, Outcome
 from ffrtmp.cli import jobs
 from ffrtmp.natsd import NatsServer
 from tests.cli_support import Cli, dead_url, one_line_error
 from tests.farm import Farm, scheduler
+from tests.simagent import Behaviour, Outcome
 
 pytestmark = pytest.mark.anyio
 

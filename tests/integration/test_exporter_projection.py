@@ -12,10 +12,10 @@ from events.store import MemoryEventStore
 from events.work import Dispatch
 from ffrtmp.exporter.figures import LogFigures
 from ffrtmp.exporter.projection import ProjectionView
-from ffrtmp.exporter.tally import Tally
 from projections import Projector, catch_up
 from tests.farm import Farm, scheduler
 from tests.scrape import T0, Log, known_history
+from tests.tally import Tally
 
 pytestmark = pytest.mark.anyio
 S = JobStatus

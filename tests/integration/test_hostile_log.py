@@ -24,7 +24,6 @@ from events.job_events import JobCanceled, JobCompleted, JobQueued, JobResults, 
 from events.store import Append
 from events.subjects import Subjects
 from events.work import Dispatch
-from ffrtmp.bench.simagent import Behaviour, Outcome
 from ffrtmp.check import CheckSettings, Kind
 from ffrtmp.check.projection import differences
 from ffrtmp.check.read import check_store
@@ -36,6 +35,7 @@ from projections.runner import Projector
 from projections.schema import FOLDED_TABLES
 from tests.cli_support import Cli
 from tests.farm import Farm, scheduler, wait_until
+from tests.simagent import Behaviour, Outcome
 
 pytestmark = pytest.mark.anyio
 

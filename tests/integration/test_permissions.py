@@ -29,13 +29,13 @@ from events.spec import JobSpec
 from events.store import Append
 from events.subjects import MSG_ID, Subjects
 from ffrtmp.authconf import password_variable, render, users
-from ffrtmp.bench.simagent import Behaviour, SimAgent
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
 from projections.runner import Projector
 from projections.service import ask, serve, sql_subject
 from tests.farm import CPU, FAST, scheduler, wait_until
 from tests.scrape import Samples, running, scrape_when, value
 from tests.secured import start_secured
+from tests.simagent import Behaviour, SimAgent
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("nats_binary")]
 PREFIX = "sec"

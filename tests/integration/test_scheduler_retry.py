@@ -11,8 +11,8 @@ from events.commands import RetryJob
 from events.enums import FailureReason, JobStatus
 from events.job import decide
 from events.store import Append
-from ffrtmp.bench.simagent import Behaviour, Outcome
 from tests.farm import FAST, Farm, scheduler, wait_until
+from tests.simagent import Behaviour, Outcome
 
 pytestmark = pytest.mark.anyio
 FORGETFUL = msgspec.structs.replace(FAST, core=msgspec.structs.replace(FAST.core, retention_s=0.0))

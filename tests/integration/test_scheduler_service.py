@@ -12,8 +12,8 @@ from events.enums import FailureReason, JobStatus, Priority, Queue
 from events.job_events import CommandRefused, JobAssigned, JobResults, JobRetrying, JobStarted
 from events.spec import JobSpec
 from events.work import Dispatch
-from ffrtmp.bench.simagent import Behaviour, Outcome
 from tests.farm import GPU, Farm, scheduler, wait_until
+from tests.simagent import Behaviour, Outcome
 
 pytestmark = pytest.mark.anyio
 S = JobStatus

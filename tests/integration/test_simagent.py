@@ -25,8 +25,8 @@ from events.spec import JobSpec
 from events.store import Append
 from events.subjects import MSG_ID, SCHEDULER_WRITER, Subjects
 from events.work import Control, Dispatch, Heartbeat
-from ffrtmp.bench.simagent import Behaviour, Outcome, Plan, SimAgent
 from ffrtmp.natsd import NatsServer
+from tests.simagent import Behaviour, Outcome, Plan, SimAgent
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio

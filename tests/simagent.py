@@ -1,6 +1,6 @@
 """A simulated agent: the real agent service with a scripted engine instead of FFmpeg.
 
-Scheduler integration tests and the benchmarks need agents by the dozen that behave exactly as
+Scheduler integration tests need agents by the dozen that behave exactly as
 a farm's agents do, because they are the farm's agent loop (``agent.service.AgentService``):
 they register, pull dispatches and controls from their durable consumers, write each attempt's
 reports through ``agent.report.JobWriter`` and heartbeat. Only the work is pretend
@@ -78,7 +78,7 @@ class SimAgent(AgentService):
 
     @property
     def _journal(self) -> Journal:
-        assert self.journal is not None  # noqa: S101 -- set in __init__
+        assert self.journal is not None
         return self.journal
 
     @property

@@ -1,4 +1,7 @@
-"""The exporter's figures as a pure fold of the log, one event at a time.
+"""The exporter's figures as a pure fold of the log, one event at a time: the tests' oracle.
+
+The exporter serves its figures by SQL over its own projection (``ffrtmp.exporter.projection``);
+``tests/integration/test_exporter_projection.py`` holds that reading against this fold.
 
 ``Tally`` folds decoded events (job events through ``events.job.evolve``, agent events through
 ``events.agent.evolve_agent``) into the counts, gauges and histograms of ``LogFigures``. It is
