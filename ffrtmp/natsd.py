@@ -58,7 +58,11 @@ class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def packaged_config() -> Path:
-    """The ``nats.conf`` shipped inside the ffrtmp package."""
+    """The ``nats.conf`` shipped inside the ffrtmp package.
+
+    The repository keeps it at the top level; ``ffrtmp/nats.conf`` is a link to it, which a
+    checkout (an editable install) follows and a wheel or sdist build copies as the file itself.
+    """
     return Path(str(resources.files("ffrtmp").joinpath("nats.conf")))
 
 

@@ -3,8 +3,10 @@
 ``[build-system] requires`` names a floor; a floor too old for the project table (setuptools
 68 rejects the PEP 639 ``license = "Apache-2.0"`` string) breaks every install from source
 whose build environment resolves low. This builds a wheel in a fresh venv holding exactly that
-setuptools, from a copy of the sources, and reads the wheel's metadata. Installing setuptools
-needs the package index: without it the test skips locally and fails in CI.
+setuptools, from a copy of the sources (links kept, as a checkout has them: ``ffrtmp/nats.conf``
+links to the top-level ``nats.conf``), and reads the wheel's metadata and ``nats.conf``.
+Installing setuptools needs the package index: without it the test skips locally and fails in
+CI.
 """
 
 from __future__ import annotations
@@ -47,12 +49,16 @@ def test_a_wheel_builds_with_the_minimum_setuptools(tmp_path: Path) -> None:
     """With setuptools at the floor, the wheel builds and says Apache-2.0 and carries nats.conf."""
     source = tmp_path / "src"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "nats.conf"):
         shutil.copy(ROOT / name, source / name)
     for package in PACKAGES:
         shutil.copytree(
-            ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+            ROOT / package,
+            source / package,
+            symlinks=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
         )
+    assert (source / "ffrtmp" / "nats.conf").is_symlink()
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / ("Scripts" if sys.platform == "win32" else "bin") / "python"
@@ -73,6 +79,7 @@ def test_a_wheel_builds_with_the_minimum_setuptools(tmp_path: Path) -> None:
         names = archive.namelist()
         (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
         text = archive.read(metadata).decode()
+        shipped = archive.read("ffrtmp/nats.conf").decode()
     assert "License-Expression: Apache-2.0" in text
-    assert "ffrtmp/nats.conf" in names
+    assert shipped == (ROOT / "nats.conf").read_text()
     assert {name.split("/", 1)[0] for name in names} >= set(PACKAGES)

@@ -248,7 +248,8 @@ def test_dockerfile_copies_what_exists_and_runs_ffrtmp() -> None:
     ]
     for source in sources:
         assert (ROOT / source).exists(), source
-    assert {"events", "projections", "agent", "ffrtmp", "pyproject.toml"} <= set(sources)
+    shipped = {"events", "projections", "agent", "ffrtmp", "pyproject.toml", "nats.conf"}
+    assert shipped <= set(sources)
     assert 'ENTRYPOINT ["ffrtmp"]' in text
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert not set(sources) & set(ignored)
