@@ -6,7 +6,8 @@
 // innerHTML with data.
 "use strict";
 
-const API_ROOT = "/api/v1";
+// Relative to the pages, so that a proxy may serve the console and API under a path of its own.
+const API_ROOT = new URL("api/v1", document.baseURI).pathname;
 const TOKEN_KEY = "ffrtmp.token";
 const POLL_MS = 2000;
 const STATUSES = [
