@@ -55,11 +55,6 @@ def command_of(log: bytes) -> str:
     return first.removeprefix(COMMAND_MARK) if first.startswith(COMMAND_MARK) else ""
 
 
-def log_bucket(subjects: Subjects) -> str:
-    """``<PREFIX>_LOGS``: the object store bucket of attempt logs, one per prefix."""
-    return subjects.log_bucket
-
-
 def log_key(job: str, attempt: int) -> str:
     """The object name of one attempt's log."""
     return f"{job}/{attempt}"
@@ -76,7 +71,7 @@ def _boundary(action: str) -> Iterator[None]:
 
 async def open_logs(js: JetStreamContext, subjects: Subjects) -> ObjectStore:
     """Bind the bucket the setup step made (``events.streams``); missing: one line."""
-    bucket = log_bucket(subjects)
+    bucket = subjects.log_bucket
     with _boundary(f"opening {bucket}"):
         try:
             return await js.object_store(bucket)
@@ -92,7 +87,7 @@ async def store_log(logs: ObjectStore, job: str, attempt: int, tail: bytes) -> N
 
 async def read_log(js: JetStreamContext, subjects: Subjects, job: str, attempt: int) -> bytes:
     """The stored log tail of ``job``'s attempt ``attempt``; ``LogNotFound`` if there is none."""
-    bucket = log_bucket(subjects)
+    bucket = subjects.log_bucket
     with _boundary(f"reading {log_key(job, attempt)}"):
         try:
             logs = await js.object_store(bucket)

@@ -21,7 +21,7 @@ from events.job_events import CommandRefused, JobEvent
 from ffrtmp.client.conn import Conn
 from ffrtmp.client.read import stored
 from ffrtmp.client.render import detail, event_type, failure
-from ffrtmp.scheduler.lease import LEADER_KEY, lease_bucket
+from ffrtmp.scheduler.lease import LEADER_KEY
 
 DECISION_WAIT_S: Final = 5.0
 """How long a command waits for the scheduler's answer by default."""
@@ -34,7 +34,7 @@ _MAX_PAUSE_S: Final = 0.05
 async def scheduler_leads(conn: Conn) -> bool:
     """Whether a scheduler holds the lease (its key in the lease bucket is alive)."""
     try:
-        kv = await conn.js.key_value(lease_bucket(conn.subjects))
+        kv = await conn.js.key_value(conn.subjects.lease_bucket)
         await kv.get(LEADER_KEY)
     except (NatsError, TimeoutError):
         return False

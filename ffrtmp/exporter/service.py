@@ -31,7 +31,7 @@ from ffrtmp.exporter.figures import Health, LogFigures
 from ffrtmp.exporter.http import bound_port, serve
 from ffrtmp.exporter.projection import ProjectionView, database
 from ffrtmp.exporter.workers import STALE_AFTER_S, Worker, WorkerBoard, follow_heartbeats
-from ffrtmp.scheduler.lease import LEADER_KEY, Claim, lease_bucket
+from ffrtmp.scheduler.lease import LEADER_KEY, Claim
 from projections import Projector
 
 _log = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class Exporter:
         """How long the current leader has held the lease; None when nobody holds it."""
         js = self.store.nc.jetstream()
         try:
-            kv = await js.key_value(lease_bucket(self.store.subjects))
+            kv = await js.key_value(self.store.subjects.lease_bucket)
             entry = await kv.get(LEADER_KEY)
             claim = msgspec.json.decode(entry.value or b"", type=Claim)
         except (BucketNotFoundError, KeyNotFoundError, NotFoundError):

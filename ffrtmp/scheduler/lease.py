@@ -53,11 +53,6 @@ LEADER_KEY: Final = "leader"
 _CONFLICTS: Final = frozenset({wire.ERR_WRONG_LAST_SEQUENCE, wire.ERR_WRONG_LAST_SEQUENCE_CONSTANT})
 
 
-def lease_bucket(subjects: Subjects) -> str:
-    """``<PREFIX>_SCHEDULER_LEASE``: the KV bucket of the lease, one per prefix."""
-    return subjects.lease_bucket
-
-
 class Claim(msgspec.Struct, frozen=True, kw_only=True):
     """The lease's value: who holds it and since when (wall clock, for people reading it)."""
 
@@ -82,7 +77,7 @@ class Lease:
             raise InvalidSpec("lease ttl", f"{ttl_s} s: use a positive number of seconds")
         self._js = js
         self._subjects = subjects
-        self._bucket = lease_bucket(subjects)
+        self._bucket = subjects.lease_bucket
         self._holder = holder
         self._ttl = ttl_s
         self._kv: KeyValue | None = None

@@ -56,11 +56,6 @@ _READ_ATTEMPTS: Final = 3
 _DIGEST_PREFIX: Final = "SHA-256="
 
 
-def snapshot_bucket(subjects: Subjects) -> str:
-    """``<PREFIX>_SNAPSHOTS``: the object store bucket of the snapshots, one per prefix."""
-    return subjects.snapshot_bucket
-
-
 class Snapshot(msgspec.Struct, frozen=True):
     """The scheduler's state as of the event at ``covered_seq`` (inclusive)."""
 
@@ -94,7 +89,7 @@ class SnapshotStore:
         """Keep snapshots of ``name`` in this prefix's bucket."""
         self._js = js
         self._subjects = subjects
-        self._bucket = snapshot_bucket(subjects)
+        self._bucket = subjects.snapshot_bucket
         self._stream = subjects.snapshot_stream
         self._name = name
         self._obs: ObjectStore | None = None

@@ -15,7 +15,7 @@ from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
 from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.natsd import NatsServer
-from ffrtmp.scheduler.lease import LEADER_KEY, Lease, lease_bucket
+from ffrtmp.scheduler.lease import LEADER_KEY, Lease
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
@@ -127,7 +127,7 @@ async def test_a_stale_holder_cannot_renew(
     """Once someone else took the key, the old holder's renew fails: the lease fences it."""
     a, b = await candidate("a"), await candidate("b")
     assert await a.try_acquire()
-    kv = await (await connect()).jetstream().key_value(lease_bucket(Subjects(prefix)))
+    kv = await (await connect()).jetstream().key_value(Subjects(prefix).lease_bucket)
     await kv.delete(LEADER_KEY)  # a's key vanishes under it, as if it had expired
     assert await b.try_acquire()
     assert not await a.renew()
@@ -185,11 +185,6 @@ async def test_a_closed_connection_is_store_unavailable(connect: Connect, prefix
         await lease.renew()
 
 
-def test_bucket_name_follows_the_prefix() -> None:
-    """The bucket carries the prefix, upper-cased, like the stream names."""
-    assert lease_bucket(Subjects("acme-1")) == "ACME_1_SCHEDULER_LEASE"
-
-
 async def test_the_value_names_the_holder(
     candidate: Candidate, connect: Connect, prefix: str
 ) -> None:
@@ -197,7 +192,7 @@ async def test_the_value_names_the_holder(
     a = await candidate("sched-a")
     assert await a.try_acquire()
     js: JetStreamContext = (await connect()).jetstream()
-    entry = await (await js.key_value(lease_bucket(Subjects(prefix)))).get(LEADER_KEY)
+    entry = await (await js.key_value(Subjects(prefix).lease_bucket)).get(LEADER_KEY)
     assert entry.value is not None
     assert b'"holder":"sched-a"' in entry.value
 
@@ -205,7 +200,7 @@ async def test_the_value_names_the_holder(
 async def test_a_bucket_without_expiry_is_refused(connect: Connect, prefix: str) -> None:
     """A lease bucket whose keys never expire would let a dead leader hold it forever."""
     js = (await connect()).jetstream()
-    await js.create_key_value(bucket=lease_bucket(Subjects(prefix)), history=1)
+    await js.create_key_value(bucket=Subjects(prefix).lease_bucket, history=1)
     with pytest.raises(FfrtmpError, match="no max age"):
         await Lease(js, Subjects(prefix), "a").open()
 

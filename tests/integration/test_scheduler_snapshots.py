@@ -21,7 +21,6 @@ from ffrtmp.scheduler.snapshots import (
     FORMAT_VERSION,
     Snapshot,
     SnapshotStore,
-    snapshot_bucket,
 )
 
 pytestmark = pytest.mark.anyio
@@ -88,7 +87,7 @@ async def test_a_large_snapshot_spans_many_chunks(
     store = await opened()
     snapshot = Snapshot(covered_seq=7, taken_at=1.5, payload=os.urandom(5 * CHUNK_BYTES + 1))
     await store.save(snapshot)
-    info = await (await nc.jetstream().object_store(snapshot_bucket(Subjects(prefix)))).get_info(
+    info = await (await nc.jetstream().object_store(Subjects(prefix).snapshot_bucket)).get_info(
         "scheduler"
     )
     assert info.chunks is not None
@@ -106,7 +105,7 @@ async def test_a_second_save_replaces_the_first(
     await store.save(first)
     written = await store.save(second)
     assert await store.load() == second
-    bucket = snapshot_bucket(Subjects(prefix))
+    bucket = Subjects(prefix).snapshot_bucket
     state = (await nc.jetstream().stream_info(f"OBJ_{bucket}")).state
     assert state.bytes < written + 64 * 1024  # the second object and its meta, nothing of the first
 
@@ -119,7 +118,7 @@ async def test_a_save_that_died_leaves_the_previous_snapshot(
     kept = Snapshot(covered_seq=5, taken_at=5.0, payload=repetitive(MIB))
     await store.save(kept)
     js = nc.jetstream()
-    bucket = snapshot_bucket(Subjects(prefix))
+    bucket = Subjects(prefix).snapshot_bucket
     orphan = OBJ_CHUNKS_PRE_TEMPLATE.format(bucket=bucket, obj="deadsavenuid")
     for _ in range(3):  # what a process killed mid-put leaves: chunks, no meta
         await js.publish(orphan, os.urandom(CHUNK_BYTES))
@@ -168,7 +167,7 @@ async def test_a_corrupt_snapshot_loads_none_with_a_warning(
     """An object under the name that is not a readable snapshot loads None and logs why."""
     store = await opened()
     await store.save(Snapshot(covered_seq=1, taken_at=1.0, payload=b"good"))
-    obs = await nc.jetstream().object_store(snapshot_bucket(Subjects(prefix)))
+    obs = await nc.jetstream().object_store(Subjects(prefix).snapshot_bucket)
     await obs.put("scheduler", garbage)
     with caplog.at_level(logging.WARNING, logger="ffrtmp.scheduler.snapshots"):
         assert await store.load() is None
@@ -210,8 +209,3 @@ async def test_opening_twice_binds_the_same_bucket(opened: Opened) -> None:
     await first.save(snapshot)
     second = await opened()
     assert await second.load() == snapshot
-
-
-def test_bucket_name_follows_the_prefix() -> None:
-    """The bucket carries the prefix, upper-cased, like the stream names."""
-    assert snapshot_bucket(Subjects("acme-1")) == "ACME_1_SNAPSHOTS"
