@@ -6,7 +6,7 @@ const LOG_LINES = 200;
 const jobId = new URLSearchParams(location.search).get("id") || "";
 const jobPath = `/jobs/${encodeURIComponent(jobId)}`;
 const seen = new Set();
-const history = []; // every entry seen, in seq order: the attempts are read from it
+const entries = []; // every history entry seen, in seq order: the attempts are read from it
 let ended = false;
 let following = false;
 let logShown = "";
@@ -113,16 +113,16 @@ function addHistory(entry) {
   const body = byId("timeline-body");
   const later = [...body.rows].find((other) => Number(other.dataset.seq) > entry.seq);
   body.insertBefore(row, later || null);
-  const at = history.findIndex((other) => other.seq > entry.seq);
-  history.splice(at < 0 ? history.length : at, 0, entry);
+  const at = entries.findIndex((other) => other.seq > entry.seq);
+  entries.splice(at < 0 ? entries.length : at, 0, entry);
   renderAttempts();
 }
 
 /** Each attempt from the history: where it ran, when, and how it ended (and why). */
-function attemptsOf(entries) {
+function attemptsOf(list) {
   const found = new Map();
   let current = null;
-  for (const entry of entries) {
+  for (const entry of list) {
     const event = entry.event || {};
     if (entry.type === "JobAssigned") {
       const gpu = event.gpu === null || event.gpu === undefined ? "" : ` gpu ${event.gpu}`;
@@ -142,7 +142,7 @@ function attemptsOf(entries) {
 }
 
 function renderAttempts() {
-  const attempts = attemptsOf(history);
+  const attempts = attemptsOf(entries);
   byId("attempts-section").hidden = !attempts.length;
   fill(byId("attempts-body"), attempts.map((a) => el("tr", { "data-attempt": a.attempt, "data-testid": "attempt-row" },
     el("td", { class: "num" }, String(a.attempt)),
@@ -228,10 +228,10 @@ function onStreamEvent(kind, data) {
 
 /** A plain read of status and history: the first paint, and whenever the stream is down. */
 async function readOnce() {
-  const [status, history] = await Promise.all([
+  const [status, events] = await Promise.all([
     api("GET", jobPath), api("GET", `${jobPath}/events`),
   ]);
-  history.forEach(addHistory);
+  events.forEach(addHistory);
   renderStatus(status);
   return status;
 }
