@@ -29,6 +29,7 @@ app = typer.Typer(help="The HTTP API and web console: the farm for programs and 
 app.info.no_args_is_help = True
 
 DEFAULT_PORT: Final = 8080
+KEEP_ALIVE_S: Final = 65
 
 
 def _loopback(host: str) -> bool:
@@ -90,7 +91,10 @@ async def _serve(where: Target, host: str, port: int, settings: ApiSettings) -> 
     except OSError as exc:
         raise FfrtmpError(f"the API cannot listen on {host}:{port}: {exc.strerror}") from None
     app_ = create_app(where, settings)
-    server = uvicorn.Server(uvicorn.Config(app_, log_level="warning"))
+    # Keep-alive longer than a load balancer's idle timeout (60 s on most), so the balancer, not
+    # the API, closes idle connections: a close racing a reused connection fails that request.
+    config = uvicorn.Config(app_, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
+    server = uvicorn.Server(config)
     auth = f"{len(settings.tokens)} tokens" if settings.tokens else "open: no tokens"
     url = f"http://{host}:{port}/"
     typer.echo(f"api on {where.url} (prefix {where.subjects.prefix}): {url} ({auth})")
