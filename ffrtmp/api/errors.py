@@ -16,7 +16,9 @@ import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from agent.logs import LogNotFound
 from events.errors import AmbiguousId, FfrtmpError, InvalidSpec, StoreUnavailable, UnknownId
+from ffrtmp.client.jobs import NotRunYet
 from projections.query import QueryFailed, QueryRefused
 from projections.service import NoProjector
 
@@ -69,7 +71,7 @@ def _status_of(exc: FfrtmpError) -> int:
     match exc:
         case InvalidSpec() | QueryRefused() | QueryFailed():
             return 422
-        case UnknownId() | NotFound():
+        case UnknownId() | NotFound() | LogNotFound() | NotRunYet():
             return 404
         case Refused():
             return 409

@@ -20,6 +20,10 @@ from ffrtmp.client.read import Entry, heartbeat, load_job, stored
 from ffrtmp.client.render import changes, detail, event_type
 
 
+class NotRunYet(FfrtmpError):
+    """The job has had no attempt, so it has no log."""
+
+
 class StatusJson(msgspec.Struct, frozen=True, kw_only=True):
     """``jobs status --output json``: the folded state, live telemetry, the log position."""
 
@@ -110,6 +114,6 @@ async def job_log(conn: Conn, job: str, attempt: int | None = None) -> JobLog:
     state, _ = await load_job(conn, job)
     chosen = attempt or state.attempt
     if chosen < 1:
-        raise FfrtmpError(f"job {job} has not run yet ({state.status}); no log to show")
+        raise NotRunYet(f"job {job} has not run yet ({state.status}); no log to show")
     text = await read_log(conn.js, conn.subjects, job, chosen)
     return JobLog(job=job, attempt=chosen, log=text.decode(errors="replace"))

@@ -426,6 +426,15 @@ def test_an_unknown_job_is_404(farm: Farm, path: str) -> None:
     assert "no-such-job" in _error(farm.viewer.get(path), 404)
 
 
+def test_the_log_of_a_job_that_has_not_run_is_404(farm: Farm) -> None:
+    """A job waiting for approval has no attempt, so no log; an attempt never made has none."""
+    job = farm.submit(approval_required=True)["job"]["job"]
+    assert "has not run yet" in _error(farm.viewer.get(f"/api/v1/jobs/{job}/logs"), 404)
+    message = _error(farm.viewer.get(f"/api/v1/jobs/{job}/logs", params={"attempt": 7}), 404)
+    assert "attempt 7" in message
+    farm.operator.post(f"/api/v1/jobs/{job}/cancel")
+
+
 @pytest.mark.parametrize("job", ["a.b", "a*", "%2e%2e", "x" * 200, "UPPER"])
 def test_an_id_that_is_no_id_is_422_and_reaches_no_subject(farm: Farm, job: str) -> None:
     """A path id that could not be a job id (a NATS wildcard, a dot, too long) is refused."""
