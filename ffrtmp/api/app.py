@@ -37,7 +37,7 @@ from ffrtmp.api.errors import NotFound
 from ffrtmp.api.jobs import JobsController
 from ffrtmp.api.state import CALLER_KEY, CONN_KEY, caller_of, conn_of
 from ffrtmp.client.conn import Where, connect
-from ffrtmp.client.nodes import NodeRow, node_rows, steer_node
+from ffrtmp.client.nodes import NodeRow, node_list, steer_node
 from ffrtmp.client.summary import Summary, farm_summary
 from projections.service import ask
 
@@ -118,14 +118,12 @@ class NodesController(Controller):
     @get("/", opt={"role": Role.VIEWER})
     async def listing(self, request: Request[Any, Any, Any]) -> list[NodeRow]:
         """Every node the log knows, with its last heartbeat."""
-        _, rows = await node_rows(conn_of(request))
-        return rows
+        return await node_list(conn_of(request))
 
     @get("/{node:str}", opt={"role": Role.VIEWER})
     async def describe(self, request: Request[Any, Any, Any], node: str) -> NodeRow:
         """One node."""
-        _, rows = await node_rows(conn_of(request))
-        for row in rows:
+        for row in await node_list(conn_of(request)):
             if row.id == node:
                 return row
         raise NotFound("node", node)

@@ -13,7 +13,15 @@ from events.enums import HOLDING_STATUSES, AgentStatus
 from events.errors import FfrtmpError
 from events.work import Heartbeat
 from ffrtmp.client.conn import Conn, command_id
-from ffrtmp.client.read import FarmView, entries, fold_log, heartbeats, last_on, resolve_agent
+from ffrtmp.client.read import (
+    FarmView,
+    entries,
+    fold_agents,
+    fold_log,
+    heartbeats,
+    last_on,
+    resolve_agent,
+)
 from ffrtmp.client.render import node_status
 
 COMMAND_WAIT_S: Final = 5.0
@@ -49,10 +57,9 @@ def _held(view: FarmView, agent: str) -> list[str]:
     )
 
 
-def node_row(state: AgentState, view: FarmView, beat: Heartbeat | None) -> NodeRow:
-    """A node as the log and its last heartbeat describe it."""
+def node_row(state: AgentState, running: list[str], beat: Heartbeat | None) -> NodeRow:
+    """A node as the log and its last heartbeat describe it; ``running``: the jobs it holds."""
     caps = state.capabilities
-    running = _held(view, state.agent)
     return NodeRow(
         id=state.agent,
         status=node_status(state, len(running)),
@@ -77,7 +84,35 @@ async def node_rows(conn: Conn) -> tuple[FarmView, list[NodeRow]]:
     """Every node the log knows, sorted by id, and the folded log they were read from."""
     view = await fold_log(conn)
     beats = await heartbeats(conn, set(view.agents))
-    return view, [node_row(s, view, beats.get(a)) for a, s in sorted(view.agents.items())]
+    rows = [node_row(s, _held(view, a), beats.get(a)) for a, s in sorted(view.agents.items())]
+    return view, rows
+
+
+async def node_list(conn: Conn) -> list[NodeRow]:
+    """Every node, as ``node_rows`` says, without folding the jobs when a projector answers.
+
+    The nodes come from the agents' events alone; the jobs each holds from the projector's
+    ``jobs`` table (behind the log by its lag). A page that polls the nodes then costs the same
+    whatever the length of the log.
+    """
+    from projections.service import MAX_ROW_LIMIT, NoProjector, ask  # noqa: PLC0415 -- DuckDB
+
+    statuses = sorted(str(s) for s in HOLDING_STATUSES)
+    sql = f"SELECT agent, job FROM jobs WHERE status IN ({', '.join('?' * len(statuses))})"  # noqa: S608 -- placeholders only
+    try:
+        reply = await ask(conn.nc, conn.subjects, sql, statuses, limit=MAX_ROW_LIMIT)
+    except NoProjector:
+        _, rows = await node_rows(conn)
+        return rows
+    held: dict[str, list[str]] = {}
+    for agent, job in reply.result.rows if reply.result else []:
+        held.setdefault(str(agent), []).append(str(job))
+    view = await fold_agents(conn)
+    beats = await heartbeats(conn, set(view.agents))
+    return [
+        node_row(state, sorted(held.get(agent, [])), beats.get(agent))
+        for agent, state in sorted(view.agents.items())
+    ]
 
 
 async def steer_node(

@@ -65,9 +65,8 @@ async def fold_log(conn: Conn) -> FarmView:
 async def fold_agents(conn: Conn) -> FarmView:
     """Only the agents' events folded here (no job): what a view of the nodes needs."""
     view = FarmView()
-    async for entry in entries(conn, conn.subjects.all_agent_events):
-        if entry is not None:
-            fold_into(view, entry.seq, entry.event)
+    for entry in await stored(conn, conn.subjects.all_agent_events):
+        fold_into(view, entry.seq, entry.event)
     return view
 
 

@@ -202,6 +202,12 @@ def test_cancel_a_running_job_and_a_second_cancel_is_409(farm: Farm) -> None:
     """Cancel stops a running encode; cancelling what has ended is refused with its reason."""
     job = farm.submit(scenario="1080p-h264", duration_s=600)["job"]["job"]
     farm.until(job, "running")
+
+    def held() -> list[str]:
+        return list(farm.viewer.get("/api/v1/nodes/local-1").json()["running"])
+
+    wait_for(lambda: held() == [job], "the node to hold the job", DEADLINE_S, poll_s=0.2,
+             context=lambda: str(held()))  # fmt: skip
     canceled = farm.operator.post(f"/api/v1/jobs/{job}/cancel")
     assert canceled.status_code in {200, 202}, canceled.text
     farm.until(job, "canceled")
