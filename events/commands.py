@@ -1,10 +1,11 @@
-"""Commands: what someone asks of a job. Imperative names; deciding them may refuse.
+"""Commands: what someone asks of a job or an agent. Imperative names; deciding them may refuse.
 
 ``OperatorCommand`` travels on the commands stream (``<prefix>.cmd.<verb>``) and carries a
 caller-chosen ``id`` that dedups it and becomes the cause of the events it produces. The other
 commands never travel: they are how the scheduler and the agents put their own decisions and
-reports to the same pure decider (``events.job.decide``), so every transition of a job goes
-through one function.
+reports to the same pure deciders (``events.job.decide``, ``events.agent.decide_agent``), so
+every transition of a job, and every event the scheduler records about an agent, goes through
+one function.
 """
 
 from __future__ import annotations
@@ -214,3 +215,25 @@ InternalCommand = (
     | ControlDone
 )
 JobCommand = JobOperatorCommand | InternalCommand
+
+
+class DeclareLost(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: the agent missed heartbeats past the threshold; it was last heard at this time."""
+
+    last_seen: float
+
+
+class DeclareReturned(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: an agent it saw as lost was heard from again."""
+
+
+class QuarantineFaulty(msgspec.Struct, frozen=True, kw_only=True):
+    """Scheduler: jobs failed in a row on the agent while others completed elsewhere."""
+
+    failures: int
+    completed_elsewhere: int
+
+
+AgentObservation = DeclareLost | DeclareReturned | QuarantineFaulty
+"""The scheduler's own commands about an agent: what it observed, to be recorded."""
+AgentCommand = AgentOperatorCommand | AgentObservation

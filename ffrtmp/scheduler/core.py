@@ -4,7 +4,9 @@
 ``expected`` of the next append), the agents, the ready queue, which agent holds which attempt
 and the clock-driven indexes. It never reads a clock or a socket: the service feeds it events
 (``apply``), heartbeats (``heard_from``) and the time, and asks it for decisions (``plan``,
-``tick``, ``on_command``), each a list of events to append under optimistic concurrency.
+``tick``, ``on_command``), each a list of events to append under optimistic concurrency. The
+events come from the pure deciders, ``events.job.decide`` for a job and
+``events.agent.decide_agent`` for an agent: the core chooses what to ask them, and when.
 
 Applying is idempotent per entity: an event whose sequence is not past the entity's last one is
 skipped. That lets the service apply its own appends at once (so its next decision sees them)
@@ -30,24 +32,27 @@ import msgspec
 
 from agent.needs import shape
 from events import dedup
-from events.agent import AgentState, evolve_agent, initial_agent
+from events.agent import AgentState, decide_agent, evolve_agent, initial_agent
 from events.agent_events import (
     AgentCleared,
     AgentDeregistered,
     AgentEvent,
-    AgentLost,
-    AgentQuarantined,
     AgentRegistered,
     AgentReturned,
 )
 from events.base import AgentEventBase, Event, JobEventBase
 from events.commands import (
+    AgentCommand,
     AgentGone,
+    AgentOperatorCommand,
     Assign,
     ClearAgent,
+    DeclareLost,
+    DeclareReturned,
     JobCommand,
     OperatorCommand,
     QuarantineAgent,
+    QuarantineFaulty,
     Reject,
     RemoveAgent,
     RequeueDue,
@@ -456,25 +461,10 @@ class SchedulerCore:
             msg_ids=tuple(dedup.command_event(command.id, i) for i in range(len(events))),
         )
 
-    def _on_agent_command(
-        self, command: QuarantineAgent | ClearAgent | RemoveAgent, now: float
-    ) -> Decision:
-        """Quarantine, clear or remove; already so (or an agent never seen): nothing to record."""
+    def _on_agent_command(self, command: AgentOperatorCommand, now: float) -> Decision:
+        """Quarantine, clear or remove (``events.agent``); an agent never seen: nothing."""
         agent = self.agents.get(command.agent)
-        events: tuple[AgentEvent, ...] = ()
-        if agent is not None:
-            name, cause, by = command.agent, command.id, command.by
-            if isinstance(command, QuarantineAgent) and not agent.quarantined:
-                reason = command.reason or "quarantined by an operator"
-                quarantined = AgentQuarantined(
-                    agent=name, at=now, cause=cause, by=by, reason=reason
-                )
-                events = (quarantined,)
-            elif isinstance(command, ClearAgent) and agent.quarantined:
-                events = (AgentCleared(agent=name, at=now, cause=cause, by=by),)
-            elif isinstance(command, RemoveAgent) and agent.status is not AgentStatus.OFFLINE:
-                reason = command.reason or f"removed by {by or 'an operator'}"
-                events = (AgentDeregistered(agent=name, at=now, cause=cause, reason=reason),)
+        events = () if agent is None else tuple(decide_agent(agent, command, now, command.id))
         return Decision(
             agent=command.agent,
             events=events,
@@ -653,21 +643,16 @@ class SchedulerCore:
         decisions = []
         for agent in lost_agents(online, now, self.settings.timers):
             held = tuple(sorted(self.holding.get(agent, {})))
-            lost = AgentLost(agent=agent, at=now, cause="sched:heartbeat", last_seen=online[agent])
-            decisions.append(
-                self.agent_decision(
-                    agent, lost, dedup.scheduler_agent_event(agent, "lost", online[agent])
-                )
-            )
+            lost = DeclareLost(last_seen=online[agent])
+            msg_id = dedup.scheduler_agent_event(agent, "lost", online[agent])
+            decisions.append(self.decide_for_agent(agent, lost, now, "sched:heartbeat", msg_id))
             decisions += [self.decide_for(job, AgentGone(agent=agent), now) for job in held]
         return decisions
 
     def returned(self, agent: str, now: float) -> Decision:
         """A lost agent was heard from again: record it (its old attempts stay failed)."""
-        event = AgentReturned(agent=agent, at=now, cause="sched:heartbeat")
-        return self.agent_decision(
-            agent, event, dedup.scheduler_agent_event(agent, "returned", self.agent_seqs.get(agent))
-        )
+        msg_id = dedup.scheduler_agent_event(agent, "returned", self.agent_seqs.get(agent))
+        return self.decide_for_agent(agent, DeclareReturned(), now, "sched:heartbeat", msg_id)
 
     def _quarantines(self, now: float) -> list[Decision]:
         decisions = []
@@ -675,27 +660,29 @@ class SchedulerCore:
             state = self.agents.get(agent)
             if (
                 state is None
-                or state.quarantined
                 or streak.failures < self.settings.quarantine_after
                 or self.completed <= streak.others_done_at_start
             ):
                 continue
-            why = (
-                f"{streak.failures} jobs failed in a row on this agent while "
-                f"{self.completed - streak.others_done_at_start} completed elsewhere"
+            faulty = QuarantineFaulty(
+                failures=streak.failures,
+                completed_elsewhere=self.completed - streak.others_done_at_start,
             )
-            event = AgentQuarantined(agent=agent, at=now, cause="sched:streak", reason=why)
             msg_id = dedup.scheduler_agent_event(agent, "quarantined", self.agent_seqs.get(agent))
-            decisions.append(self.agent_decision(agent, event, msg_id))
+            decisions.append(self.decide_for_agent(agent, faulty, now, "sched:streak", msg_id))
         return decisions
 
-    def agent_decision(self, agent: str, event: AgentEvent, msg_id: str) -> Decision:
-        """One event about an agent, expecting the agent's last sequence."""
+    def decide_for_agent(
+        self, agent: str, command: AgentCommand, now: float, cause: str, msg_id: str
+    ) -> Decision:
+        """The scheduler's own command on one agent, as a decision (possibly with no events)."""
+        state = self.agents.get(agent) or initial_agent(agent)
+        events = tuple(decide_agent(state, command, now, cause))
         return Decision(
             agent=agent,
-            events=(event,),
+            events=events,
             expected=self.agent_seqs.get(agent, 0),
-            msg_ids=(msg_id,),
+            msg_ids=(msg_id,) * len(events),
         )
 
     def expire(self, now: float) -> int:

@@ -1,4 +1,10 @@
-"""The pure core imports no clock, randomness, network or database."""
+"""The pure core imports no clock, randomness, network or database.
+
+The core is every decider and fold (``events``), and the parts of the scheduler and the read
+models that decide or compute: the scheduler core, placement, timers and the ready queue, the
+projection rows. Each is checked by its own imports, and everything of ours that it imports
+must be in the core too, so a pure module cannot reach I/O through a helper.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+OURS = frozenset({"events", "projections", "agent", "ffrtmp"})
 PURE = [
     "events/base.py",
     "events/enums.py",
@@ -24,6 +31,17 @@ PURE = [
     "events/subjects.py",
     "events/work.py",
     "events/agent.py",
+    "events/dedup.py",
+    "events/limits.py",
+    "events/media.py",
+    "events/redact.py",
+    "agent/needs.py",
+    "agent/gst_pipeline.py",
+    "ffrtmp/scheduler/core.py",
+    "ffrtmp/scheduler/placement.py",
+    "ffrtmp/scheduler/timers.py",
+    "ffrtmp/scheduler/ready.py",
+    "projections/rows.py",
 ]
 FORBIDDEN = {
     "nats",
@@ -64,3 +82,34 @@ def test_events_imports_nothing_of_ours(package: str) -> None:
     ours = {"projections", "agent", "ffrtmp"}
     for path in (ROOT / package).glob("*.py"):
         assert not (_imports(path) & ours), path.name
+
+
+def _our_modules(path: Path) -> set[str]:
+    """The files of ours that ``path`` imports (``from events import dedup`` is events/dedup.py)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            dotted = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            dotted = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+        else:
+            continue
+        for name in dotted:
+            if name.split(".")[0] not in OURS:
+                continue
+            module = ROOT / (name.replace(".", "/") + ".py")
+            if module.exists():
+                found.add(module.relative_to(ROOT).as_posix())
+    return found
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_core_module_imports_only_the_core(module: str) -> None:
+    """Whatever of ours a core module imports is in the core too: no I/O through a helper."""
+    assert _our_modules(ROOT / module) - set(PURE) == set()
+
+
+def test_the_core_list_names_real_modules() -> None:
+    """Every listed module exists, and the scan sees a core module's imports (not vacuous)."""
+    assert all((ROOT / module).exists() for module in PURE)
+    assert "events/agent.py" in _our_modules(ROOT / "ffrtmp/scheduler/core.py")
