@@ -28,7 +28,7 @@ DECISION_WAIT_S: Final = 5.0
 QUIET_S: Final = 0.2
 """After a command's first event, how long the job must be quiet for its answer to be whole."""
 _FIRST_PAUSE_S: Final = 0.002
-_MAX_PAUSE_S: Final = 0.05
+_MAX_PAUSE_S: Final = 0.02
 
 
 async def scheduler_leads(conn: Conn) -> bool:
@@ -65,7 +65,7 @@ async def decision(
     sequence when it was sent): the read starts there, not at the stream's first sequence, whose
     cost grows with the log, and ends at that event.
 
-    The job's subject is read by direct get, polled with a doubling pause (2 ms to 50 ms): a
+    The job's subject is read by direct get, polled with a doubling pause (2 ms to 20 ms): a
     consumer per wait would outlive it on the server for seconds, and an API deciding hundreds
     of commands a second would reach the stream's limit of 1,000 consumers.
     """
