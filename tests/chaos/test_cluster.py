@@ -20,7 +20,7 @@ import pytest
 from nats.aio.client import Client as NatsClient
 
 from events.aio import background, cancel_all
-from events.errors import FfrtmpError
+from events.errors import FfrtmpError, StoreUnavailable
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
 from events.policy import RetryPolicy
@@ -96,7 +96,7 @@ class Submitter:
                 try:
                     await self.farm.submit(job, duration_s=1.0, timeout_s=8.0, max_retries=10)
                     break
-                except (nats.errors.Error, TimeoutError):
+                except (nats.errors.Error, TimeoutError, StoreUnavailable):
                     await asyncio.sleep(0.1)
             self.jobs.append(job)
             await asyncio.sleep(0.2)
