@@ -6,6 +6,8 @@ expires a dead leader's key on its own, so nobody has to detect the death. Every
 compare-and-set on the key's last revision, so two candidates never both win, and a leader
 whose key expired or was taken cannot renew it (fencing). The caller renews every ``ttl_s / 3``,
 which survives two lost renewals; a clean shutdown releases, and the standby takes over at once.
+``acquire`` and ``keep`` are those loops: a candidate waits in ``acquire`` until it leads, and a
+leader leads for as long as ``keep`` runs.
 
 ``held`` is also bounded by the local clock: it turns False ``ttl_s`` after the start of the
 last write the server confirmed, which is no later than the server expires that write. A leader
@@ -23,6 +25,7 @@ so ``create`` would report the key as held until the marker aged out.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -30,6 +33,7 @@ import time
 from typing import Final
 
 import msgspec
+from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 from nats.js.errors import (
     APIError,
@@ -41,6 +45,7 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from events import subjects as wire
+from events.aio import raise_if_cancelling
 from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
 from events.streams import SETUP_HINT
 from events.subjects import Subjects
@@ -217,3 +222,37 @@ class Lease:
     def _boundary(self, action: str) -> contextlib.AbstractContextManager[None]:
         """Translate NATS failures into ``StoreUnavailable`` / ``FfrtmpError``."""
         return jetstream_boundary(self._js, "lease", f"lease {self._bucket}", action)
+
+
+async def acquire(lease: Lease) -> None:
+    """Wait until this process holds the lease, trying every third of its time to live.
+
+    Opening the bucket is retried like the rest: a server or cluster node going away while
+    a standby waits must not end the scheduler.
+    """
+    opened = False
+    while True:
+        try:
+            if not opened:
+                await lease.open()
+                opened = True
+            if await lease.try_acquire():
+                return
+        except (FfrtmpError, NatsError) as exc:
+            raise_if_cancelling()
+            _log.warning("lease unreachable: %s", exc)
+        await asyncio.sleep(lease.ttl_s / 3)
+
+
+async def keep(lease: Lease) -> None:
+    """Renew every third of the lease time; return when the lease is lost or lapses."""
+    while True:
+        await asyncio.sleep(lease.ttl_s / 3)
+        try:
+            if not await lease.renew():
+                return
+        except (FfrtmpError, NatsError) as exc:
+            raise_if_cancelling()
+            _log.warning("lease renewal failed: %s", exc)
+            if not lease.held:  # lapsed by our own clock: a standby may lead now
+                return

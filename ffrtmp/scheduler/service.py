@@ -12,6 +12,11 @@ messages the log says are outstanding go out again; the work stream's dedup (``N
 job:attempt) and the agents' own concurrency check make that safe. There is no other recovery
 path. Leadership is a KV lease: a standby keeps its core warm from the log and starts deciding
 when it takes the lease. A stale leader cannot do harm: its appends fail the concurrency check.
+
+The seams: the lease loops are ``lease.acquire`` and ``lease.keep``, the command consumer is
+``intake.Intake``, the work messages a commit owes the agents are ``outbox.Outgoing`` values
+sent by ``outbox.publish``, and the decisions themselves come from the pure ``core``. This
+module holds what joins them: following the log, the decider's rounds, and appending.
 """
 
 from __future__ import annotations
@@ -27,25 +32,13 @@ from typing import Final
 import msgspec
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
-from nats.js.api import AckPolicy, ConsumerConfig
-from nats.js.client import JetStreamContext
-from nats.js.errors import FetchTimeoutError
 
-from events import dedup
 from events.admit import job_of
 from events.aio import raise_if_cancelling
 from events.base import AgentEventBase, Event, JobEventBase, SetAside
-from events.codec import accept_command, decode_heartbeat, encode
-from events.commands import AgentCommandBase, OperatorCommand
-from events.enums import ControlAction
-from events.errors import (
-    ConcurrencyConflict,
-    FfrtmpError,
-    InvalidSpec,
-    MalformedMessage,
-    StoreUnavailable,
-)
-from events.ids import check_id
+from events.codec import accept_command, decode_heartbeat
+from events.commands import OperatorCommand
+from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
 from events.jetstream import JetStreamEventStore
 from events.job import fold
 from events.job_events import (
@@ -55,18 +48,22 @@ from events.job_events import (
     JobRejected,
     JobTimedOut,
 )
-from events.limits import check_command_id
 from events.store import Append
-from events.subjects import MSG_ID, SCHEDULER_WRITER, Subjects
-from events.work import Control, Dispatch
+from events.subjects import SCHEDULER_WRITER, Subjects
+from ffrtmp.scheduler import lease
 from ffrtmp.scheduler.core import Decision, SchedulerCore, SchedulerSettings, SchedulerSnapshot
-from ffrtmp.scheduler.lease import Lease
+from ffrtmp.scheduler.intake import MAX_DELIVER, Intake, command_key, set_aside
+from ffrtmp.scheduler.outbox import (
+    Outgoing,
+    control_message,
+    dispatch_message,
+    publish,
+    stop_message,
+)
 from ffrtmp.scheduler.snapshots import Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 
-CONSUMER: Final = "scheduler"
-MAX_DELIVER: Final = 5
 CONFLICT_RETRIES: Final = 5
 OUTAGE_PAUSE_S: Final = 0.5
 EXPIRE_EVERY: Final = 65_536  # events replayed between sweeps of finished jobs
@@ -106,14 +103,6 @@ class Stats(msgspec.Struct, kw_only=True):
     outages: int = 0
 
 
-class _Peek(msgspec.Struct):
-    """What can be read of a command that does not decode, to record its refusal."""
-
-    id: str = ""
-    job: str = ""
-    type: str = ""
-
-
 class Scheduler:
     """One scheduler process: leader or warm standby; see the module doc."""
 
@@ -138,11 +127,21 @@ class Scheduler:
         self._nc = store.nc
         self._js = store.nc.jetstream()
         self._wake = asyncio.Event()
-        self._inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * self.settings.fetch_batch)
+        self._intake = Intake(
+            self._js,
+            self.subjects,
+            self._wake,
+            fetch_batch=self.settings.fetch_batch,
+            ack_wait_s=self.settings.ack_wait_s,
+            pause_s=OUTAGE_PAUSE_S,
+        )
+        self._inbox = self._intake.inbox
         self._held: list[Msg] = []  # commands whose appends met an outage: decided again first
         self._outage = False  # an append of the current commit failed for want of the store
         self._snapshots = SnapshotStore(self._js, self.subjects)
-        self._lease = Lease(self._js, self.subjects, self.name, ttl_s=self.settings.lease_ttl_s)
+        self._lease = lease.Lease(
+            self._js, self.subjects, self.name, ttl_s=self.settings.lease_ttl_s
+        )
         self._snapshot_seq = 0
         self._snapshot_at = 0.0
         self._saving: asyncio.Task[None] | None = None
@@ -243,100 +242,27 @@ class Scheduler:
         """Hold the lease (or wait for it) and decide while holding it."""
         while True:
             if self.settings.use_lease:
-                await self._acquire()
+                await lease.acquire(self._lease)
             self.stats.takeovers += 1
             self.leading.set()
             log.info("%s leads", self.name)
             try:
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self._intake(), name="intake")
-                    decider = tasks.create_task(self._decide(), name="decide")
-                    if self.settings.use_lease:
-                        await self._keep_lease()
-                        decider.cancel()
-                        _lost_lease()
-            except* _LostLease:
-                log.warning("%s lost the lease; following as standby", self.name)
+                await self._lead_once()
             finally:
                 self.leading.clear()
+            log.warning("%s lost the lease; following as standby", self.name)
 
-    async def _acquire(self) -> None:
-        """Wait until this process holds the lease, trying every third of its time to live.
-
-        Opening the bucket is retried like the rest: a server or cluster node going away while
-        a standby waits must not end the scheduler.
-        """
-        opened = False
-        while True:
-            try:
-                if not opened:
-                    await self._lease.open()
-                    opened = True
-                if await self._lease.try_acquire():
-                    return
-            except (FfrtmpError, NatsError) as exc:
-                raise_if_cancelling()
-                log.warning("lease unreachable: %s", exc)
-            await asyncio.sleep(self._lease.ttl_s / 3)
-
-    async def _keep_lease(self) -> None:
-        """Renew every third of the lease time; return when the lease is lost or lapses."""
-        while True:
-            await asyncio.sleep(self._lease.ttl_s / 3)
-            try:
-                if not await self._lease.renew():
-                    return
-            except (FfrtmpError, NatsError) as exc:
-                raise_if_cancelling()
-                log.warning("lease renewal failed: %s", exc)
-                if not self._lease.held:  # lapsed by our own clock: a standby may lead now
-                    return
-
-    # --- intake -----------------------------------------------------------------------------
-
-    async def _intake(self) -> None:
-        """Pull commands from the durable consumer into the decider's inbox."""
-        config = ConsumerConfig(
-            durable_name=CONSUMER,
-            ack_policy=AckPolicy.EXPLICIT,
-            max_deliver=MAX_DELIVER,
-            ack_wait=self.settings.ack_wait_s,
-            filter_subject=self.subjects.all_commands,
-            max_ack_pending=-1,
-        )
-        sub = await self._pull_subscribe(config)
-        try:
-            while True:
-                try:
-                    msgs = await sub.fetch(self.settings.fetch_batch, timeout=1.0)
-                except (FetchTimeoutError, TimeoutError):
-                    continue
-                except NatsError as exc:  # reconnecting: the durable consumer keeps our place
-                    raise_if_cancelling()
-                    log.warning("command intake paused: %s", exc)
-                    await asyncio.sleep(OUTAGE_PAUSE_S)
-                    continue
-                for msg in msgs:
-                    await self._inbox.put(msg)
-                self._wake.set()
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-
-    async def _pull_subscribe(self, config: ConsumerConfig) -> JetStreamContext.PullSubscription:
-        """Bind the durable command consumer, through an outage: leading starts during one."""
-        while True:
-            try:
-                return await self._js.pull_subscribe(
-                    self.subjects.all_commands,
-                    durable=CONSUMER,
-                    stream=self.subjects.commands_stream,
-                    config=config,
-                )
-            except (NatsError, TimeoutError) as exc:  # a stream leader being elected, say
-                raise_if_cancelling()
-                log.warning("command intake waits for the commands stream: %s", exc)
-                await asyncio.sleep(OUTAGE_PAUSE_S)
+    async def _lead_once(self) -> None:
+        """Take commands and decide until the lease is lost; without a lease, until cancelled."""
+        async with asyncio.TaskGroup() as tasks:
+            leading = [
+                tasks.create_task(self._intake.run(), name="intake"),
+                tasks.create_task(self._decide(), name="decide"),
+            ]
+            if self.settings.use_lease:
+                await lease.keep(self._lease)
+                for task in leading:
+                    task.cancel()
 
     # --- deciding ---------------------------------------------------------------------------
 
@@ -358,13 +284,24 @@ class Scheduler:
                 raise_if_cancelling()  # nats-py turns a cancel into its own error at times
                 # The server restarting or unreachable: nothing was decided that did not land,
                 # so wait a moment and go on from what the log says.
-                self.stats.outages += 1
-                log.warning("decider paused: %s", exc)
-                await asyncio.sleep(OUTAGE_PAUSE_S)
+                await self._pause(str(exc))
+
+    async def _pause(self, why: str) -> None:
+        """The log takes no appends for now: count it, say why, wait a moment."""
+        self.stats.outages += 1
+        log.warning("decider paused: %s", why)
+        await asyncio.sleep(OUTAGE_PAUSE_S)
 
     async def _step(self, next_tick: float) -> float:
-        """One round: waiting commands, the clock when due, placement while there is room."""
-        await self._commands()
+        """One round: waiting commands, the clock when due, placement while there is room.
+
+        Commands held for want of the store end the round with a pause: nothing else is
+        decided until the log takes their appends.
+        """
+        held = await self._commands()
+        if held:
+            await self._pause(f"{held} commands held until the log takes appends")
+            return next_tick
         now = self.clock()
         if now >= next_tick:
             next_tick = now + self.settings.tick_s
@@ -387,10 +324,13 @@ class Scheduler:
             for state in list(self.core.control_outstanding())
             if state.requested is not None
         ]
-        await self._send([d for d in dispatches + controls if d is not None])
+        await publish(self._js, [m for m in dispatches + controls if m is not None])
 
-    async def _commands(self) -> None:
-        """Decide every waiting command; one round per job, appends pipelined per round."""
+    async def _commands(self) -> int:
+        """Decide every waiting command; one round per job, appends pipelined per round.
+
+        Returns how many commands are held because the store was away (0 when none is).
+        """
         msgs, self._held = self._held, []
         while not self._inbox.empty() and len(msgs) < self.settings.fetch_batch:
             msgs.append(self._inbox.get_nowait())
@@ -411,8 +351,9 @@ class Scheduler:
             held = await self._decide_commands(round_)
             if held:
                 self._held = held + later
-                raise FfrtmpError(f"{len(self._held)} commands held until the log takes appends")
+                return len(self._held)
             msgs = later
+        return 0
 
     async def _decode(self, msg: Msg) -> OperatorCommand | None:
         try:
@@ -422,32 +363,9 @@ class Scheduler:
             return None
 
     async def _set_aside(self, msg: Msg, exc: MalformedMessage) -> None:
-        """Record a malformed command's refusal where it names a job, dead-letter it, drop it."""
+        """Count a command that cannot be decided and set it aside (``intake.set_aside``)."""
         self.stats.malformed += 1
-        log.warning("command on %s set aside: %s", msg.subject, exc)
-        with contextlib.suppress(
-            msgspec.DecodeError, UnicodeDecodeError, RecursionError, FfrtmpError
-        ):
-            peek = msgspec.json.decode(msg.data, type=_Peek)
-            if peek.job and peek.id and _valid_ids(peek):
-                refusal = CommandRefused(
-                    job=peek.job,
-                    at=self.clock(),
-                    cause=peek.id,
-                    command_id=peek.id,
-                    command=(peek.type or "?")[:64],
-                    reason=f"malformed command: {exc.reason}"[:512],
-                )
-                item = Append(
-                    subject=self.subjects.job_event(peek.job, SCHEDULER_WRITER),
-                    event=refusal,
-                    msg_id=dedup.malformed_command(peek.id),
-                )
-                await self.store.append(item)
-        why = " ".join(exc.reason[:200].split())  # one header line whatever the reason holds
-        headers = {"Ffrtmp-Error": why, "Ffrtmp-Subject": msg.subject}
-        await self._nc.publish(self.subjects.dead_letter("cmd"), msg.data, headers=headers)
-        await msg.term()
+        await set_aside(self.store, msg, exc, self.clock())
 
     async def _decide_commands(self, round_: Sequence[tuple[Msg, OperatorCommand]]) -> list[Msg]:
         """Decide, commit and acknowledge; the commands to hold because the store was away.
@@ -518,26 +436,20 @@ class Scheduler:
         A decision whose append conflicts is dropped after its job is re-read: the next pass
         decides again from what the log now says. Returns, per decision, whether it landed.
         """
-        singles = [d for d in decisions if len(d.events) <= 1]
-        items = [self._append_item(d, 0, d.expected) for d in singles if d.events]
-        results = iter(await self.store.append_many(items)) if items else iter(())
-        landed: dict[int, bool] = {}
-        sends: list[tuple[str, bytes, str]] = []
-        for decision in singles:
-            if not decision.events:
-                landed[id(decision)] = True
-                continue
-            result = next(results)
-            landed[id(decision)] = await self._landed(decision, [result], now, sends)
-        for decision in decisions:
+        singles = [i for i, d in enumerate(decisions) if len(d.events) == 1]
+        items = [self._append_item(decisions[i], 0, decisions[i].expected) for i in singles]
+        results = await self.store.append_many(items) if items else []
+        landed = [True] * len(decisions)  # a decision of no events has nothing to land
+        sends: list[Outgoing] = []
+        for i, result in zip(singles, results, strict=True):
+            landed[i] = await self._landed(decisions[i], [result], now, sends)
+        for i, decision in enumerate(decisions):
             if len(decision.events) > 1:
-                landed[id(decision)] = await self._commit_chain(decision, now, sends)
-        await self._send(sends)
-        return [landed[id(d)] for d in decisions]
+                landed[i] = await self._commit_chain(decision, now, sends)
+        await publish(self._js, sends)
+        return landed
 
-    async def _commit_chain(
-        self, decision: Decision, now: float, sends: list[tuple[str, bytes, str]]
-    ) -> bool:
+    async def _commit_chain(self, decision: Decision, now: float, sends: list[Outgoing]) -> bool:
         """A decision of several events: appended one after another, each expecting the last."""
         results: list[int | Exception] = []
         expected = decision.expected
@@ -570,7 +482,7 @@ class Scheduler:
         decision: Decision,
         results: Sequence[int | Exception],
         now: float,
-        sends: list[tuple[str, bytes, str]],
+        sends: list[Outgoing],
     ) -> bool:
         """Apply the events that landed; re-read the job on a conflict; queue what to send."""
         for event, result in zip(decision.events, results, strict=False):
@@ -598,7 +510,7 @@ class Scheduler:
         event: Event,
         seq: int,
         now: float,
-        sends: list[tuple[str, bytes, str]],
+        sends: list[Outgoing],
     ) -> None:
         match event:
             case JobAssigned():
@@ -637,62 +549,20 @@ class Scheduler:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def _dispatch(self, job: str, seq: int, now: float) -> tuple[str, bytes, str] | None:
+    def _dispatch(self, job: str, seq: int, now: float) -> Outgoing | None:
+        message = dispatch_message(self.subjects, self.core.state_of(job), seq, now)
+        self.stats.dispatches += message is not None
+        return message
+
+    def _control(self, job: str, cause: str, now: float) -> Outgoing | None:
         state = self.core.state_of(job)
-        if state is None or state.spec is None:
-            return None
-        dispatch = Dispatch(
-            job=job,
-            attempt=state.attempt,
-            spec=state.spec,
-            budget_s=state.budget_s,
-            retries=state.retries,
-            after_seq=seq,
-            at=now,
-            gpu=state.gpu,
-            agent=state.agent,
-        )
-        self.stats.dispatches += 1
-        return self.subjects.work(state.agent), encode(dispatch), dedup.dispatch(job, state.attempt)
+        message = control_message(self.subjects, state, cause, self.core.seqs.get(job, 0), now)
+        self.stats.controls += message is not None
+        return message
 
-    def _control(self, job: str, cause: str, now: float) -> tuple[str, bytes, str] | None:
-        state = self.core.state_of(job)
-        if state is None or not state.agent or state.requested is None:
-            return None
-        control = Control(
-            job=job, attempt=state.attempt, action=state.requested, at=now, cause=cause
-        )
+    def _stop_attempt(self, event: JobTimedOut, now: float) -> Outgoing:
         self.stats.controls += 1
-        msg_id = dedup.control(
-            job, state.attempt, state.requested, cause or str(self.core.seqs[job])
-        )
-        return self.subjects.work(state.agent), encode(control), msg_id
-
-    def _stop_attempt(self, event: JobTimedOut, now: float) -> tuple[str, bytes, str]:
-        """Tell the agent to stop an attempt that ran out of time, so its slot frees up."""
-        control = Control(
-            job=event.job,
-            attempt=event.attempt,
-            action=ControlAction.CANCEL,
-            at=now,
-            cause=event.cause,
-        )
-        self.stats.controls += 1
-        msg_id = dedup.stop_timed_out(event.job, event.attempt)
-        return self.subjects.work(event.agent), encode(control), msg_id
-
-    async def _send(self, sends: Sequence[tuple[str, bytes, str]]) -> None:
-        """Publish work messages, pipelined; a lost one is re-sent by the next leader's takeover."""
-        if not sends:
-            return
-        acks = [
-            await self._js.publish_async(subject, data, headers={MSG_ID: msg_id})
-            for subject, data, msg_id in sends
-        ]
-        results = await asyncio.gather(*acks, return_exceptions=True)
-        for (subject, _, _), result in zip(sends, results, strict=True):
-            if isinstance(result, BaseException):
-                log.warning("work message to %s not acknowledged: %s", subject, result)
+        return stop_message(self.subjects, event, now)
 
     # --- snapshots --------------------------------------------------------------------------
 
@@ -724,28 +594,3 @@ class Scheduler:
             log.warning("snapshot at %d not saved: %s", snapshot.covered_seq, exc)
             return
         self.stats.snapshots += 1
-
-
-def _valid_ids(peek: _Peek) -> bool:
-    """Whether a refusal can be recorded under the command's job id and command id."""
-    try:
-        check_id(peek.job)
-        check_command_id(peek.id)
-    except InvalidSpec:
-        return False
-    return True
-
-
-def command_key(command: OperatorCommand) -> str:
-    """What a command is about: commands about the same thing are decided one after another."""
-    if isinstance(command, AgentCommandBase):
-        return f"agent:{command.agent}"
-    return f"job:{command.job}"
-
-
-class _LostLease(Exception):
-    """Internal: the lease was lost while leading."""
-
-
-def _lost_lease() -> None:
-    raise _LostLease

@@ -11,7 +11,8 @@ from nats.js.client import JetStreamContext
 
 from events.enums import JobStatus
 from events.streams import events_stream
-from ffrtmp.scheduler.service import CONSUMER, MAX_DELIVER, OUTAGE_PAUSE_S
+from ffrtmp.scheduler.intake import CONSUMER, MAX_DELIVER
+from ffrtmp.scheduler.service import OUTAGE_PAUSE_S
 from tests.farm import Farm, scheduler, wait_until
 
 pytestmark = pytest.mark.anyio

@@ -1,0 +1,106 @@
+"""The scheduler's outbox: the messages its decisions owe the agents, and their sending.
+
+A decision that lands may owe its agent a message on the agent's work subject: a dispatch for a
+``JobAssigned``, a control request for a ``JobControlRequested``, a stop for a ``JobTimedOut``.
+Each is an ``Outgoing`` (the agent's work subject, the encoded ``events.work.WorkMessage``),
+built from the core's state after the append landed (so it carries what the log says), with a
+``Nats-Msg-Id`` from ``events.dedup``: the work stream drops the same message sent twice, which
+makes a takeover's re-sending of everything the log says is outstanding safe. A commit's
+messages go out together, pipelined, once all its appends are applied; one the server does not
+acknowledge is logged, and the next leader's takeover sends it again. An I/O edge of the
+scheduler service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import msgspec
+from nats.js.client import JetStreamContext
+
+from events import dedup
+from events.codec import encode
+from events.enums import ControlAction
+from events.job import JobState
+from events.job_events import JobTimedOut
+from events.subjects import MSG_ID, Subjects
+from events.work import Control, Dispatch
+
+log = logging.getLogger(__name__)
+
+
+class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
+    """One work message on its way: the agent's subject, the body, the id that dedups it."""
+
+    subject: str
+    data: bytes
+    msg_id: str
+
+
+def dispatch_message(
+    subjects: Subjects, state: JobState | None, seq: int, now: float
+) -> Outgoing | None:
+    """The dispatch of the job's current attempt, assigned at ``seq``; None for no such job."""
+    if state is None or state.spec is None:
+        return None
+    dispatch = Dispatch(
+        job=state.job,
+        attempt=state.attempt,
+        spec=state.spec,
+        budget_s=state.budget_s,
+        retries=state.retries,
+        after_seq=seq,
+        at=now,
+        gpu=state.gpu,
+        agent=state.agent,
+    )
+    return Outgoing(
+        subject=subjects.work(state.agent),
+        data=encode(dispatch),
+        msg_id=dedup.dispatch(state.job, state.attempt),
+    )
+
+
+def control_message(
+    subjects: Subjects, state: JobState | None, cause: str, seq: int, now: float
+) -> Outgoing | None:
+    """The job's outstanding control request for its agent; None when there is none.
+
+    Without a ``cause`` (a takeover re-sending it), the job's last sequence ``seq`` names it.
+    """
+    if state is None or not state.agent or state.requested is None:
+        return None
+    control = Control(
+        job=state.job, attempt=state.attempt, action=state.requested, at=now, cause=cause
+    )
+    msg_id = dedup.control(state.job, state.attempt, state.requested, cause or str(seq))
+    return Outgoing(subject=subjects.work(state.agent), data=encode(control), msg_id=msg_id)
+
+
+def stop_message(subjects: Subjects, event: JobTimedOut, now: float) -> Outgoing:
+    """Tell the agent to stop an attempt that ran out of time, so its slot frees up."""
+    control = Control(
+        job=event.job,
+        attempt=event.attempt,
+        action=ControlAction.CANCEL,
+        at=now,
+        cause=event.cause,
+    )
+    return Outgoing(
+        subject=subjects.work(event.agent),
+        data=encode(control),
+        msg_id=dedup.stop_timed_out(event.job, event.attempt),
+    )
+
+
+async def publish(js: JetStreamContext, messages: Sequence[Outgoing]) -> None:
+    """Publish work messages, pipelined; a lost one is re-sent by the next leader's takeover."""
+    if not messages:
+        return
+    acks = [await js.publish_async(m.subject, m.data, headers={MSG_ID: m.msg_id}) for m in messages]
+    results = await asyncio.gather(*acks, return_exceptions=True)
+    for message, result in zip(messages, results, strict=True):
+        if isinstance(result, BaseException):
+            log.warning("work message to %s not acknowledged: %s", message.subject, result)
