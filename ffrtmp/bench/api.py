@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from statistics import median
 from typing import Final
 
 import httpx
@@ -37,6 +36,7 @@ from events.spec import JobSpec
 from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.bench.harness import embedded_server, ffrtmp_command
+from ffrtmp.bench.stats import median, percentile
 from ffrtmp.client.conn import Address, command_id, connect
 from ffrtmp.client.decision import send_and_report
 from ffrtmp.lifeline import PREEXEC, end
@@ -81,11 +81,6 @@ class ApiReport(msgspec.Struct, frozen=True, kw_only=True):
     events_received: int
     events_lost: int
     events_doubled: int
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def _open_loop(
@@ -176,8 +171,8 @@ async def _submit_rounds(
             order = [("api", by_api), ("nats", by_nats)]
             for name, one in order if index % 2 == 0 else order[::-1]:
                 latencies, met = await _open_loop(settings.rate, settings.requests, one)
-                figures[f"{name}50"].append(_percentile(latencies, 0.50) * 1000)
-                figures[f"{name}99"].append(_percentile(latencies, 0.99) * 1000)
+                figures[f"{name}50"].append(percentile(latencies, 0.50) * 1000)
+                figures[f"{name}99"].append(percentile(latencies, 0.99) * 1000)
                 worst_met = min(worst_met, met)
     return figures, worst_met
 

@@ -39,7 +39,7 @@ from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.bench.chaos import Submitter
 from ffrtmp.bench.chaosagent import CAPABILITIES
-from ffrtmp.bench.schedule import until
+from ffrtmp.bench.harness import until
 from ffrtmp.natscluster import ClusterSettings, NatsCluster
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 

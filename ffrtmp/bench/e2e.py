@@ -42,19 +42,11 @@ from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobStarted
 from events.subjects import Subjects
-from ffrtmp.bench.harness import embedded_server
+from ffrtmp.bench.harness import Machine, embedded_server, machine, submit_steadily, until
 from ffrtmp.bench.replay import ReplaySettings, populate
-from ffrtmp.bench.schedule import (
-    CAPS,
-    Machine,
-    ScheduleSettings,
-    job_spec,
-    machine,
-    percentile,
-    until,
-)
-from ffrtmp.bench.schedule import _submit_steadily as submit_steadily
-from ffrtmp.bench.stats import median, rate
+from ffrtmp.bench.schedule import ScheduleSettings
+from ffrtmp.bench.stats import median, percentile, rate
+from ffrtmp.bench.workload import CAPS, job_spec
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 
 TARGETS: Final = {
@@ -262,7 +254,14 @@ async def bench_steady(settings: E2ESettings, round_: int) -> list[float]:
         steady = ScheduleSettings(
             rate=settings.rate, seconds=settings.seconds, warmup_s=settings.warmup_s
         )
-        sent = await submit_steadily(f.nc, subjects, steady, tag)
+        sent = await submit_steadily(
+            f.nc,
+            subjects,
+            rate=steady.rate,
+            seconds=steady.seconds,
+            warmup_s=steady.warmup_s,
+            tag=tag,
+        )
         await until(lambda: sent.keys() <= started.keys(), 30.0, "the last starts")
         await sub.unsubscribe()
     return [(started[job] - at) * 1000 for job, at in sent.items()]

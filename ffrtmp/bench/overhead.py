@@ -44,9 +44,8 @@ from events.job_events import JobCompleted, JobFailed, JobRetrying
 from events.scenarios import scenario
 from events.spec import JobSpec
 from events.subjects import Subjects
-from ffrtmp.bench.harness import embedded_server
-from ffrtmp.bench.schedule import Machine as MachineInfo
-from ffrtmp.bench.schedule import machine, until
+from ffrtmp.bench.harness import Machine as MachineInfo
+from ffrtmp.bench.harness import embedded_server, machine, until
 from ffrtmp.bench.stats import median, ratio, round_order
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 

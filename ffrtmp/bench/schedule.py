@@ -20,12 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib.metadata
 import itertools
 import math
-import os
-import platform
-import subprocess
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -39,13 +35,10 @@ from nats.aio.msg import Msg
 
 from events import dedup
 from events import subjects as wire
-from events.agent_events import AgentRegistered, Capabilities
+from events.agent_events import AgentRegistered
 from events.aio import cancel_all
 from events.base import JobEventBase, Unknown
 from events.codec import decode_event, decode_work, encode
-from events.command_message import command_message
-from events.commands import SubmitJob
-from events.enums import Priority, Queue
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import (
@@ -60,10 +53,16 @@ from events.spec import JobSpec
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER, Subjects
 from events.work import Dispatch, Heartbeat
-from ffrtmp.bench.harness import embedded_server, packaged_fsync
-from ffrtmp.bench.stats import median, rate, ratio
-from ffrtmp.bench.workload import headers
-from ffrtmp.natsd import find_binary
+from ffrtmp.bench.harness import (
+    POLL_S,
+    Machine,
+    embedded_server,
+    machine,
+    submit_steadily,
+    until,
+)
+from ffrtmp.bench.stats import median, percentile, rate, ratio
+from ffrtmp.bench.workload import CAPS, SCENARIOS, headers, job_spec
 from ffrtmp.scheduler.core import SchedulerCore
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 
@@ -73,22 +72,8 @@ TARGETS: Final = {
     "restart_s": 2.0,  # at most
     "bytes_per_queued_job": 1024.0,  # at most
 }
-SCENARIOS: Final = ("720p-h264", "1080p-h264", "1080p-hevc", "1080p-av1", "480p-h264")
-QUEUES: Final = (Queue.DEFAULT, Queue.BATCH, Queue.DEFAULT, Queue.LIVE)
-PRIORITIES: Final = (Priority.MEDIUM, Priority.HIGH, Priority.MEDIUM, Priority.LOW)
-TEAMS: Final = ("news", "sports", "archive", "ads")
-CAPS: Final = Capabilities(
-    encoders=("libx264", "libx265", "libsvtav1", "aac"),
-    filters=("psnr", "ssim"),
-    protocols=("file", "http", "https", "rtmp", "srt"),
-    cpu_model="AMD EPYC 7763 64-Core Processor",
-    cpu_cores=32,
-    ram_bytes=128 << 30,
-    ffmpeg_version="7.1",
-)
 RESULTS: Final = JobResults(wall_s=38.2, frames=900, encode_fps=23.5, output_bytes=22_500_000)
 HEARTBEAT_S: Final = 5.0  # as TimerSettings.heartbeat_s, so that no agent is declared lost
-POLL_S: Final = 0.005  # how often a measurement looks at a counter
 WEEK_S: Final = 7 * 86_400.0  # how long ago the history's jobs finished
 EVENTS_PER_HISTORY: Final = 6
 WINDOW: Final = 1_000  # finished jobs in flight at once while the history was written
@@ -109,19 +94,6 @@ class ScheduleSettings(msgspec.Struct, frozen=True, kw_only=True):
     tail: int = 10_000  # events appended after the snapshot
     chunk: int = 5_000  # appends per pipelined round when filling a log
     plan_batch: int = 2_000  # as ServiceSettings.plan_batch: the raw side's round size
-
-
-class Machine(msgspec.Struct, frozen=True, kw_only=True):
-    """Where the figures were measured."""
-
-    cpus: int
-    load_average: list[float]
-    platform: str
-    python: str
-    nats_server: str
-    nats_py: str
-    msgspec: str
-    fsync: str
 
 
 class ScheduleReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -173,20 +145,6 @@ class _Restart(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # --- what the log holds ---------------------------------------------------------------------
-
-
-def job_spec(index: int, tag: str = "bench") -> JobSpec:
-    """A varied CPU job: scenario, queue, priority, duration, its own input and output files."""
-    name = SCENARIOS[index % len(SCENARIOS)]
-    return JobSpec(
-        scenario=name,
-        input=f"/srv/media/ingest/2026-{index % 12 + 1:02d}/cam-{index % 97:03d}/{index:07d}.mov",
-        output=f"/srv/media/out/{tag}/{index:07d}-{name}.mp4",
-        duration_s=30.0 + (index * 37) % 3570,
-        queue=QUEUES[index // 3 % len(QUEUES)],
-        priority=PRIORITIES[index // 5 % len(PRIORITIES)],
-        labels={"team": TEAMS[index // 4 % len(TEAMS)]} if index % 4 == 0 else {},
-    )
 
 
 def bare_spec(index: int) -> JobSpec:
@@ -316,15 +274,6 @@ async def running(scheduler: Scheduler) -> AsyncIterator[Scheduler]:
         yield scheduler
     finally:
         await cancel_all([task], every_s=5.0)  # a lost cancel (3.11's wait_for) would hang
-
-
-async def until(done: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``done`` (a measurement, not synchronisation) until true; past the deadline, fail."""
-    deadline = time.perf_counter() + timeout_s
-    while not done():
-        if time.perf_counter() > deadline:
-            raise FfrtmpError(f"the benchmark gave up waiting for {what} after {timeout_s:.0f} s")
-        await asyncio.sleep(POLL_S)
 
 
 # --- placements -------------------------------------------------------------------------------
@@ -474,7 +423,14 @@ async def bench_latency(settings: ScheduleSettings, round_: int) -> _Latency:
         async with running(scheduler):
             await scheduler.leading.wait()
             sub = await nc.subscribe(subjects.all_work, cb=on_dispatch)
-            sent = await _submit_steadily(nc, subjects, settings, f"r{round_}")
+            sent = await submit_steadily(
+                nc,
+                subjects,
+                rate=settings.rate,
+                seconds=settings.seconds,
+                warmup_s=settings.warmup_s,
+                tag=f"r{round_}",
+            )
             await until(lambda: sent.keys() <= arrived.keys(), 10.0, "the last dispatches")
             await sub.unsubscribe()
     latencies = [(arrived[job] - t) * 1000 for job, t in sent.items() if job in arrived]
@@ -485,38 +441,6 @@ async def bench_latency(settings: ScheduleSettings, round_: int) -> _Latency:
         submitted=len(sent),
         dispatched=len(latencies),
     )
-
-
-async def _submit_steadily(
-    nc: NatsClient, subjects: Subjects, settings: ScheduleSettings, tag: str
-) -> dict[str, float]:
-    """Publish ``SubmitJob`` on an absolute schedule (no drift); each counted job's publish time.
-
-    The first ``warmup_s`` of submissions go out at the same rate but are not counted.
-    """
-    sent: dict[str, float] = {}
-    warmup = int(settings.rate * settings.warmup_s)
-    start = time.perf_counter()
-    for i in range(warmup + int(settings.rate * settings.seconds)):
-        delay = start + i / settings.rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        job = f"{tag}-{i:07d}"
-        command = SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec(i, tag))
-        message = command_message(subjects, command)
-        at = time.perf_counter()
-        await nc.publish(message.subject, message.payload, headers=message.headers)
-        if i >= warmup:
-            sent[job] = at
-    return sent
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank percentile ``q`` (0 to 1] of at least one value."""
-    if not values:
-        raise ValueError("no values to take a percentile of")
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
 # --- restart -----------------------------------------------------------------------------------
@@ -650,21 +574,4 @@ async def bench_schedule(settings: ScheduleSettings) -> ScheduleReport:
         rounds={name: [round(v, 3) for v in values] for name, values in rounds.items()},
         settings=settings,
         machine=machine(),
-    )
-
-
-def machine() -> Machine:
-    """CPUs, load, versions, and the shipped server's fsync setting."""
-    version = subprocess.run(  # noqa: S603 -- our own binary, a fixed argument
-        [str(find_binary()), "--version"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return Machine(
-        cpus=os.cpu_count() or 0,
-        load_average=[round(x, 2) for x in os.getloadavg()],
-        platform=platform.platform(),
-        python=platform.python_version(),
-        nats_server=version,
-        nats_py=importlib.metadata.version("nats-py"),
-        msgspec=importlib.metadata.version("msgspec"),
-        fsync=packaged_fsync(),
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Final
 
 from events import subjects as wire
+from events.agent_events import Capabilities
 from events.base import Event
+from events.enums import Priority, Queue
 from events.job_events import JobAssigned, JobCompleted, JobResults, JobStarted, JobSubmitted
 from events.spec import JobSpec
 from events.store import Append
@@ -86,4 +88,35 @@ def _append(
         msg_id=f"{job}:{kind}",
         expected=expected,
         expected_subject=subjects.job_events(job),
+    )
+
+
+# --- varied jobs, as a farm receives them ----------------------------------------------------
+
+SCENARIOS: Final = ("720p-h264", "1080p-h264", "1080p-hevc", "1080p-av1", "480p-h264")
+QUEUES: Final = (Queue.DEFAULT, Queue.BATCH, Queue.DEFAULT, Queue.LIVE)
+PRIORITIES: Final = (Priority.MEDIUM, Priority.HIGH, Priority.MEDIUM, Priority.LOW)
+TEAMS: Final = ("news", "sports", "archive", "ads")
+CAPS: Final = Capabilities(
+    encoders=("libx264", "libx265", "libsvtav1", "aac"),
+    filters=("psnr", "ssim"),
+    protocols=("file", "http", "https", "rtmp", "srt"),
+    cpu_model="AMD EPYC 7763 64-Core Processor",
+    cpu_cores=32,
+    ram_bytes=128 << 30,
+    ffmpeg_version="7.1",
+)
+
+
+def job_spec(index: int, tag: str = "bench") -> JobSpec:
+    """A varied CPU job: scenario, queue, priority, duration, its own input and output files."""
+    name = SCENARIOS[index % len(SCENARIOS)]
+    return JobSpec(
+        scenario=name,
+        input=f"/srv/media/ingest/2026-{index % 12 + 1:02d}/cam-{index % 97:03d}/{index:07d}.mov",
+        output=f"/srv/media/out/{tag}/{index:07d}-{name}.mp4",
+        duration_s=30.0 + (index * 37) % 3570,
+        queue=QUEUES[index // 3 % len(QUEUES)],
+        priority=PRIORITIES[index // 5 % len(PRIORITIES)],
+        labels={"team": TEAMS[index // 4 % len(TEAMS)]} if index % 4 == 0 else {},
     )

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from ffrtmp.bench.schedule import ScheduleReport, percentile
+from ffrtmp.bench.schedule import ScheduleReport
+from ffrtmp.bench.stats import percentile
 
 FIGURES = {
     "placements_per_s",
