@@ -42,9 +42,8 @@ from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobStarted
 from events.subjects import Subjects
+from ffrtmp.bench.fill import populate
 from ffrtmp.bench.harness import Machine, embedded_server, machine, submit_steadily, until
-from ffrtmp.bench.replay import ReplaySettings, populate
-from ffrtmp.bench.schedule import ScheduleSettings
 from ffrtmp.bench.stats import median, percentile, rate
 from ffrtmp.bench.workload import CAPS, job_spec
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
@@ -119,7 +118,7 @@ async def farm(
     async with embedded_server(default_sync=default_sync) as server:
         store = await JetStreamEventStore.connect(server.url, subjects, ensure=True)
         if log_events:
-            await populate(store, ReplaySettings(messages=log_events))
+            await populate(store, log_events)
         nc = await nats.connect(server.url)
         agent_settings = AgentSettings(
             slots=settings.slots, keep_logs=False, attempt=AttemptSettings(poll_s=0.05)
@@ -251,15 +250,12 @@ async def bench_steady(settings: E2ESettings, round_: int) -> list[float]:
     async with farm(settings, tag) as f:
         sub = await f.nc.subscribe(subjects.all_events, cb=on_event)
         await f.nc.flush()
-        steady = ScheduleSettings(
-            rate=settings.rate, seconds=settings.seconds, warmup_s=settings.warmup_s
-        )
         sent = await submit_steadily(
             f.nc,
             subjects,
-            rate=steady.rate,
-            seconds=steady.seconds,
-            warmup_s=steady.warmup_s,
+            rate=settings.rate,
+            seconds=settings.seconds,
+            warmup_s=settings.warmup_s,
             tag=tag,
         )
         await until(lambda: sent.keys() <= started.keys(), 30.0, "the last starts")

@@ -18,8 +18,8 @@ import msgspec
 
 from events.errors import FfrtmpError
 from events.subjects import Subjects
+from ffrtmp.bench.fill import PREFIX, populated
 from ffrtmp.bench.harness import interleaved
-from ffrtmp.bench.replay import PREFIX, ReplaySettings, populated
 from ffrtmp.bench.stats import median
 from ffrtmp.bench.workload import EVENTS_PER_JOB
 from ffrtmp.client.conn import Address, Conn
@@ -51,7 +51,7 @@ class ListingReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def bench_listing(settings: ListingBenchSettings) -> ListingReport:
     """Fill, project, serve; then time the listing both ways, interleaved."""
-    async with populated(ReplaySettings(messages=settings.events)) as (nc, store, jobs):
+    async with populated(settings.events) as (nc, store, jobs):
         with tempfile.TemporaryDirectory(prefix="ffrtmp-bench-") as tmp:
             projector = Projector(Path(tmp) / "p.duckdb", PREFIX)
             try:

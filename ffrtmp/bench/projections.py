@@ -25,8 +25,8 @@ from nats.aio.client import Client as NatsClient
 
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
+from ffrtmp.bench.fill import PREFIX, ordered_read, populated
 from ffrtmp.bench.harness import interleaved
-from ffrtmp.bench.replay import PREFIX, ReplaySettings, ordered_read, populated
 from ffrtmp.bench.stats import median, rate, ratio
 from ffrtmp.bench.workload import EVENTS_PER_JOB, T0, job_id, step
 from projections import Projector, catch_up, follow
@@ -69,9 +69,8 @@ class ProjectionsReport(msgspec.Struct, frozen=True, kw_only=True):
 
 async def bench_projections(settings: ProjectionsBenchSettings) -> ProjectionsReport:
     """Fill a stream, rebuild it both ways in rounds, then measure lag; summarise."""
-    fill = ReplaySettings(messages=settings.events, window=settings.window)
     with tempfile.TemporaryDirectory(prefix="ffrtmp-bench-db-") as tmp:
-        async with populated(fill) as (nc, store, jobs):
+        async with populated(settings.events, settings.window) as (nc, store, jobs):
             count = jobs * EVENTS_PER_JOB
             rates = await interleaved(
                 settings.rounds,
