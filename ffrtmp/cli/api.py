@@ -3,6 +3,7 @@
 The API binds 127.0.0.1 by default and may then run open (no tokens: the local farm). Bound to
 any other address it refuses to start without tokens. Tokens come from ``--tokens-file`` (or
 ``FFRTMP_API_TOKENS_FILE``) and ``FFRTMP_API_TOKENS``, never from the command line.
+``--https-cert`` and ``--https-key`` serve HTTPS.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Final
 
@@ -57,6 +59,10 @@ def run(
         ),
     ] = None,
     console: Annotated[bool, typer.Option(help="Serve the web console at /.")] = True,
+    https_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate (PEM, chain first).")
+    ] = None,
+    https_key: Annotated[Path | None, typer.Option(help="The certificate's key (PEM).")] = None,
 ) -> None:
     """Serve the HTTP API (/api/v1) and the console (/) until Ctrl-C.
 
@@ -76,10 +82,27 @@ def run(
                 f"the API on {host} needs tokens: give --tokens-file or {ENV} "
                 "(`ffrtmp api token` makes one), or bind 127.0.0.1"
             )
-        asyncio.run(_serve(where, host, port, ApiSettings(tokens=tokens, console=console)))
+        https = _https(https_cert, https_key)
+        settings = ApiSettings(tokens=tokens, console=console)
+        asyncio.run(_serve(where, host, port, settings, https))
 
 
-async def _serve(where: Target, host: str, port: int, settings: ApiSettings) -> None:
+def _https(cert: Path | None, key: Path | None) -> tuple[str, str] | None:
+    """The certificate and key to serve HTTPS with, checked now: a bad pair is one line."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise FfrtmpError("HTTPS needs both --https-cert and --https-key")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise FfrtmpError(f"cannot serve HTTPS with {cert} and {key}: {exc}") from None
+    return str(cert), str(key)
+
+
+async def _serve(
+    where: Target, host: str, port: int, settings: ApiSettings, https: tuple[str, str] | None
+) -> None:
     import uvicorn  # noqa: PLC0415 -- as above
 
     from ffrtmp.api.app import create_app  # noqa: PLC0415 -- as above
@@ -93,10 +116,17 @@ async def _serve(where: Target, host: str, port: int, settings: ApiSettings) -> 
     app_ = create_app(where, settings)
     # Keep-alive longer than a load balancer's idle timeout (60 s on most), so the balancer, not
     # the API, closes idle connections: a close racing a reused connection fails that request.
-    config = uvicorn.Config(app_, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
+    cert, key = https or (None, None)
+    config = uvicorn.Config(
+        app_,
+        log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_S,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+    )
     server = uvicorn.Server(config)
     auth = f"{len(settings.tokens)} tokens" if settings.tokens else "open: no tokens"
-    url = f"http://{host}:{port}/"
+    url = f"{'https' if https else 'http'}://{host}:{port}/"
     typer.echo(f"api on {where.url} (prefix {where.subjects.prefix}): {url} ({auth})")
     with listening:
         await server.serve(sockets=[listening])
