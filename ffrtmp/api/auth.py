@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -118,6 +119,16 @@ def load_tokens(path: Path | None) -> Tokens:
             raise FfrtmpError(f"cannot read the tokens file {path}: {exc.strerror}") from None
         entries += parse_tokens(text, str(path))
     return Tokens(entries)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether an API bound to ``host`` is reachable from this machine only (it may run open)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def new_token() -> str:

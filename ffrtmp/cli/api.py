@@ -9,7 +9,6 @@ any other address it refuses to start without tokens. Tokens come from ``--token
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import ssl
@@ -20,7 +19,7 @@ import typer
 
 from events.connection import redact_logs
 from events.errors import FfrtmpError
-from ffrtmp.api.auth import ENV, Role, load_tokens, new_token
+from ffrtmp.api.auth import ENV, Role, is_loopback, load_tokens, new_token
 from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
 from ffrtmp.client.conn import connect
 
@@ -32,15 +31,6 @@ app.info.no_args_is_help = True
 
 DEFAULT_PORT: Final = 8080
 KEEP_ALIVE_S: Final = 65
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @app.command()
@@ -77,7 +67,7 @@ def run(
     redact_logs()
     with explained():
         tokens = load_tokens(tokens_file)
-        if not tokens and not _loopback(host):
+        if not tokens and not is_loopback(host):
             raise FfrtmpError(
                 f"the API on {host} needs tokens: give --tokens-file or {ENV} "
                 "(`ffrtmp api token` makes one), or bind 127.0.0.1"

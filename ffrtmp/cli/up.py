@@ -35,6 +35,7 @@ from agent.main import media_roots
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.subjects import Subjects
+from ffrtmp.api.auth import is_loopback, load_tokens
 from ffrtmp.cli.common import Output, PrefixOpt, Target, console, explained
 from ffrtmp.cli.dashboard import Watcher, render, statuses, transitions
 from ffrtmp.cli.probes import http_ok, projector_answers
@@ -260,6 +261,20 @@ def _check_ports(settings: FarmSettings) -> None:
             )
 
 
+def _check_api_auth(settings: FarmSettings) -> None:
+    """An API beyond loopback needs tokens, or ``ffrtmp api run`` refuses to start.
+
+    Said now, in one line, instead of a farm that stops because its API could not start.
+    """
+    if settings.api_port is None or is_loopback(settings.host):
+        return
+    if settings.api_tokens_file is None and not load_tokens(None):
+        raise FfrtmpError(
+            f"--host {settings.host} would serve the HTTP API to the network without tokens: "
+            "give --api-tokens-file (`ffrtmp api token` makes one), or --api-port 0 for no API"
+        )
+
+
 async def _run(farm: Farm, *, live: bool, ready_timeout_s: float) -> None:
     out = console()
     store: JetStreamEventStore | None = None
@@ -377,5 +392,6 @@ def command(
         farm = Farm(settings, Layout.under(settings.data_dir), None if restart else NO_RESTART)
         farm.nats.refuse_stale()
         _check_ports(settings)
+        _check_api_auth(settings)
         farm.prepare()
         asyncio.run(_run(farm, live=live and sys.stdout.isatty(), ready_timeout_s=ready_timeout_s))

@@ -442,3 +442,19 @@ def test_no_restart_leaves_a_dead_component_down_and_says_how_to_start_it(tmp_pa
         proc.send_signal(signal.SIGTERM)
         proc.wait(DEADLINE_S)
     assert "farm stopped" in out.read_text()
+
+
+def test_an_api_open_to_the_network_without_tokens_is_one_line(tmp_path: Path) -> None:
+    """``--host 0.0.0.0`` with the API on and no tokens: exit 1 naming the fix; nothing starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    argv = [str(Path(sys.executable).parent / "ffrtmp"), "up", "--no-live", "--agents", "0",
+            "--host", "0.0.0.0", "--nats-port", str(free_port()),  # noqa: S104
+            "--metrics-port", str(free_port()), "--api-port", str(free_port()),
+            "--data-dir", str(tmp_path / "d")]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60, check=False)  # noqa: S603
+    assert done.returncode == 1, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "--api-tokens-file" in lines[0]
+    assert "--api-port 0" in lines[0]
+    assert not (tmp_path / "d" / "nats").exists() or not any((tmp_path / "d" / "nats").iterdir())

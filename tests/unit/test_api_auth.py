@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.errors import FfrtmpError
-from ffrtmp.api.auth import OPEN, Role, Tokens, parse_tokens
+from ffrtmp.api.auth import OPEN, Role, Tokens, is_loopback, parse_tokens
 
 VIEW = "v" * 20
 OPS = "o" * 20
@@ -74,3 +74,13 @@ def test_without_tokens_the_api_is_open() -> None:
     assert not Tokens([])
     assert Tokens([]).caller(None) is OPEN
     assert OPEN.may(Role.OPERATOR)
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.9.9.9", True), ("::1", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("10.0.0.5", False), ("api.example", False)],  # noqa: S104
+)  # fmt: skip
+def test_only_loopback_may_run_open(host: str, *, loopback: bool) -> None:
+    """Every interface, a LAN address or a name: not loopback, so tokens are needed."""
+    assert is_loopback(host) is loopback
