@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Final
 
 import msgspec
 from nats.js.client import JetStreamContext
@@ -29,6 +30,9 @@ from events.subjects import MSG_ID, Subjects
 from events.work import Control, Dispatch
 
 log = logging.getLogger(__name__)
+
+ACK_WAIT_S: Final = 5.0
+"""How long a work message's acknowledgement is waited for."""
 
 
 class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,12 +99,26 @@ def stop_message(subjects: Subjects, event: JobTimedOut, now: float) -> Outgoing
     )
 
 
-async def publish(js: JetStreamContext, messages: Sequence[Outgoing]) -> None:
-    """Publish work messages, pipelined; a lost one is re-sent by the next leader's takeover."""
+async def publish(
+    js: JetStreamContext, messages: Sequence[Outgoing], ack_wait_s: float = ACK_WAIT_S
+) -> None:
+    """Publish work messages, pipelined; a lost one is re-sent by the next leader's takeover.
+
+    An acknowledgement is waited for ``ack_wait_s`` at most. nats-py's ``publish_async`` gives
+    a future with no deadline, and a server killed while it held a message never answers: the
+    decider then waited for ever while the lease loop kept renewing, a leader deciding nothing
+    (the chaos run found it). A message whose answer did not come is logged like a refused one;
+    the job it was for is timed out and retried by the clock if it never reached its agent.
+    """
     if not messages:
         return
     acks = [await js.publish_async(m.subject, m.data, headers={MSG_ID: m.msg_id}) for m in messages]
-    results = await asyncio.gather(*acks, return_exceptions=True)
-    for message, result in zip(messages, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("work message to %s not acknowledged: %s", message.subject, result)
+    _, late = await asyncio.wait(acks, timeout=ack_wait_s)
+    for ack in late:
+        ack.cancel()
+    await asyncio.gather(*late, return_exceptions=True)  # nats-py lets their slots go
+    for message, ack in zip(messages, acks, strict=True):
+        if ack in late or ack.cancelled():
+            log.warning("work message to %s not acknowledged in %g s", message.subject, ack_wait_s)
+        elif (error := ack.exception()) is not None:
+            log.warning("work message to %s not acknowledged: %s", message.subject, error)
