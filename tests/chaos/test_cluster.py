@@ -83,15 +83,21 @@ class Writer:
 
 
 class Submitter:
-    """Submits a job every few milliseconds, retrying a publish the cluster did not acknowledge."""
+    """Submits a job every few milliseconds, retrying a publish the cluster did not acknowledge.
+
+    ``sending`` is the job whose submit was under way when the submitter was stopped, if any:
+    the cluster may have stored it though its acknowledgement never came back.
+    """
 
     def __init__(self, farm: Farm) -> None:
         self.farm = farm
         self.jobs: list[str] = []
+        self.sending: str | None = None
 
     async def run(self) -> None:
         while True:
             job = f"job{len(self.jobs)}"
+            self.sending = job
             while True:
                 try:
                     await self.farm.submit(job, duration_s=1.0, timeout_s=8.0, max_retries=10)
@@ -99,7 +105,14 @@ class Submitter:
                 except (nats.errors.Error, TimeoutError, StoreUnavailable):
                     await asyncio.sleep(0.1)
             self.jobs.append(job)
+            self.sending = None
             await asyncio.sleep(0.2)
+
+    async def settle(self) -> None:
+        """After a stop: count the job that was being sent if the log has it."""
+        if self.sending is not None and await self.farm.history(self.sending):
+            self.jobs.append(self.sending)
+        self.sending = None
 
 
 async def _leader(nc: NatsClient, stream: str) -> str:
@@ -148,6 +161,7 @@ async def test_killing_two_nodes_in_turn_loses_no_acknowledged_event(tmp_path: P
                         await _kill_and_return(cluster, admin, farm, submitter)
                 finally:
                     await cancel_all(tasks, 1.0)
+                await submitter.settle()
                 await wait_until(lambda: _all_done(farm, submitter.jobs), "every job done", 90)
             stored = {seq: event.job async for seq, event in writes.replay()}  # type: ignore[union-attr]
             lost = {seq: job for seq, job in writer.acked.items() if stored.get(seq) != job}
