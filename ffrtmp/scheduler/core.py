@@ -116,14 +116,28 @@ class SchedulerSettings(msgspec.Struct, frozen=True, kw_only=True):
     max_scan: int = 5000  # queued jobs one planning pass looks at, at most
 
 
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """Events to append to one job or agent, expecting ``expected`` as its last sequence."""
+class _Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """Events to append, expecting ``expected`` as the last sequence; one dedup id each."""
 
     events: tuple[Event, ...]
     expected: int
     msg_ids: tuple[str, ...]
-    job: str = ""
-    agent: str = ""
+
+
+class JobDecision(_Decision, frozen=True, kw_only=True):
+    """Events to append to one job's subjects."""
+
+    job: str
+
+
+class AgentDecision(_Decision, frozen=True, kw_only=True):
+    """Events to append to one agent's subject."""
+
+    agent: str
+
+
+Decision = JobDecision | AgentDecision
+"""What one command or observation decided, for a job or for an agent."""
 
 
 class Streak(msgspec.Struct, kw_only=True, gc=False):
@@ -454,7 +468,7 @@ class SchedulerCore:
             return self._on_agent_command(command, now)
         state = self.jobs.get(command.job) or initial(command.job)
         events = decide(state, command, now, command.id, self.settings.retry)
-        return Decision(
+        return JobDecision(
             job=command.job,
             events=tuple(events),
             expected=self.seqs.get(command.job, 0),
@@ -465,7 +479,7 @@ class SchedulerCore:
         """Quarantine, clear or remove (``events.agent``); an agent never seen: nothing."""
         agent = self.agents.get(command.agent)
         events = () if agent is None else tuple(decide_agent(agent, command, now, command.id))
-        return Decision(
+        return AgentDecision(
             agent=command.agent,
             events=events,
             expected=self.agent_seqs.get(command.agent, 0),
@@ -477,7 +491,7 @@ class SchedulerCore:
         state = self.jobs.get(job) or initial(job)
         cause = f"sched:{job}:{state.attempt}:{type(command).__name__}"
         events = decide(state, command, now, cause, self.settings.retry)
-        return Decision(
+        return JobDecision(
             job=job,
             events=tuple(events),
             expected=self.seqs.get(job, 0),
@@ -678,7 +692,7 @@ class SchedulerCore:
         """The scheduler's own command on one agent, as a decision (possibly with no events)."""
         state = self.agents.get(agent) or initial_agent(agent)
         events = tuple(decide_agent(state, command, now, cause))
-        return Decision(
+        return AgentDecision(
             agent=agent,
             events=events,
             expected=self.agent_seqs.get(agent, 0),

@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, assert_never
 
 import msgspec
 from nats.aio.msg import Msg
@@ -51,7 +51,14 @@ from events.job_events import (
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER, Subjects
 from ffrtmp.scheduler import lease
-from ffrtmp.scheduler.core import Decision, SchedulerCore, SchedulerSettings, SchedulerSnapshot
+from ffrtmp.scheduler.core import (
+    AgentDecision,
+    Decision,
+    JobDecision,
+    SchedulerCore,
+    SchedulerSettings,
+    SchedulerSnapshot,
+)
 from ffrtmp.scheduler.intake import MAX_DELIVER, Intake, command_key, set_aside
 from ffrtmp.scheduler.outbox import (
     Outgoing,
@@ -464,11 +471,14 @@ class Scheduler:
         return await self._landed(decision, results, now, sends)
 
     def _append_item(self, decision: Decision, index: int, expected: int) -> Append:
-        if decision.job:
-            subject = self.subjects.job_event(decision.job, SCHEDULER_WRITER)
-            over = self.subjects.job_events(decision.job)
-        else:
-            subject = over = self.subjects.agent_event(decision.agent)
+        match decision:
+            case JobDecision():
+                subject = self.subjects.job_event(decision.job, SCHEDULER_WRITER)
+                over = self.subjects.job_events(decision.job)
+            case AgentDecision():
+                subject = over = self.subjects.agent_event(decision.agent)
+            case _:
+                assert_never(decision)
         return Append(
             subject=subject,
             event=decision.events[index],
@@ -497,12 +507,13 @@ class Scheduler:
     async def _refused(self, decision: Decision, error: Exception) -> None:
         if isinstance(error, ConcurrencyConflict):
             self.stats.conflicts += 1
-            if decision.job:
+            if isinstance(decision, JobDecision):
                 await self._learn(decision.job)
             return
         if isinstance(error, StoreUnavailable):
             self._outage = True
-        log.warning("append for %s failed: %s", decision.job or decision.agent, error)
+        whose = decision.job if isinstance(decision, JobDecision) else decision.agent
+        log.warning("append for %s failed: %s", whose, error)
 
     def _follow_up(
         self,
@@ -512,6 +523,8 @@ class Scheduler:
         now: float,
         sends: list[Outgoing],
     ) -> None:
+        if not isinstance(decision, JobDecision):
+            return  # an agent's events owe no work message
         match event:
             case JobAssigned():
                 self.stats.placements += 1

@@ -48,7 +48,7 @@ from events.job_events import (
 )
 from events.spec import JobSpec
 from events.work import Heartbeat
-from ffrtmp.scheduler.core import Decision, SchedulerCore, SchedulerSettings
+from ffrtmp.scheduler.core import Decision, JobDecision, SchedulerCore, SchedulerSettings
 from ffrtmp.scheduler.timers import TimerSettings
 from tests.farm import CPU, GPU
 
@@ -85,7 +85,10 @@ class Farm:
         for decision in decisions:
             if not decision.events:
                 continue
-            key = f"job:{decision.job}" if decision.job else f"agent:{decision.agent}"
+            if isinstance(decision, JobDecision):
+                key = f"job:{decision.job}"
+            else:
+                key = f"agent:{decision.agent}"
             if self.last.get(key, 0) != decision.expected:
                 self.conflicts += 1
                 continue
@@ -117,7 +120,7 @@ class Farm:
         """An agent's report, decided and appended under the check like the agent does."""
         state = self.core.jobs[job]
         events = decide(state, command, self.now, f"{job}:{state.attempt}")
-        decision = Decision(
+        decision = JobDecision(
             job=job,
             events=tuple(events),
             expected=self.core.seqs[job],
