@@ -2,7 +2,7 @@
 
 The core is every decider and fold (``events``), and the parts of the scheduler and the read
 models that decide or compute: the scheduler core, placement, timers and the ready queue, the
-projection rows. Each is checked by its own imports, and everything of ours that it imports
+projection rows, and the checker's rules (its invariants and the legal transitions). Each is checked by its own imports, and everything of ours that it imports
 must be in the core too, so a pure module cannot reach I/O through a helper.
 """
 
@@ -42,6 +42,9 @@ PURE = [
     "ffrtmp/scheduler/timers.py",
     "ffrtmp/scheduler/ready.py",
     "projections/rows.py",
+    "ffrtmp/check/invariants.py",
+    "ffrtmp/check/legal.py",
+    "events/admit.py",
 ]
 FORBIDDEN = {
     "nats",
