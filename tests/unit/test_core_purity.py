@@ -2,8 +2,9 @@
 
 The core is every decider and fold (``events``), and the parts of the scheduler and the read
 models that decide or compute: the scheduler core, placement, timers and the ready queue, the
-projection rows, and the checker's rules (its invariants and the legal transitions). Each is checked by its own imports, and everything of ours that it imports
-must be in the core too, so a pure module cannot reach I/O through a helper.
+projection rows, and the checker's rules (its invariants and the legal transitions). Each is
+checked by its own imports, and everything of ours that it imports must be in the core too, so
+a pure module cannot reach I/O through a helper.
 """
 
 from __future__ import annotations
