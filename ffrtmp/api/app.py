@@ -37,7 +37,7 @@ from ffrtmp.api.errors import NotFound
 from ffrtmp.api.jobs import JobsController
 from ffrtmp.api.state import CALLER_KEY, CONN_KEY, caller_of, conn_of
 from ffrtmp.client.conn import Where, connect
-from ffrtmp.client.nodes import NodeRow, node_list, steer_node
+from ffrtmp.client.nodes import NodeRow, drain_reason, node_list, steer_node
 from ffrtmp.client.summary import Summary, farm_summary
 from projections.service import ask
 
@@ -45,7 +45,6 @@ VERSION: Final = "v1"
 CONSOLE: Final = Path(__file__).with_name("console")
 MAX_BODY_BYTES: Final = 64 * 1024
 """A request body larger than any job spec or query needs (413 beyond)."""
-DRAIN_REASON: Final = "drain: no new work, running jobs finish"
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,7 +131,7 @@ class NodesController(Controller):
     async def drain(self, request: Request[Any, Any, Any], node: str) -> NodeMessage:
         """No new work for the node; its running jobs finish."""
         by = caller_of(request).name
-        reason = f"{DRAIN_REASON} (by {by})"
+        reason = drain_reason(by)
         return NodeMessage(
             await steer_node(conn_of(request), _whole(node), QuarantineAgent, reason, by=by)
         )

@@ -15,7 +15,7 @@ from typing import Annotated, Final
 import typer
 from rich.table import Table
 
-from events.agent import DRAIN, AgentState
+from events.agent import AgentState
 from events.agent_events import Capabilities
 from events.commands import ClearAgent, QuarantineAgent, RemoveAgent
 from events.work import Heartbeat
@@ -33,7 +33,7 @@ from ffrtmp.cli.common import (
     when,
 )
 from ffrtmp.client.conn import connect
-from ffrtmp.client.nodes import NodeRow, node_rows, steer_node
+from ffrtmp.client.nodes import NodeRow, drain_reason, node_rows, steer_node
 from ffrtmp.client.read import FarmView, resolve_agent
 from ffrtmp.client.render import gpu_line
 
@@ -179,7 +179,7 @@ def drain(
 
     Example: ffrtmp nodes drain cpu-1
     """
-    reason = f"{DRAIN}: no new work, running jobs finish (by {operator()})"
+    reason = drain_reason(operator())
     _agent_command(target(nats, prefix, output), node_id, QuarantineAgent, reason)
 
 

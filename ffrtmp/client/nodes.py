@@ -115,6 +115,11 @@ async def node_list(conn: Conn) -> list[NodeRow]:
     ]
 
 
+def drain_reason(by: str) -> str:
+    """The quarantine reason that makes a drain (``events.agent.DRAIN``), naming who asked."""
+    return f"{DRAIN}: no new work, running jobs finish (by {by})"
+
+
 async def steer_node(
     conn: Conn,
     typed: str,
