@@ -376,11 +376,15 @@ class JetStreamEventStore:
             raise StoreUnavailable(self._url, f"stream {self._stream} does not answer direct gets")
         raise FfrtmpError(f"direct get on {self._stream} failed: status {status}")
 
-    def replay(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
-        """Every event from ``from_seq`` up to the stream's last sequence as of the call."""
-        return self._decoded(
-            read_to_end(self._nc, self._stream, self.subjects.all_events, from_seq)
-        )
+    def replay(
+        self, from_seq: int = 1, *, subject: str | None = None
+    ) -> AsyncIterator[tuple[int, Decoded]]:
+        """Every event from ``from_seq`` up to the stream's last sequence as of the call.
+
+        ``subject`` (wildcards allowed) reads only what a reader needs, e.g. the jobs' events.
+        """
+        wanted = subject or self.subjects.all_events
+        return self._decoded(read_to_end(self._nc, self._stream, wanted, from_seq))
 
     def follow(self, from_seq: int = 1) -> AsyncIterator[tuple[int, Decoded]]:
         """Every event from ``from_seq`` on, waiting for new ones."""

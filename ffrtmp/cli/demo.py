@@ -44,7 +44,7 @@ from ffrtmp.cli.common import (
 from ffrtmp.client.conn import Conn, command_id, connect
 from ffrtmp.client.decision import scheduler_leads
 from ffrtmp.client.follow import live_of
-from ffrtmp.client.read import fold_log, heartbeat, load_job
+from ffrtmp.client.read import fold_agents, heartbeat, load_job
 from ffrtmp.client.render import failure, styled
 
 S = JobStatus
@@ -214,8 +214,7 @@ async def _check_farm(conn: Conn) -> None:
         raise FfrtmpError(
             f"no scheduler leads on {conn.where.url}: start the farm with `ffrtmp up`"
         )
-    view = await fold_log(conn)
-    if not any(a.status == "online" for a in view.agents.values()):
+    if not any(a.status == "online" for a in (await fold_agents(conn)).values()):
         raise FfrtmpError(
             f"no agent is online on {conn.where.url}: `ffrtmp up` starts local agents"
         )

@@ -15,7 +15,6 @@ from typing import Annotated, Final
 import typer
 from rich.table import Table
 
-from events.agent import AgentState
 from events.agent_events import Capabilities
 from events.commands import ClearAgent, QuarantineAgent, RemoveAgent
 from events.work import Heartbeat
@@ -33,8 +32,8 @@ from ffrtmp.cli.common import (
     when,
 )
 from ffrtmp.client.conn import connect
-from ffrtmp.client.nodes import NodeRow, drain_reason, node_rows, steer_node
-from ffrtmp.client.read import FarmView, resolve_agent
+from ffrtmp.client.nodes import Node, NodeRow, drain_reason, nodes, steer_node
+from ffrtmp.client.read import resolve_agent
 from ffrtmp.client.render import gpu_line
 
 app = typer.Typer(help="The agents: list, describe, drain, quarantine, clear, remove.")
@@ -44,9 +43,9 @@ GIB: Final = 1024**3
 IdArg = Annotated[str, typer.Argument(help="Node (agent) id, or any unique prefix of it.")]
 
 
-async def _rows(where: Target) -> tuple[FarmView, list[NodeRow]]:
+async def _nodes(where: Target) -> list[Node]:
     async with connect(where) as conn:
-        return await node_rows(conn)
+        return await nodes(conn)
 
 
 def _pct(value: float | None) -> str:
@@ -60,7 +59,7 @@ def list_nodes(nats: NatsOpt = None, prefix: PrefixOpt = None, output: OutputOpt
     Example: ffrtmp nodes list
     """
     where = target(nats, prefix, output)
-    _, rows = run(_rows(where))
+    rows = [node.row for node in run(_nodes(where))]
     if where.json:
         echo_json(rows)
         return
@@ -96,13 +95,13 @@ def describe(
     """
     where = target(nats, prefix, output)
 
-    async def go() -> tuple[NodeRow, AgentState]:
+    async def go() -> Node:
         async with connect(where) as conn:
             agent = await resolve_agent(conn, node_id)
-        view, rows = await _rows(where)
-        return next(r for r in rows if r.id == agent), view.agents[agent]
+            return next(node for node in await nodes(conn) if node.row.id == agent)
 
-    row, state = run(go())
+    node = run(go())
+    row, state = node.row, node.state
     if where.json:
         echo_json(row)
         return

@@ -3,8 +3,9 @@
 A farm's log grows by millions of events, and folding it all for one listing takes as long as
 a rebuild (tens of seconds per million events). A projector has the ``jobs`` table ready and
 answers in milliseconds, behind the log by its lag (under a second at 2,000 events/s). When no
-projector answers on the prefix, or with ``--local``, the log is folded here with the
-scheduler's own fold, so the command needs nothing but NATS. Both give the same rows.
+projector answers on the prefix, or with ``--local``, the jobs' events (no agent's) are folded
+here with the scheduler's own fold, so the command needs nothing but NATS. Both give the same
+rows.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from events.enums import Priority, Queue
 from events.errors import FfrtmpError
 from events.job import JobState
 from ffrtmp.client.conn import Conn
-from ffrtmp.client.read import fold_log
+from ffrtmp.client.read import fold_jobs
 from ffrtmp.client.render import JobRow, job_row
 
 if TYPE_CHECKING:  # importing projections loads DuckDB and pyarrow: only a listing needs them
@@ -134,10 +135,10 @@ def _result(reply: SqlReply) -> QueryResult:
 
 
 async def _folded(conn: Conn, wanted: JobFilter) -> Listing:
-    view = await fold_log(conn)
-    rows = [job_row(state) for state in view.jobs.values() if wanted.matches(state)]
+    jobs = await fold_jobs(conn)
+    rows = [job_row(state) for state in jobs.values() if wanted.matches(state)]
     rows.sort(key=lambda r: (r.submitted_at, r.id), reverse=True)
     rows = rows[wanted.offset :]
     if wanted.limit > 0:
         rows = rows[: wanted.limit]
-    return Listing(rows=rows, total=len(view.jobs), source="the log, folded here")
+    return Listing(rows=rows, total=len(jobs), source="the log, folded here")

@@ -14,10 +14,9 @@ from events.errors import FfrtmpError
 from events.work import Heartbeat
 from ffrtmp.client.conn import Conn, command_id
 from ffrtmp.client.read import (
-    FarmView,
     entries,
     fold_agents,
-    fold_log,
+    fold_jobs,
     heartbeats,
     last_on,
     resolve_agent,
@@ -49,14 +48,6 @@ class NodeRow(msgspec.Struct, frozen=True, kw_only=True):
     heartbeat: Heartbeat | None
 
 
-def _held(view: FarmView, agent: str) -> list[str]:
-    return sorted(
-        job
-        for job, state in view.jobs.items()
-        if state.agent == agent and state.status in HOLDING_STATUSES
-    )
-
-
 def node_row(state: AgentState, running: list[str], beat: Heartbeat | None) -> NodeRow:
     """A node as the log and its last heartbeat describe it; ``running``: the jobs it holds."""
     caps = state.capabilities
@@ -80,21 +71,36 @@ def node_row(state: AgentState, running: list[str], beat: Heartbeat | None) -> N
     )
 
 
-async def node_rows(conn: Conn) -> tuple[FarmView, list[NodeRow]]:
-    """Every node the log knows, sorted by id, and the folded log they were read from."""
-    view = await fold_log(conn)
-    beats = await heartbeats(conn, set(view.agents))
-    rows = [node_row(s, _held(view, a), beats.get(a)) for a, s in sorted(view.agents.items())]
-    return view, rows
+class Node(msgspec.Struct, frozen=True, kw_only=True):
+    """A node's row and the state its events fold to (``nodes describe`` shows both)."""
+
+    row: NodeRow
+    state: AgentState
+
+
+async def nodes(conn: Conn) -> list[Node]:
+    """Every node the log knows, sorted by id, read without one job event when a projector answers.
+
+    The nodes come from the agents' events alone; the jobs each holds from the projector's
+    ``jobs`` table (behind the log by its lag), or from the jobs folded here when no projector
+    answers. A page that polls the nodes then costs the same whatever the length of the log.
+    """
+    agents = await fold_agents(conn)
+    held = await held_jobs(conn)
+    beats = await heartbeats(conn, set(agents))
+    return [
+        Node(row=node_row(state, held.get(agent, []), beats.get(agent)), state=state)
+        for agent, state in sorted(agents.items())
+    ]
 
 
 async def node_list(conn: Conn) -> list[NodeRow]:
-    """Every node, as ``node_rows`` says, without folding the jobs when a projector answers.
+    """Every node's row, as ``nodes`` reads them."""
+    return [node.row for node in await nodes(conn)]
 
-    The nodes come from the agents' events alone; the jobs each holds from the projector's
-    ``jobs`` table (behind the log by its lag). A page that polls the nodes then costs the same
-    whatever the length of the log.
-    """
+
+async def held_jobs(conn: Conn) -> dict[str, list[str]]:
+    """The jobs each agent holds (assigned, running, paused), sorted: a projector's, else folded."""
     from projections.service import MAX_ROW_LIMIT, NoProjector, ask  # noqa: PLC0415 -- DuckDB
 
     statuses = sorted(str(s) for s in HOLDING_STATUSES)
@@ -102,17 +108,18 @@ async def node_list(conn: Conn) -> list[NodeRow]:
     try:
         reply = await ask(conn.nc, conn.subjects, sql, statuses, limit=MAX_ROW_LIMIT)
     except NoProjector:
-        _, rows = await node_rows(conn)
-        return rows
+        pairs = [
+            (state.agent, job)
+            for job, state in (await fold_jobs(conn)).items()
+            if state.status in HOLDING_STATUSES
+        ]
+    else:
+        rows = reply.result.rows if reply.result else []
+        pairs = [(str(agent), str(job)) for agent, job in rows]
     held: dict[str, list[str]] = {}
-    for agent, job in reply.result.rows if reply.result else []:
-        held.setdefault(str(agent), []).append(str(job))
-    view = await fold_agents(conn)
-    beats = await heartbeats(conn, set(view.agents))
-    return [
-        node_row(state, sorted(held.get(agent, [])), beats.get(agent))
-        for agent, state in sorted(view.agents.items())
-    ]
+    for agent, job in sorted(pairs):
+        held.setdefault(agent, []).append(job)
+    return held
 
 
 def drain_reason(by: str) -> str:
@@ -131,8 +138,7 @@ async def steer_node(
 ) -> str:
     """Send a drain, quarantine, clear or remove to a node; one line on what became of it."""
     agent = await resolve_agent(conn, typed)
-    view = await fold_log(conn)
-    state = view.agents[agent]
+    state = (await fold_agents(conn, agent))[agent]
     beats = await heartbeats(conn, {agent})
     already = _already(make, state, reason, force=force, beat=beats.get(agent))
     if already:

@@ -1,9 +1,11 @@
-"""What the CLI reads from the farm: the log folded locally, one job's history, heartbeats.
+"""What the faces read from the farm: folds of the log, one job's history, heartbeats.
 
 Everything here folds the log with the same pure functions the scheduler uses
-(``events.job.evolve``, ``events.agent.evolve_agent``), so what the CLI shows is what the log
-says, with no second copy of the rules. Ids are resolved from the events stream's subjects
-(one request), so any unique prefix of a job or agent id names it.
+(``events.job.evolve``, ``events.agent.evolve_agent``), so what a face shows is what the log
+says, with no second copy of the rules. Each fold reads only the subjects its purpose needs:
+the agents' events are a few per node, while the jobs' grow with history, so nothing that
+shows nodes reads a job event. Ids are resolved from the events stream's subjects (one
+request), so any unique prefix of a job or agent id names it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from events.errors import FfrtmpError, MalformedMessage, StoreUnavailable
 from events.ids import resolve_prefix
 from events.job import JobState, evolve, initial
 from events.job_events import JobEvent
-from events.subjects import SCHEDULER_WRITER
+from events.subjects import SCHEDULER_WRITER, Subjects
 from events.work import Heartbeat
 from ffrtmp.client.conn import Conn
 
@@ -44,7 +46,7 @@ class FarmView(msgspec.Struct, kw_only=True):
 
 
 def fold_into(view: FarmView, seq: int, event: Decoded) -> None:
-    """Fold one event of the log into the view."""
+    """Fold one event of the log into the view (a live view of everything: ``ffrtmp top``)."""
     view.seq = seq
     if isinstance(event, JobEventBase):
         view.jobs[event.job] = evolve(view.jobs.get(event.job) or initial(event.job), event)
@@ -54,20 +56,33 @@ def fold_into(view: FarmView, seq: int, event: Decoded) -> None:
         view.agents[event.agent] = evolve_agent(state, event)
 
 
-async def fold_log(conn: Conn) -> FarmView:
-    """The whole log folded here, from the first event to the last as of now."""
-    view = FarmView()
-    async for seq, event in conn.store.replay(1):
-        fold_into(view, seq, event)
-    return view
+def all_job_events(subjects: Subjects) -> str:
+    """Every job's events, whoever wrote them (and no agent's)."""
+    return f"{subjects.prefix}.evt.job.*.*"
 
 
-async def fold_agents(conn: Conn) -> FarmView:
-    """Only the agents' events folded here (no job): what a view of the nodes needs."""
-    view = FarmView()
-    for entry in await stored(conn, conn.subjects.all_agent_events):
-        fold_into(view, entry.seq, entry.event)
-    return view
+async def fold_jobs(conn: Conn) -> dict[str, JobState]:
+    """Only the jobs' events folded here: the fallback of a listing when no projector answers.
+
+    It reads every job event in the log (a consumer, the fast bulk read), so it costs what the
+    log's history costs; a reader that can ask a projector does so first.
+    """
+    jobs: dict[str, JobState] = {}
+    async for _, event in conn.store.replay(subject=all_job_events(conn.subjects)):
+        if isinstance(event, JobEventBase):
+            jobs[event.job] = evolve(jobs.get(event.job) or initial(event.job), event)
+    return jobs
+
+
+async def fold_agents(conn: Conn, agent: str | None = None) -> dict[str, AgentState]:
+    """Only the agents' events (or one agent's) folded here, by direct get: no job event."""
+    subject = conn.subjects.agent_event(agent) if agent else conn.subjects.all_agent_events
+    agents: dict[str, AgentState] = {}
+    for entry in await stored(conn, subject):
+        if isinstance(entry.event, AgentEventBase):
+            name = entry.event.agent
+            agents[name] = evolve_agent(agents.get(name) or initial_agent(name), entry.event)
+    return agents
 
 
 async def _subjects(conn: Conn, pattern: str) -> list[str]:
@@ -80,7 +95,7 @@ async def _subjects(conn: Conn, pattern: str) -> list[str]:
 
 async def job_ids(conn: Conn) -> set[str]:
     """Every job id the log mentions."""
-    found = await _subjects(conn, f"{conn.subjects.prefix}.evt.job.*.*")
+    found = await _subjects(conn, all_job_events(conn.subjects))
     return {subject.split(".")[3] for subject in found}
 
 

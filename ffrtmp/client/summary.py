@@ -1,7 +1,7 @@
 """The farm at a glance: jobs by status, what waits in each queue, the last hour's throughput.
 
 Asked of a projector (one grouped query) when one answers, else folded from the log here, as
-``jobs list`` does; nodes come from the agents' events only.
+``jobs list`` does (the jobs' events only); nodes come from the agents' events only.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from typing import Final
 
 import msgspec
 
+from events.agent import AgentState
 from events.enums import AgentStatus, JobStatus
 from events.errors import FfrtmpError
 from events.job import JobState
 from ffrtmp.client.conn import Conn
-from ffrtmp.client.read import FarmView, fold_agents, fold_log
+from ffrtmp.client.read import fold_agents, fold_jobs
 
 HOUR_S: Final = 3600.0
 WAITING: Final = frozenset({JobStatus.QUEUED, JobStatus.RETRYING})
@@ -45,8 +46,8 @@ class _Count(msgspec.Struct, frozen=True):
     last_hour: int
 
 
-def summarize(counts: list[_Count], view: FarmView, source: str) -> Summary:
-    """The summary of grouped job counts and the agents in ``view``."""
+def summarize(counts: list[_Count], agents: dict[str, AgentState], source: str) -> Summary:
+    """The summary of grouped job counts and the agents."""
     by_status: Counter[str] = Counter()
     queued: Counter[str] = Counter()
     finished: Counter[str] = Counter()
@@ -55,14 +56,14 @@ def summarize(counts: list[_Count], view: FarmView, source: str) -> Summary:
         if count.status in WAITING:
             queued[count.queue] += count.jobs
         finished[count.status] += count.last_hour
-    online = sum(1 for a in view.agents.values() if a.status is AgentStatus.ONLINE)
+    online = sum(1 for a in agents.values() if a.status is AgentStatus.ONLINE)
     return Summary(
         jobs_by_status=dict(sorted(by_status.items())),
         queued_by_queue=dict(sorted(queued.items())),
         completed_last_hour=finished[JobStatus.COMPLETED],
         failed_last_hour=finished[JobStatus.FAILED],
         nodes_online=online,
-        nodes_total=len(view.agents),
+        nodes_total=len(agents),
         source=source,
     )
 
@@ -86,11 +87,9 @@ async def farm_summary(conn: Conn, now: float) -> Summary:
     try:
         reply = await ask(conn.nc, conn.subjects, _GROUPED, [now - HOUR_S])
     except NoProjector:
-        view = await fold_log(conn)
-        counts = _counted(list(view.jobs.values()), now - HOUR_S)
-        return summarize(counts, view, "the log, folded here")
-    view = await fold_agents(conn)
+        counts = _counted(list((await fold_jobs(conn)).values()), now - HOUR_S)
+        return summarize(counts, await fold_agents(conn), "the log, folded here")
     if reply.result is None:
         raise FfrtmpError(f"the projector answered without rows: {reply.error or reply.kind}")
     counts = [_Count(str(r[0]), str(r[1]), int(r[2]), int(r[3])) for r in reply.result.rows]
-    return summarize(counts, view, f"projector at seq {reply.checkpoint}")
+    return summarize(counts, await fold_agents(conn), f"projector at seq {reply.checkpoint}")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from events.codec import Decoded
 from events.enums import AgentStatus
+from events.jetstream import JetStreamEventStore
 from ffrtmp.cli import events_cmd, jobs, nodes
 from ffrtmp.natsd import NatsServer
 from tests.cli_support import Cli, dead_url, one_line_error
 from tests.farm import GPU, Farm, scheduler, wait_until
+from tests.integration.test_projector_service import fill, running
 
 pytestmark = pytest.mark.anyio
 
@@ -51,6 +55,55 @@ async def test_nodes_list_describe_drain_clear_remove(farm: Farm, cli: Cli) -> N
             return sched.core.agents["gpu-1"].status is AgentStatus.OFFLINE
 
         await wait_until(offline, "gpu-1 to be offline")
+
+
+class Reads:
+    """Every read of the events stream through the client's store: its subject and its size."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.seen: list[tuple[str, int]] = []
+        messages, replay = JetStreamEventStore.messages, JetStreamEventStore.replay
+
+        async def counted_messages(
+            store: JetStreamEventStore, subject: str, start: int = 1
+        ) -> list[tuple[int, str, bytes]]:
+            found = await messages(store, subject, start)
+            self.seen.append((subject, len(found)))
+            return found
+
+        async def counted_replay(
+            store: JetStreamEventStore, from_seq: int = 1, *, subject: str | None = None
+        ) -> AsyncIterator[tuple[int, Decoded]]:
+            count = 0
+            items = (
+                replay(store, from_seq)
+                if subject is None
+                else replay(store, from_seq, subject=subject)
+            )
+            async for item in items:
+                count += 1
+                yield item
+            self.seen.append((subject or store.subjects.all_events, count))
+
+        monkeypatch.setattr(JetStreamEventStore, "messages", counted_messages)
+        monkeypatch.setattr(JetStreamEventStore, "replay", counted_replay)
+
+
+async def test_nodes_list_reads_only_agent_events(
+    farm: Farm, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a projector answering, ``nodes list`` reads the agents' events and no job's."""
+    last = await fill(farm.store, jobs=200)
+    async with running(farm.store, tmp_path / "p.duckdb") as projector:
+
+        async def caught_up() -> bool:
+            return projector.checkpoint() >= last
+
+        await wait_until(caught_up, "the projector to apply the log")
+        reads = Reads(monkeypatch)
+        listed = await cli(nodes.app, "list", "-o", "json")
+    assert [row["id"] for row in json.loads(listed.stdout)] == ["agent-7"], listed.output
+    assert reads.seen == [(farm.subjects.all_agent_events, 1)], f"of {last} events"
 
 
 async def test_nodes_bad_input(farm: Farm, cli: Cli) -> None:
