@@ -86,7 +86,6 @@ from events.scenarios import scenario
 from events.spec import is_live, planned_duration_s
 from events.work import Heartbeat, RunningJob
 from ffrtmp.scheduler.placement import (
-    NVENC_VRAM_BYTES,
     AgentRoom,
     GpuRoom,
     Needs,
@@ -226,6 +225,7 @@ class SchedulerCore:
         self._seen: dict[str, Seen] = {}
         self.unknown: set[str] = set()  # forgotten jobs that moved again: the service loads them
         self.dirty = True  # something changed that a planning pass could act on
+        self._rooms = Rooms(able=self._able)  # the placeable agents' room, kept in step
 
     # --- folding ---------------------------------------------------------------------------
 
@@ -356,8 +356,31 @@ class SchedulerCore:
                 self.streaks.pop(agent, None)
             case _:
                 pass
+        self._sync_room(agent)
         self.dirty = True
         return True
+
+    def _sync_room(self, agent: str) -> None:
+        """Put the agent's room as its state, holdings and load say, or drop it: not placeable."""
+        state = self.agents.get(agent)
+        caps = None if state is None else state.capabilities
+        if state is None or caps is None or not state.placeable:
+            self._rooms.drop(agent)
+            return
+        held = self.holding.get(agent, {})
+        load = self.loads.get(agent) or AgentLoad()
+        gpus = [
+            GpuRoom(
+                index=gpu.index,
+                encoders=gpu.encoders,
+                sessions=gpu.nvenc_sessions,
+                memory_bytes=gpu.memory_bytes,
+                held=sum(1 for g in held.values() if g == gpu.index),
+                reported=load.gpu_memory_used.get(gpu.index, 0),
+            )
+            for gpu in caps.gpus
+        ]
+        self._rooms.put(AgentRoom(agent, caps, state.slots, len(held), gpus=gpus, load=load.cpu))
 
     def _orphan_held_by(self, agent: str, seq: int) -> None:
         """A registration or a clean exit means the attempts the agent held before are dead."""
@@ -404,15 +427,23 @@ class SchedulerCore:
         return sum(len(queue) for queue in self.queues.values())
 
     def _hold(self, old: JobState, new: JobState) -> None:
+        """Which agent (and GPU) holds the attempt: the holdings and the rooms, in step."""
+        job = new.job
         was = old.agent if old.status in HOLDING_STATUSES else ""
         now = new.agent if new.status in HOLDING_STATUSES else ""
         if was and was != now:
             held = self.holding.get(was)
-            if held is not None:
-                held.pop(new.job, None)
+            if held is not None and job in held:
+                self._rooms.hold(was, held.pop(job), -1)
             self.dirty = True
         if now:
-            self.holding.setdefault(now, {})[new.job] = new.gpu
+            held = self.holding.setdefault(now, {})
+            if job in held:
+                if held[job] == new.gpu:
+                    return
+                self._rooms.hold(now, held[job], -1)
+            held[job] = new.gpu
+            self._rooms.hold(now, new.gpu, 1)
 
     def _count(self, event: JobEvent) -> None:
         """Failure streaks per agent, for quarantine."""
@@ -451,6 +482,7 @@ class SchedulerCore:
         previous = self.loads.get(heartbeat.agent)
         if previous is None or previous.cpu != load or previous.gpu_memory_used != memory:
             self.loads[heartbeat.agent] = AgentLoad(cpu=load, gpu_memory_used=memory)
+            self._rooms.load(heartbeat.agent, load, memory)
         for running in heartbeat.running:
             self._advanced(heartbeat.agent, running, now)
         state = self.agents.get(heartbeat.agent)
@@ -518,30 +550,7 @@ class SchedulerCore:
 
     def rooms(self) -> Rooms:
         """Each placeable agent's free room, counting attempts held in the log, not promises."""
-        rooms = []
-        for agent, state in self.agents.items():
-            if not state.placeable or state.capabilities is None:
-                continue
-            held = self.holding.get(agent, {})
-            load = self.loads.get(agent) or AgentLoad()
-            gpus = []
-            for gpu in state.capabilities.gpus:
-                on_gpu = sum(1 for g in held.values() if g == gpu.index)
-                reported = load.gpu_memory_used.get(gpu.index, 0)
-                used_memory = max(reported, on_gpu * NVENC_VRAM_BYTES)
-                gpus.append(
-                    GpuRoom(
-                        index=gpu.index,
-                        encoders=gpu.encoders,
-                        sessions_free=gpu.nvenc_sessions - on_gpu,
-                        memory_free_bytes=gpu.memory_bytes - used_memory,
-                    )
-                )
-            room = AgentRoom(
-                agent, state.capabilities, state.slots, len(held), gpus=gpus, load=load.cpu
-            )
-            rooms.append(room)
-        return Rooms(rooms, self._able)
+        return self._rooms
 
     def _able(self, needs: Needs, room: AgentRoom) -> bool:
         """Whether the agent could run such a job, from a cache cleared when agents change."""
@@ -562,7 +571,7 @@ class SchedulerCore:
         """
         self.dirty = False
         decisions = self._reject_fresh(now)
-        rooms = self.rooms()
+        rooms = self._rooms
         free = rooms.free
         cap = self.settings.max_scan if limit is None else limit
         # A k-way merge of the per-need queues by place: a kind of need with no room left
@@ -602,6 +611,7 @@ class SchedulerCore:
                 heapq.heapreplace(heads, (head[0], head[1], needs))
         for queue, job, place in taken:  # applying the assignment takes them out for good
             queue.put_back(job, place)
+        rooms.release()  # likewise the room: what lands is held as the log says
         if placed_count >= cap and free > 0:
             self.dirty = True  # stopped at the limit, not for want of room: go on next pass
         return decisions
@@ -744,6 +754,7 @@ class SchedulerCore:
             core.agents[agent.agent] = agent
             core.agent_seqs[agent.agent] = seq
             core.heard[agent.agent] = now
+            core._sync_room(agent.agent)
         for seq, state in snapshot.jobs:
             core.adopt(state.job, seq, state)
         core.streaks = {

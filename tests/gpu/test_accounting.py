@@ -88,7 +88,8 @@ def core_room_is_honest(
     farm.plan()
     beat = Heartbeat(agent="g1", at=farm.now, slots=count + 1, free_slots=1, gpus=(during,))
     farm.core.heard_from(beat, farm.now)
-    (room,) = farm.core.rooms()._rooms
+    room = farm.core.rooms().room("g1")
+    assert room is not None
     gpu = next(g for g in room.gpus if g.index == index)
     total = next(g.memory_bytes for g in capabilities.gpus if g.index == index)
     assert during.memory_used_bytes is not None

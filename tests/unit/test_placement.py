@@ -45,8 +45,8 @@ def _gpu_room(
     load = GpuRoom(
         index=0,
         encoders=("h264_nvenc", "hevc_nvenc"),
-        sessions_free=sessions_free,
-        memory_free_bytes=memory_free,
+        sessions=sessions_free,
+        memory_bytes=memory_free,
     )
     return AgentRoom(agent=agent, caps=GPU, slots=slots, gpus=(load,))
 
