@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client as NatsClient
-from nats.errors import Error as NatsError
 from nats.errors import StaleConnectionError
 
 from events.errors import FfrtmpError, StoreUnavailable
+from events.natserrors import failing_as
 from events.redact import redact
 
 DEFAULT_URL: Final = "nats://127.0.0.1:4222"
@@ -152,7 +152,7 @@ async def open_nats(
             await error_cb(exc)
 
     deadline = options.connect_timeout_s * max(1, len(options.servers)) + 1.0
-    try:
+    with failing_as(lambda exc: StoreUnavailable(options.url, explain([*errors, exc], options))):
         async with asyncio.timeout(deadline):
             nc = await nats.connect(
                 options.servers,
@@ -167,8 +167,6 @@ async def open_nats(
                 inbox_prefix=inbox_for(options.login),
                 error_cb=note,
             )
-    except (OSError, NatsError, TimeoutError) as exc:
-        raise StoreUnavailable(options.url, explain([*errors, exc], options)) from exc
     nc.options["max_reconnect_attempts"] = -1
     nc.options["reconnect_time_wait"] = 0.5
     problem = version_problem(nc._server_info.get("version", ""), options.shown)  # noqa: SLF001 -- nats-py keeps the raw string only here

@@ -26,16 +26,13 @@ import itertools
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from types import TracebackType
 from typing import Final, NamedTuple, Self
 
 import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import BadSubjectError, MaxPayloadError
-from nats.errors import Error as NatsError
-from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from events import subjects as wire
 from events.admit import read_event
@@ -49,6 +46,7 @@ from events.errors import (
     ForgedDuplicate,
     StoreUnavailable,
 )
+from events.natserrors import store_boundary
 from events.reader import read_forever, read_to_end
 from events.redact import redact
 from events.store import Append, Loaded
@@ -423,27 +421,10 @@ class JetStreamEventStore:
             info = await self._js.stream_info(self._stream)
         return int(info.state.last_seq)
 
-    @contextlib.contextmanager
-    def _boundary(self) -> Iterator[None]:
-        """Translate NATS failures into ``StoreUnavailable`` / ``FfrtmpError``, once."""
-        try:
-            yield
-        except NotFoundError as exc:
-            hint = f"stream {self._stream} does not exist: {SETUP_HINT}"
-            raise StoreUnavailable(self._url, hint) from exc
-        except ServiceUnavailableError as exc:
-            hint = "the server has no JetStream: run `ffrtmp server` (or nats-server -js)"
-            raise StoreUnavailable(self._url, hint) from exc
-        except APIError as exc:
-            raise FfrtmpError(f"JetStream refused: {exc.description}") from exc
-        except MaxPayloadError as exc:
-            raise FfrtmpError("an event is larger than the server's max_payload") from exc
-        except BadSubjectError as exc:  # a refusal of this message, not an outage
-            raise FfrtmpError("the server refuses the subject: not a valid NATS subject") from exc
-        except TimeoutError as exc:
-            raise StoreUnavailable(self._url, f"no answer in {self._timeout} s") from exc
-        except (NatsError, OSError) as exc:
-            raise StoreUnavailable(self._url, f"{type(exc).__name__}: {exc}") from exc
+    def _boundary(self) -> contextlib.AbstractContextManager[None]:
+        """NATS failures as ``StoreUnavailable`` / ``FfrtmpError``, once (``events.natserrors``)."""
+        missing = f"stream {self._stream} does not exist: {SETUP_HINT}"
+        return store_boundary(self._url, missing=missing, timeout_s=self._timeout)
 
 
 def _seq(msg: Msg) -> int:

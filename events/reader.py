@@ -44,10 +44,10 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.errors import Error as NatsError
 
 from events import subjects as wire
 from events.errors import FfrtmpError, StoreUnavailable
+from events.natserrors import FAILURES, failing_as, url_of
 
 IDLE_HEARTBEAT_S: Final = 5.0
 """How often an idle consumer says it is alive; three missed heartbeats recreate it."""
@@ -397,7 +397,7 @@ async def _close(
 ) -> None:
     """Stop listening, then delete the consumer; a closed connection has nothing to clean."""
     try:
-        with contextlib.suppress(NatsError, TimeoutError):
+        with contextlib.suppress(*FAILURES):
             await sub.unsubscribe()
     finally:
         detach()  # only now: until the server stops sending, the closed feed drops what comes
@@ -408,10 +408,10 @@ async def _close(
 
 async def _api(nc: NatsClient, subject: str, payload: bytes) -> bytes:
     """One JetStream API request; no answer is ``StoreUnavailable``."""
-    try:
+    with failing_as(
+        lambda exc: StoreUnavailable(url_of(nc), f"{subject}: {type(exc).__name__} {exc}")
+    ):
         msg = await nc.request(subject, payload, timeout=_API_TIMEOUT_S)
-    except (NatsError, TimeoutError, OSError) as exc:
-        raise StoreUnavailable(_url(nc), f"{subject}: {type(exc).__name__} {exc}") from exc
     return msg.data
 
 
@@ -420,13 +420,9 @@ def _raise_for(nc: NatsClient, stream: str, error: _ApiError | None) -> None:
         return
     if error.err_code == wire.ERR_STREAM_NOT_FOUND:
         raise StoreUnavailable(
-            _url(nc), f"stream {stream} does not exist: `ffrtmp server` creates it"
+            url_of(nc), f"stream {stream} does not exist: `ffrtmp server` creates it"
         )
     raise FfrtmpError(f"JetStream refused a read of {stream}: {error.description}")
-
-
-def _url(nc: NatsClient) -> str:
-    return nc.connected_url.geturl() if nc.connected_url else "?"
 
 
 def _ack_numbers(reply: bytes) -> tuple[int, int, int] | None:

@@ -38,6 +38,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 
 from events.errors import FfrtmpError
+from events.natserrors import refused_as
 from events.subjects import Subjects, object_stream
 
 DUPLICATE_WINDOW_S: Final = 120.0
@@ -206,18 +207,14 @@ async def _ensure_bucket(
     """Create a bucket that is missing; give an existing one the log's replica count."""
     try:
         info = await js.stream_info(stream)
-    except NotFoundError:
-        try:
+    except NotFoundError:  # acted on: a missing bucket is made
+        with refused_as(f"cannot create {stream}"):
             await create()
-        except APIError as exc:
-            raise FfrtmpError(f"cannot create {stream}: {exc.description}") from exc
         return
     if (info.config.num_replicas or 1) != replicas:
         info.config.num_replicas = replicas
-        try:
+        with refused_as(f"cannot update {stream}"):
             await js.update_stream(info.config)
-        except APIError as exc:
-            raise FfrtmpError(f"cannot update {stream}: {exc.description}") from exc
 
 
 async def require_streams(js: JetStreamContext, names: Iterable[str]) -> None:
@@ -225,22 +222,27 @@ async def require_streams(js: JetStreamContext, names: Iterable[str]) -> None:
     for name in names:
         try:
             await js.stream_info(name)
-        except NotFoundError:
+        except NotFoundError:  # acted on: the one line names the setup step, not the API error
             raise FfrtmpError(f"stream {name} does not exist: {SETUP_HINT}") from None
 
 
 async def _ensure(js: JetStreamContext, config: StreamConfig, *, keep_replicas: bool) -> None:
-    try:
-        await js.add_stream(config)
-    except APIError as exc:
-        if exc.err_code != ERR_STREAM_NAME_IN_USE:
-            raise FfrtmpError(f"cannot create stream {config.name}: {exc.description}") from exc
-    else:
-        return
-    try:
+    with refused_as(f"cannot create stream {config.name}"):
+        if await _added(js, config):
+            return
+    with refused_as(f"cannot update stream {config.name}"):
         if keep_replicas:
             info = await js.stream_info(str(config.name))
             config.num_replicas = info.config.num_replicas
         await js.update_stream(config)
-    except APIError as exc:
-        raise FfrtmpError(f"cannot update stream {config.name}: {exc.description}") from exc
+
+
+async def _added(js: JetStreamContext, config: StreamConfig) -> bool:
+    """Whether the stream was made; False when one of its name is there to update."""
+    try:
+        await js.add_stream(config)
+    except APIError as exc:  # acted on: a stream of this name exists, so update it
+        if exc.err_code == ERR_STREAM_NAME_IN_USE:
+            return False
+        raise
+    return True

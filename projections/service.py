@@ -26,12 +26,12 @@ from typing import Any, Final
 import msgspec
 from nats import micro
 from nats.aio.client import Client as NatsClient
-from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.micro.request import Request
 from nats.micro.service import Service
 
 from events.errors import FfrtmpError, StoreUnavailable
+from events.natserrors import failing_as, url_of
 from events.subjects import Subjects
 from projections.query import DEFAULT_ROW_LIMIT, QueryFailed, QueryRefused, QueryResult
 from projections.runner import Projector
@@ -166,15 +166,13 @@ async def ask(
     """Ask a projector; its errors come back as ``QueryRefused``/``QueryFailed``."""
     subject = sql_subject(subjects)
     payload = _ENCODER.encode(SqlRequest(sql=sql, params=list(params), limit=limit))
-    try:
-        msg = await nc.request(subject, payload, timeout=timeout_s)
-    except NoRespondersError as exc:
-        raise NoProjector(f"no projector answers on {subject}: {START_HINT}") from exc
-    except TimeoutError as exc:
-        raise FfrtmpError(f"no projector answered on {subject} in {timeout_s} s") from exc
-    except (NatsError, OSError) as exc:
-        url = nc.connected_url.geturl() if nc.connected_url else "?"
-        raise StoreUnavailable(url, f"{type(exc).__name__}: {exc}") from exc
+    with failing_as(lambda exc: StoreUnavailable(url_of(nc), f"{type(exc).__name__}: {exc}")):
+        try:
+            msg = await nc.request(subject, payload, timeout=timeout_s)
+        except NoRespondersError as exc:  # acted on: the callers fold the log here instead
+            raise NoProjector(f"no projector answers on {subject}: {START_HINT}") from exc
+        except TimeoutError as exc:  # acted on: a projector is there but busy, not NATS down
+            raise FfrtmpError(f"no projector answered on {subject} in {timeout_s} s") from exc
     reply = _REPLY.decode(msg.data)
     if reply.kind == "refused":
         raise QueryRefused(reply.error)

@@ -15,9 +15,9 @@ from typing import Annotated
 import anyio
 import nats
 import typer
-from nats.errors import Error as NatsError
 
 from events.errors import FfrtmpError, StoreUnavailable
+from events.natserrors import failing_as
 from events.streams import all_streams, bucket_streams, ensure_streams
 from events.subjects import Subjects
 from ffrtmp.cli.common import PrefixOpt
@@ -68,10 +68,8 @@ async def _serve(server: NatsServer, subjects: Subjects) -> None:
 
 
 async def _create_streams(url: str, subjects: Subjects) -> None:
-    try:
+    with failing_as(lambda _: StoreUnavailable(url, "the server started but refuses connections")):
         nc = await nats.connect(url, max_reconnect_attempts=1, reconnect_time_wait=0)
-    except (OSError, NatsError) as exc:
-        raise StoreUnavailable(url, "the server started but refuses connections") from exc
     try:
         await ensure_streams(nc, subjects)
     finally:

@@ -13,10 +13,10 @@ import asyncio
 from typing import Annotated
 
 import typer
-from nats.errors import Error as NatsError
 
 from events.connection import NatsOptions, open_nats
 from events.errors import FfrtmpError
+from events.natserrors import failing_as
 from events.streams import DEFAULT_LEASE_TTL_S, ensure_streams
 from ffrtmp.cli import connflags
 from ffrtmp.cli.common import NatsOpt, PrefixOpt, Target, explained, target
@@ -60,11 +60,15 @@ def create(
 async def _create(where: Target, replicas: int | None, lease_ttl_s: float) -> list[str]:
     nc = await open_nats(where.nats or NatsOptions(url=where.url))
     try:
-        return await ensure_streams(nc, where.subjects, replicas, lease_ttl_s=lease_ttl_s)
-    except (NatsError, TimeoutError) as exc:  # a denied API request gets no answer
-        raise FfrtmpError(
-            f"JetStream did not answer the setup ({type(exc).__name__}): may this user create "
-            "streams? Run it as `scheduler` or an admin user"
-        ) from exc
+        with failing_as(_denied):
+            return await ensure_streams(nc, where.subjects, replicas, lease_ttl_s=lease_ttl_s)
     finally:
         await nc.close()
+
+
+def _denied(exc: Exception) -> FfrtmpError:
+    """A denied API request gets no answer: most likely this user may not create streams."""
+    return FfrtmpError(
+        f"JetStream did not answer the setup ({type(exc).__name__}): may this user create "
+        "streams? Run it as `scheduler` or an admin user"
+    )

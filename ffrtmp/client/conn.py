@@ -19,6 +19,7 @@ from events.connection import NatsOptions
 from events.errors import InvalidSpec, StoreUnavailable
 from events.ids import new_id
 from events.jetstream import JetStreamEventStore
+from events.natserrors import unavailable
 from events.subjects import Subjects
 
 UP_HINT: Final = "is the farm running? Start one with `ffrtmp up`, or point --nats at it"
@@ -67,13 +68,14 @@ class Conn:
         """
         check_command(command)  # type: ignore[arg-type]
         message = command_message(self.subjects, command)  # type: ignore[arg-type]
-        try:
-            await self.js.publish(message.subject, message.payload, headers=message.headers)
-        except MaxPayloadError:
-            size = len(message.payload)
-            raise InvalidSpec("command", f"{size} bytes, over the server's max payload") from None
-        except Exception as exc:
-            raise StoreUnavailable(self.where.url, f"the commands stream refused: {exc}") from exc
+        with unavailable(self.where.url, "the commands stream refused"):
+            try:
+                await self.js.publish(message.subject, message.payload, headers=message.headers)
+            except MaxPayloadError:  # acted on: the person's command is too big, not an outage
+                size = len(message.payload)
+                raise InvalidSpec(
+                    "command", f"{size} bytes, over the server's max payload"
+                ) from None
 
 
 @contextlib.asynccontextmanager

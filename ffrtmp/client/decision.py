@@ -12,12 +12,12 @@ import time
 from typing import Final
 
 import msgspec
-from nats.errors import Error as NatsError
 
 from events.base import JobEventBase
 from events.commands import OperatorCommandBase, SubmitJob
 from events.job import JobState, evolve, initial, is_terminal
 from events.job_events import CommandRefused, JobEvent
+from events.natserrors import FAILURES
 from ffrtmp.client.conn import Conn
 from ffrtmp.client.read import stored
 from ffrtmp.client.render import detail, event_type, failure
@@ -36,7 +36,7 @@ async def scheduler_leads(conn: Conn) -> bool:
     try:
         kv = await conn.js.key_value(conn.subjects.lease_bucket)
         await kv.get(LEADER_KEY)
-    except (NatsError, TimeoutError):
+    except FAILURES:  # no lease bucket, no key, or no answer: nobody leads that we can see
         return False
     return True
 

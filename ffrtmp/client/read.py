@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 import msgspec
-from nats.errors import Error as NatsError
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -25,10 +24,11 @@ from events.agent import AgentState, evolve_agent, initial_agent
 from events.agent_events import AgentDeregistered, AgentRegistered
 from events.base import AgentEventBase, JobEventBase
 from events.codec import Decoded, decode_heartbeat
-from events.errors import FfrtmpError, MalformedMessage, StoreUnavailable
+from events.errors import FfrtmpError, MalformedMessage
 from events.ids import resolve_prefix
 from events.job import JobState, evolve, initial
 from events.job_events import JobEvent
+from events.natserrors import FAILURES, unavailable
 from events.subjects import SCHEDULER_WRITER, Subjects
 from events.work import Heartbeat
 from ffrtmp.client.conn import Conn
@@ -86,10 +86,8 @@ async def fold_agents(conn: Conn, agent: str | None = None) -> dict[str, AgentSt
 
 
 async def _subjects(conn: Conn, pattern: str) -> list[str]:
-    try:
+    with unavailable(conn.where.url, "cannot list ids"):
         info = await conn.js.stream_info(conn.subjects.events_stream, subjects_filter=pattern)
-    except (NatsError, TimeoutError) as exc:
-        raise StoreUnavailable(conn.where.url, f"cannot list ids: {exc}") from exc
     return list((info.state.subjects or {}).keys())
 
 
@@ -182,12 +180,10 @@ async def entries(
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=max(1, from_seq)
     )
-    try:
+    with unavailable(conn.where.url, "cannot read the log"):
         sub = await conn.js.subscribe(
             subject, stream=conn.subjects.events_stream, ordered_consumer=True, config=config
         )
-    except (NatsError, TimeoutError) as exc:
-        raise StoreUnavailable(conn.where.url, f"cannot read the log: {exc}") from exc
     try:
         while True:
             try:
@@ -202,31 +198,29 @@ async def entries(
             if end is not None and meta.sequence.stream >= end:
                 return
     finally:
-        with contextlib.suppress(NatsError, TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(*FAILURES, asyncio.CancelledError):
             await sub.unsubscribe()
 
 
 async def last_on(conn: Conn, subject: str) -> int:
     """The sequence of the last event on ``subject`` (wildcards allowed), 0 when none."""
-    try:
-        msg = await conn.js.get_last_msg(conn.subjects.events_stream, subject, direct=True)
-    except NotFoundError:
-        return 0
-    except (NatsError, TimeoutError) as exc:
-        raise StoreUnavailable(conn.where.url, f"cannot read the log: {exc}") from exc
+    with unavailable(conn.where.url, "cannot read the log"):
+        try:
+            msg = await conn.js.get_last_msg(conn.subjects.events_stream, subject, direct=True)
+        except NotFoundError:  # acted on: no event on the subject yet
+            return 0
     return int(msg.seq or 0)
 
 
 async def heartbeat(conn: Conn, agent: str) -> Heartbeat | None:
     """The agent's last heartbeat, if it sent one within the heartbeat stream's max age."""
-    try:
-        msg = await conn.js.get_last_msg(
-            conn.subjects.heartbeat_stream, conn.subjects.heartbeat(agent), direct=True
-        )
-    except NotFoundError:
-        return None
-    except (NatsError, TimeoutError) as exc:
-        raise StoreUnavailable(conn.where.url, f"cannot read heartbeats: {exc}") from exc
+    with unavailable(conn.where.url, "cannot read heartbeats"):
+        try:
+            msg = await conn.js.get_last_msg(
+                conn.subjects.heartbeat_stream, conn.subjects.heartbeat(agent), direct=True
+            )
+        except NotFoundError:  # acted on: no heartbeat within the stream's max age
+            return None
     if not msg.data:
         return None
     try:

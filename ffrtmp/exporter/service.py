@@ -18,13 +18,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
-from nats.errors import Error as NatsError
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
+from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry, generate_latest
 
 from agent.runtime_metrics import register_runtime
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
+from events.natserrors import FAILURES
 from events.streams import HEARTBEAT_MAX_AGE_S
 from ffrtmp.exporter.collector import FfrtmpCollector
 from ffrtmp.exporter.figures import Health, LogFigures
@@ -161,9 +161,9 @@ class Exporter:
             kv = await js.key_value(self.store.subjects.lease_bucket)
             entry = await kv.get(LEADER_KEY)
             claim = msgspec.json.decode(entry.value or b"", type=Claim)
-        except (BucketNotFoundError, KeyNotFoundError, NotFoundError):
+        except NotFoundError:  # acted on: no lease bucket or key yet, so nobody leads
             return None
-        except (NatsError, TimeoutError, msgspec.DecodeError, RecursionError) as exc:
+        except (*FAILURES, msgspec.DecodeError, RecursionError) as exc:
             _log.debug("scheduler lease unreadable: %s", exc)
             return None
         return max(0.0, self.clock() - claim.acquired_at)
