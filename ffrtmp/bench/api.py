@@ -39,6 +39,7 @@ from ffrtmp.bench.harness import embedded_server, ffrtmp_command
 from ffrtmp.bench.stats import median, percentile
 from ffrtmp.client.conn import Address, command_id, connect
 from ffrtmp.client.decision import send_and_report
+from ffrtmp.client.probe import http_ok
 from ffrtmp.lifeline import PREEXEC, end
 from ffrtmp.natsd import free_port
 
@@ -109,14 +110,12 @@ async def _open_loop(
 
 async def _until_ready(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + READY_S
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise FfrtmpError(f"the API exited with {process.returncode} at start")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url + "readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)  # polling a process that says nothing when it is up
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise FfrtmpError(f"the API exited with {process.returncode} at start")
+        if await asyncio.to_thread(http_ok, url + "readyz", 2.0):
+            return
+        await asyncio.sleep(0.1)  # polling a process that says nothing when it is up
     raise FfrtmpError(f"the API was not ready within {READY_S:.0f} s")
 
 

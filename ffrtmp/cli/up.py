@@ -38,9 +38,10 @@ from events.subjects import Subjects
 from ffrtmp.api.auth import is_loopback, load_tokens
 from ffrtmp.cli.common import Output, PrefixOpt, Target, console, explained
 from ffrtmp.cli.dashboard import Watcher, render, statuses, transitions
-from ffrtmp.cli.probes import http_ok, projector_answers
+from ffrtmp.cli.probes import projector_answers
 from ffrtmp.client.conn import Conn
 from ffrtmp.client.decision import scheduler_leads
+from ffrtmp.client.probe import http_ok
 from ffrtmp.config import resolve, without_credentials
 from ffrtmp.farm import (
     DEFAULT_API_PORT,

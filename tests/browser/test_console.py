@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from ffrtmp.client.probe import http_ok
 from ffrtmp.natsd import free_port
-from tests.conftest import require_nats_server
-from tests.waiting import wait_for
+from tests.upfarm import Started, Up, environment, running
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -82,80 +80,43 @@ from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-class Served:
-    """A process serving the API and the console on a free port, and how to reach it."""
+class Http:
+    """An API serving the console, reached at ``base``: whether it answers, and a POST."""
 
-    def __init__(self, tmp: Path, args: list[str], port: int) -> None:
-        self.api_port = port
-        self.out_path = tmp / "out.log"
-        self.out = self.out_path.open("wb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
-        argv = [str(Path(sys.executable).parent / "ffrtmp"), *args]
-        self.proc = subprocess.Popen(  # noqa: S603 -- our own CLI
-            argv, stdout=self.out, stderr=subprocess.STDOUT, env={**env, "NO_COLOR": "1"}, cwd=tmp
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
-
-    def output(self) -> str:
-        return self.out_path.read_text(errors="replace")
-
-    def wait_for(self, check: Callable[[], bool], what: str) -> None:
-        wait_for(check, what, START_S, poll_s=0.2, alive=[self.proc],
-                 context=lambda: self.output()[-3000:])  # fmt: skip
+    base: str
 
     def answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/", timeout=5) as reply:  # noqa: S310
-                return bool(reply.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        """Whether the console's page is served."""
+        return http_ok(f"{self.base}/", timeout_s=5)
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         """POST JSON to the API, as a program would; the decoded answer."""
         request = urllib.request.Request(  # noqa: S310 -- our own loopback API
-            f"{self.url}/api/v1{path}", data=json.dumps(body).encode(), method="POST",
+            f"{self.base}/api/v1{path}", data=json.dumps(body).encode(), method="POST",
             headers={"Content-Type": "application/json"},
         )  # fmt: skip
         with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
             return json.loads(reply.read())
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.out.close()
+
+class Served(Started, Http):
+    """``ffrtmp api run`` serving the API and the console on a free port (no farm of its own)."""
+
+    def __init__(self, tmp: Path, args: list[str], port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        super().__init__(tmp, "api", args, environment(NO_COLOR="1"))
 
 
-class Farm(Served):
+class Farm(Up, Http):
     """``ffrtmp up`` with one agent, its API open on loopback."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.nats_port, metrics_port, api_port = free_port(), free_port(), free_port()
-        args = [
-            "up", "--no-live", "--agents", "1", "--api-port", str(api_port),
-            "--nats-port", str(self.nats_port), "--metrics-port", str(metrics_port),
-            "--data-dir", str(tmp / "farm-data"),
-        ]  # fmt: skip
-        super().__init__(tmp, args, api_port)
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     """A real farm serving the console, until the module's tests are done."""
-    require_nats_server()
-    running = Farm(tmp_path_factory.mktemp("console"))
-    try:
-        running.wait_for(lambda: "farm ready" in running.output(), "ffrtmp up to be ready")
-        running.wait_for(running.answers, "the console to be served")
-        yield running
-    finally:
-        running.stop()
+    with running(lambda: Farm(tmp_path_factory.mktemp("console"))) as started:
+        started.wait_for(started.answers, "the console to be served")
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -166,14 +127,13 @@ def secured(farm: Farm, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Se
     tokens.write_text(f"viewer:eve:{VIEWER_TOKEN}\noperator:olga:{OPERATOR_TOKEN}\n")
     tokens.chmod(0o600)
     port = free_port()
-    nats = f"nats://127.0.0.1:{farm.nats_port}"
-    args = ["api", "run", "--nats", nats, "--port", str(port), "--tokens-file", str(tokens)]
-    running = Served(tmp, args, port)
+    args = ["api", "run", "--nats", farm.url, "--port", str(port), "--tokens-file", str(tokens)]
+    served = Served(tmp, args, port)
     try:
-        running.wait_for(running.answers, "the secured API to serve the console")
-        yield running
+        served.wait_for(served.answers, "the secured API to serve the console")
+        yield served
     finally:
-        running.stop()
+        served.stop()
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +156,7 @@ def browser() -> Iterator[webdriver.Chrome]:
 def page(browser: webdriver.Chrome, farm: Farm) -> Iterator[Page]:
     """The browser on the farm's console; no script error may have been logged by the end."""
     script_errors(browser)  # drop what earlier tests left
-    yield Page(browser, farm.url)
+    yield Page(browser, farm.base)
     assert not script_errors(browser)
 
 
@@ -473,7 +433,7 @@ def test_a_secured_api_asks_for_a_token_and_a_viewer_may_not_submit(
     browser: webdriver.Chrome, secured: Served
 ) -> None:
     """A 401 asks for a token; a viewer's reads, its submit shows the 403; an operator's submits."""
-    page = Page(browser, secured.url)
+    page = Page(browser, secured.base)
     page.open("")
     page.until(lambda: page.find("#token-form").is_displayed(), "the token prompt")
     assert "bearer token" in page.text("#error-text")

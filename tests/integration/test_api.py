@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
@@ -22,7 +20,7 @@ import pytest
 
 from events.subjects import Subjects
 from ffrtmp.natsd import free_port
-from tests.conftest import require_nats_server
+from tests.upfarm import BIN, Up, environment, running
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(240)
@@ -31,47 +29,22 @@ DEADLINE_S: Final = 60.0
 VIEWER: Final = "viewer-token-0123456789abcdef"
 OPERATOR: Final = "operator-token-0123456789abcdef"
 SHORT: Final = {"scenario": "480p-h264", "duration_s": 2}
-BIN: Final = Path(sys.executable).parent
 
 
-class Farm:
+class Farm(Up):
     """``ffrtmp up`` with one agent and the API on a free port, with a viewer and an operator."""
 
     def __init__(self, root: Path) -> None:
         tokens = root / "tokens.txt"
         tokens.write_text(f"viewer:watcher:{VIEWER}\noperator:ci:{OPERATOR}\n")
-        self.api_port, self.nats_port = free_port(), free_port()
-        self.base = f"http://127.0.0.1:{self.api_port}"
-        argv = [
-            str(BIN / "ffrtmp"), "up", "--agents", "1", "--no-live",
-            "--nats-port", str(self.nats_port), "--metrics-port", str(free_port()),
-            "--api-port", str(self.api_port), "--api-tokens-file", str(tokens),
-            "--data-dir", str(root / "farm"),
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
-        self.out_path = root / "up.out"
-        self.out = self.out_path.open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 -- our own CLI
-            argv, stdout=self.out, stderr=subprocess.STDOUT, env=env
-        )
-        wait_for(lambda: "farm ready" in self.output(), "ffrtmp up", DEADLINE_S, poll_s=0.2,
-                 alive=[self.proc], context=self.output)  # fmt: skip
+        super().__init__(root, "--api-tokens-file", str(tokens))
         self.operator = httpx.Client(base_url=self.base, headers=_bearer(OPERATOR), timeout=30)
         self.viewer = httpx.Client(base_url=self.base, headers=_bearer(VIEWER), timeout=30)
 
-    def output(self) -> str:
-        return self.out_path.read_text(errors="replace")
-
-    def close(self) -> None:
+    def stop(self) -> None:
         self.operator.close()
         self.viewer.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.out.close()
+        super().stop()
 
     def submit(self, **spec: Any) -> dict[str, Any]:
         reply = self.operator.post("/api/v1/jobs", json={**SHORT, **spec})
@@ -89,7 +62,7 @@ class Farm:
         """How many commands the log has taken: a request refused at the door adds none."""
 
         async def count() -> int:
-            nc = await nats.connect(f"nats://127.0.0.1:{self.nats_port}")
+            nc = await nats.connect(self.url)
             try:
                 info = await nc.jetstream().stream_info(Subjects().commands_stream)
                 return int(info.state.last_seq)
@@ -106,12 +79,8 @@ def _bearer(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     """One farm with its API for the module's tests."""
-    require_nats_server()
-    running = Farm(tmp_path_factory.mktemp("api"))
-    try:
-        yield running
-    finally:
-        running.close()
+    with running(lambda: Farm(tmp_path_factory.mktemp("api"))) as started:
+        yield started
 
 
 def _error(reply: httpx.Response, status: int, field: str = "") -> str:
@@ -463,7 +432,7 @@ def test_query_parameters_are_checked(farm: Farm) -> None:
 
 def test_the_api_refuses_another_address_without_tokens(tmp_path: Path) -> None:
     """Bound to anything but loopback, no tokens: exit 1 and one line; nothing listens."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    env = environment()
     done = subprocess.run(  # noqa: S603 -- our own CLI
         [str(BIN / "ffrtmp"), "api", "run", "--host", "0.0.0.0", "--api-port", str(free_port())],  # noqa: S104
         capture_output=True, text=True, env=env, timeout=60, check=False, cwd=tmp_path,
@@ -478,7 +447,7 @@ def test_a_bad_tokens_file_is_one_line(tmp_path: Path) -> None:
     """A role that is none, or a short token: the entry is named, the API does not start."""
     bad = tmp_path / "tokens.txt"
     bad.write_text("admin:root:0123456789abcdef0123\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")}
+    env = environment()
     done = subprocess.run(  # noqa: S603 -- our own CLI
         [str(BIN / "ffrtmp"), "api", "run", "--tokens-file", str(bad)],
         capture_output=True, text=True, env=env, timeout=60, check=False,

@@ -12,7 +12,6 @@ this machine lacks are checked by ``tests/unit/test_docs_commands.py`` instead (
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,47 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from ffrtmp.lifeline import end
-from ffrtmp.natsd import free_port
 from tests.conftest import require_nats_server
 from tests.docs_blocks import Block, blocks, ffrtmp_argv, quoted, shell_commands, sql_statements
-from tests.waiting import wait_for
+from tests.upfarm import Up, running
 
-DEADLINE_S = 90.0
-BIN = Path(sys.executable).parent
 RUNNABLE = {("sql",), ("jobs", "list"), ("nodes", "list")}
 """Read-only commands that need nothing but a farm: run for real wherever the docs show them."""
 DOCS_URL = "nats://127.0.0.1:4222"
 
 
-class Farm:
-    """``ffrtmp up`` on free ports in ``root``, and an environment that reaches it."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.url = root, f"nats://127.0.0.1:{free_port()}"
-        self.api_port = free_port()
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("FFRTMP_")},
-            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "FFRTMP_NATS_URL": self.url,
-            "XDG_CONFIG_HOME": str(root / "config"),
-            "NO_COLOR": "1",
-        }
-        argv = [
-            str(BIN / "ffrtmp"), "up", "--agents", "1", "--no-live",
-            "--nats-port", self.url.rsplit(":", 1)[1], "--metrics-port", str(free_port()),
-            "--api-port", str(self.api_port),
-            "--data-dir", str(root / "farm"),
-        ]  # fmt: skip
-        self.log = (root / "up.out").open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603 -- our own CLI
-            argv, cwd=root, stdout=self.log, stderr=subprocess.STDOUT, env=self.env
-        )
-        wait_for(lambda: "farm ready" in self.output(), "ffrtmp up to be ready", DEADLINE_S,
-                 poll_s=0.2, alive=[self.proc], context=self.output)  # fmt: skip
-
-    def output(self) -> str:
-        return (self.root / "up.out").read_text(errors="replace")
+class Farm(Up):
+    """``ffrtmp up`` on free ports in ``root``, and ``bash`` in the environment that reaches it."""
 
     def bash(self, line: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
         """``line`` through bash, in the scratch directory, with the farm's environment."""
@@ -70,20 +39,12 @@ class Farm:
             check=False,
         )  # fmt: skip
 
-    def close(self) -> None:
-        end(self.proc, 60)
-        self.log.close()
-
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     """The farm, until the module ends."""
-    require_nats_server()
-    running = Farm(tmp_path_factory.mktemp("docs"))
-    try:
-        yield running
-    finally:
-        running.close()
+    with running(lambda: Farm(tmp_path_factory.mktemp("docs"))) as started:
+        yield started
 
 
 def unskipped(lang: str) -> list[Block]:
