@@ -374,13 +374,14 @@ def pure_placements(jobs: int, agents: int) -> tuple[float, float]:
     now = time.time()
     core, seq = _loaded_core(jobs, agents, now)
     placed, start = 0, time.perf_counter()
-    while decisions := core.plan(now, 2_000):
-        for event in (e for d in decisions for e in d.events):
+    while (plan := core.plan(now, 2_000)).decisions:
+        core.planned(plan)
+        for event in (e for d in plan.decisions for e in d.events):
             seq += 1
             placed += core.apply(seq, event, now)
     placing = rate(placed, time.perf_counter() - start)
     start = time.perf_counter()
-    core.tick(now)
+    core.ticked(core.tick(now))
     return placing, (time.perf_counter() - start) * 1000
 
 
@@ -393,9 +394,10 @@ def plan_pass_ms(agents: int, passes: int = 21) -> float:
         seq += 1
         core.apply(seq, submitted(Subjects("pure"), f"one-{i}", i, now).event, now)
         start = time.perf_counter()
-        decisions = core.plan(now)
+        plan = core.plan(now)
+        core.planned(plan)
         times.append((time.perf_counter() - start) * 1000)
-        for event in (e for d in decisions for e in d.events):
+        for event in (e for d in plan.decisions for e in d.events):
             seq += 1
             core.apply(seq, event, now)
     return median(times)

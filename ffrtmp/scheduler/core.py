@@ -4,9 +4,16 @@
 ``expected`` of the next append), the agents, the ready queue, which agent holds which attempt
 and the clock-driven indexes. It never reads a clock or a socket: the service feeds it events
 (``apply``), heartbeats (``heard_from``) and the time, and asks it for decisions (``plan``,
-``tick``, ``on_command``), each a list of events to append under optimistic concurrency. The
-events come from the pure deciders, ``events.job.decide`` for a job and
+``tick``, ``on_command``, ``returned``), each naming events to append under optimistic
+concurrency. The events come from the pure deciders, ``events.job.decide`` for a job and
 ``events.agent.decide_agent`` for an agent: the core chooses what to ask them, and when.
+
+Questions and commands are apart. A query (``plan``, ``tick``, ``is_lost``, ``on_command``)
+changes nothing a caller can see, so asking twice gives the same answer; a command changes state
+and returns nothing. ``plan`` and ``tick`` return what their caller records afterwards with
+``planned`` (the newly queued jobs are checked, the change count is seen) and ``ticked`` (the
+orphaned attempts are decided on). An agent's heartbeat window starts when ``apply`` first
+learns of the agent, or at ``grace``/``restore``, never inside a query.
 
 Applying is idempotent per entity: an event whose sequence is not past the entity's last one is
 skipped. That lets the service apply its own appends at once (so its next decision sees them)
@@ -139,6 +146,28 @@ Decision = JobDecision | AgentDecision
 """What one command or observation decided, for a job or for an agent."""
 
 
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    """A planning pass's decisions, and what ``planned`` needs to record the pass.
+
+    ``more``: the pass stopped at its limit with room left, so another pass can place more.
+    ``fresh``: up to which newly queued job (counted since the core began) it checked for
+    rejection; ``changes``: the core's change count it saw (later changes call for a pass).
+    Both are positions, not amounts, so recording a pass twice, or late, changes nothing more.
+    """
+
+    decisions: tuple[Decision, ...]
+    more: bool
+    fresh: int
+    changes: int
+
+
+class Tick(msgspec.Struct, frozen=True, kw_only=True):
+    """What the clock decided, and the orphaned attempts it decided on (``ticked`` drops them)."""
+
+    decisions: tuple[Decision, ...]
+    orphans: frozenset[str]
+
+
 class Streak(msgspec.Struct, kw_only=True, gc=False):
     """An agent's failures in a row, and the fleet's completions when the run began."""
 
@@ -220,11 +249,14 @@ class SchedulerCore:
         self._capable: dict[Needs, frozenset[str]] = {}  # agents able to serve a need, likewise
         self._orphans: set[str] = set()  # attempts whose agent restarted or left: retry them
         self._fresh: list[str] = []  # queued since the last pass: checked for rejection first
+        self._fresh_done = 0  # fresh jobs recorded as checked, ever: where ``_fresh`` starts
         # When this scheduler saw a running attempt start and last advance, by its own clock:
         # an agent's clock may be off, and its stamps must not time an attempt out.
         self._seen: dict[str, Seen] = {}
         self.unknown: set[str] = set()  # forgotten jobs that moved again: the service loads them
-        self.dirty = True  # something changed that a planning pass could act on
+        self._changes = 1  # counts changes a planning pass could act on
+        self._planned = 0  # the change count the last recorded pass saw
+        self._more = False  # the last recorded pass stopped at its limit with room left
         self._rooms = Rooms(able=self._able)  # the placeable agents' room, kept in step
 
     # --- folding ---------------------------------------------------------------------------
@@ -357,7 +389,8 @@ class SchedulerCore:
             case _:
                 pass
         self._sync_room(agent)
-        self.dirty = True
+        self.heard.setdefault(agent, now)  # never heard from: its window starts when learned
+        self._changes += 1
         return True
 
     def _sync_room(self, agent: str) -> None:
@@ -402,7 +435,7 @@ class SchedulerCore:
                     queue = self.queues[needs] = ReadyQueue()
                 queue.push(job, key)
                 self._fresh.append(job)
-                self.dirty = True
+                self._changes += 1
         elif old.status is S.QUEUED:
             self._unqueue(old)
         if new.status in TIMED:
@@ -422,6 +455,11 @@ class SchedulerCore:
             queue.remove(state.job)
 
     @property
+    def dirty(self) -> bool:
+        """Whether a planning pass could act: something changed since the last recorded one."""
+        return self._more or self._changes != self._planned
+
+    @property
     def queued(self) -> int:
         """Jobs waiting for placement."""
         return sum(len(queue) for queue in self.queues.values())
@@ -435,7 +473,7 @@ class SchedulerCore:
             held = self.holding.get(was)
             if held is not None and job in held:
                 self._rooms.hold(was, held.pop(job), -1)
-            self.dirty = True
+            self._changes += 1
         if now:
             held = self.holding.setdefault(now, {})
             if job in held:
@@ -474,7 +512,7 @@ class SchedulerCore:
         self._seen.pop(job, None)  # timed by its own stamps until it shows life again
         self._index(old or initial(job), state, None)
 
-    def heard_from(self, heartbeat: Heartbeat, now: float) -> bool:
+    def heard_from(self, heartbeat: Heartbeat, now: float) -> None:
         """Note an agent's heartbeat at ``now`` (the scheduler's clock, not the agent's)."""
         self.heard[heartbeat.agent] = now
         memory = {g.index: g.memory_used_bytes for g in heartbeat.gpus if g.memory_used_bytes}
@@ -485,7 +523,10 @@ class SchedulerCore:
             self._rooms.load(heartbeat.agent, load, memory)
         for running in heartbeat.running:
             self._advanced(heartbeat.agent, running, now)
-        state = self.agents.get(heartbeat.agent)
+
+    def is_lost(self, agent: str) -> bool:
+        """Whether the log says the agent is lost (heard from again: record its return)."""
+        state = self.agents.get(agent)
         return state is not None and state.status is AgentStatus.LOST
 
     # --- deciding ---------------------------------------------------------------------------
@@ -563,13 +604,13 @@ class SchedulerCore:
             )
         return room.agent in able
 
-    def plan(self, now: float, limit: int | None = None) -> list[Decision]:
+    def plan(self, now: float, limit: int | None = None) -> Plan:
         """Place queued jobs in order onto free room; reject the ones nobody could ever run.
 
-        Decisions are not applied here: the service appends them and applies what landed.
-        A job with no room for its needs now keeps its place in the queue.
+        A query: decisions are not applied here (the service appends them and applies what
+        landed) and the core is as it was; ``planned`` records that the pass was made. A job
+        with no room for its needs now keeps its place in the queue.
         """
-        self.dirty = False
         decisions = self._reject_fresh(now)
         rooms = self._rooms
         free = rooms.free
@@ -612,9 +653,25 @@ class SchedulerCore:
         for queue, job, place in taken:  # applying the assignment takes them out for good
             queue.put_back(job, place)
         rooms.release()  # likewise the room: what lands is held as the log says
-        if placed_count >= cap and free > 0:
-            self.dirty = True  # stopped at the limit, not for want of room: go on next pass
-        return decisions
+        return Plan(
+            decisions=tuple(decisions),
+            more=placed_count >= cap and free > 0,  # stopped at the limit, not for want of room
+            fresh=self._fresh_done + len(self._fresh),
+            changes=self._changes,
+        )
+
+    def planned(self, plan: Plan) -> None:
+        """Record a pass: its fresh jobs are checked, and only later changes call for another.
+
+        What changed between ``plan`` and this call (its own decisions applied, say) still
+        counts, so it may come before or after the decisions are committed.
+        """
+        checked = plan.fresh - self._fresh_done
+        if checked > 0:
+            del self._fresh[:checked]
+            self._fresh_done = plan.fresh
+        self._planned = max(self._planned, plan.changes)
+        self._more = plan.more
 
     def _reject_fresh(self, now: float) -> list[Decision]:
         """Newly queued jobs that no registered agent could ever run are rejected at once."""
@@ -626,7 +683,6 @@ class SchedulerCore:
             never = self._why_never(self.needs(state))
             if never is not None:
                 decisions.append(self.decide_for(job, Reject(message=never), now))
-        self._fresh.clear()
         return decisions
 
     def _budget(self, state: JobState, media_s: float | None = None) -> float:
@@ -639,17 +695,24 @@ class SchedulerCore:
             chosen, duration, spec.engine, spec.timeout_s, self.settings.budget, paced=is_live(spec)
         )
 
-    def tick(self, now: float) -> list[Decision]:
-        """What the clock decided: retries due, attempts over budget or stalled, agents lost."""
+    def tick(self, now: float) -> Tick:
+        """What the clock decided: retries due, attempts over budget or stalled, agents lost.
+
+        A query, like ``plan``: ``ticked`` records that the orphaned attempts were decided on.
+        """
         decisions = [self.decide_for(job, cmd, now) for job, cmd in self._due(now)]
         decisions += self._lost(now)
         decisions += self._quarantines(now)
-        for job in sorted(self._orphans):
+        orphans = frozenset(self._orphans)
+        for job in sorted(orphans):
             state = self.jobs.get(job)
             if state is not None and state.status in HOLDING_STATUSES:
                 decisions.append(self.decide_for(job, AgentGone(agent=state.agent), now))
-        self._orphans.clear()
-        return [d for d in decisions if d.events]
+        return Tick(decisions=tuple(d for d in decisions if d.events), orphans=orphans)
+
+    def ticked(self, tick: Tick) -> None:
+        """Record a tick: its orphaned attempts are decided on (those orphaned since are not)."""
+        self._orphans -= tick.orphans
 
     def _due(self, now: float) -> Iterator[tuple[str, RequeueDue | TimeOut]]:
         timers = self.settings.timers
@@ -660,7 +723,7 @@ class SchedulerCore:
 
     def _lost(self, now: float) -> list[Decision]:
         online = {
-            agent: self.heard.setdefault(agent, now)  # never heard: the window starts now
+            agent: self.heard.get(agent, now)  # ``apply`` starts every agent's window
             for agent, state in self.agents.items()
             if state.status is AgentStatus.ONLINE
         }

@@ -241,7 +241,8 @@ class Scheduler:
             self.stats.malformed += 1
             log.warning("heartbeat on %s set aside: %s", msg.subject, exc)
             return
-        if self.core.heard_from(heartbeat, self.clock()):
+        self.core.heard_from(heartbeat, self.clock())
+        if self.core.is_lost(heartbeat.agent):
             self._returned.add(heartbeat.agent)
             self._wake.set()
 
@@ -426,14 +427,16 @@ class Scheduler:
     async def _tick(self, now: float) -> None:
         returned = [self.core.returned(agent, now) for agent in sorted(self._returned)]
         self._returned.clear()
-        await self._commit(returned + self.core.tick(now), now)
+        tick = self.core.tick(now)
+        await self._commit([*returned, *tick.decisions], now)
+        self.core.ticked(tick)  # after the commit: one that raised is decided again next tick
         self.core.expire(now)
 
     async def _place(self, now: float) -> None:
-        decisions = self.core.plan(now, self.settings.plan_batch)
-        if not decisions:
-            return
-        await self._commit(decisions, now)
+        plan = self.core.plan(now, self.settings.plan_batch)
+        if plan.decisions:
+            await self._commit(plan.decisions, now)
+        self.core.planned(plan)  # after the commit: one that raised leaves the core dirty
 
     # --- appending --------------------------------------------------------------------------
 

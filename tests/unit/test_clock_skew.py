@@ -8,6 +8,8 @@ agent an hour ahead is not given an extra hour.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,7 +45,7 @@ class Log:
             self.core.apply(len(self.events), event, self.now)
             self.core.advance(len(self.events))
 
-    def commit(self, decisions: list[Decision]) -> list[Event]:
+    def commit(self, decisions: Sequence[Decision]) -> list[Event]:
         landed = [e for d in decisions for e in d.events]
         self.append(*landed)
         return landed
@@ -53,7 +55,9 @@ class Log:
         self.append(*decide(self.core.jobs["j"], command, agent_clock))
 
     def timeouts(self) -> list[JobTimedOut]:
-        return [e for e in self.commit(self.core.tick(self.now)) if isinstance(e, JobTimedOut)]
+        tick = self.core.tick(self.now)
+        self.core.ticked(tick)
+        return [e for e in self.commit(tick.decisions) if isinstance(e, JobTimedOut)]
 
 
 def _running(skew_s: float) -> Log:
@@ -62,7 +66,9 @@ def _running(skew_s: float) -> Log:
     log.append(caps)
     spec = JobSpec(scenario="720p-h264", timeout_s=BUDGET_S)
     log.commit([log.core.on_command(SubmitJob(id="s", job="j", at=NOW, spec=spec), NOW)])
-    log.commit(log.core.plan(NOW))
+    plan = log.core.plan(NOW)
+    log.core.planned(plan)
+    log.commit(plan.decisions)
     log.report(Start(agent="a1", attempt=1), NOW + skew_s)
     assert log.core.jobs["j"].status is JobStatus.RUNNING
     return log

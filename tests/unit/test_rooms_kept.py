@@ -8,6 +8,7 @@ room is built afresh) would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -76,7 +77,7 @@ def kept_rooms(core: SchedulerCore) -> dict[str, tuple[Any, ...]]:
     return kept
 
 
-def outcome(decisions: list[Decision]) -> set[tuple[str, str, str, int | None]]:
+def outcome(decisions: Sequence[Decision]) -> set[tuple[str, str, str, int | None]]:
     """What a pass decided, as a set: placements and rejections."""
     decided = set()
     for decision in decisions:
@@ -165,11 +166,12 @@ def _act(fleet: Fleet, name: str, target: str, value: Any, serial: int) -> None:
             reason = FailureReason.RUNTIME_ERROR
             fleet.report(target, Fail(agent=state.agent, attempt=state.attempt, reason=reason))
         case "plan":
-            expected = outcome(fleet.fresh_core().plan(now))
-            decisions = fleet.core.plan(now)
-            assert outcome(decisions) == expected
+            expected = outcome(fleet.fresh_core().plan(now).decisions)
+            plan = fleet.core.plan(now)
+            assert outcome(plan.decisions) == expected
             if value:  # else the appends failed (an outage): the pass's reservations are void
-                fleet.commit(decisions)
+                fleet.commit(plan.decisions)
+                fleet.core.planned(plan)
         case "wait":
             fleet.now += value
             fleet.tick()
@@ -243,7 +245,8 @@ def test_a_pass_whose_appends_failed_leaves_the_room_as_it_was() -> None:
     fleet.submit("j1")
     fleet.submit("j2")
     lost = fleet.core.plan(fleet.now)  # j1 reserved a1, j2 found it full: not committed
-    assert [e.agent for d in lost for e in d.events if isinstance(e, JobAssigned)] == ["a1"]
+    assigned = [e.agent for d in lost.decisions for e in d.events if isinstance(e, JobAssigned)]
+    assert assigned == ["a1"]
     assert fleet.core.rooms().free == 2
     assert fleet.assigned(fleet.plan()) == [("j1", "a1")]
 

@@ -7,6 +7,7 @@ back to the core the way the service does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -79,7 +80,7 @@ class Farm:
         self.core.advance(seq)
         return seq
 
-    def commit(self, decisions: list[Decision]) -> list[Event]:
+    def commit(self, decisions: Sequence[Decision]) -> list[Event]:
         """Append each decision whose expected sequence still holds, as the store would."""
         landed = []
         for decision in decisions:
@@ -111,10 +112,18 @@ class Farm:
         return self.commit([self.core.on_command(command, self.now)])
 
     def plan(self) -> list[Event]:
-        return self.commit(self.core.plan(self.now))
+        """One planning pass, recorded as the service records it, and its decisions committed."""
+        plan = self.core.plan(self.now)
+        landed = self.commit(plan.decisions)
+        self.core.planned(plan)
+        return landed
 
     def tick(self) -> list[Event]:
-        return self.commit(self.core.tick(self.now))
+        """One tick, committed, then recorded as the service records it."""
+        tick = self.core.tick(self.now)
+        landed = self.commit(tick.decisions)
+        self.core.ticked(tick)
+        return landed
 
     def report(self, job: str, command: Any) -> list[Event]:
         """An agent's report, decided and appended under the check like the agent does."""
