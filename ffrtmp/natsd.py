@@ -29,9 +29,9 @@ from typing import IO, Final, Self
 import msgspec
 import nats
 import psutil
-from nats.errors import Error as NatsError
 
 from events.errors import FfrtmpError
+from events.natserrors import FAILURES
 from ffrtmp.lifeline import PREEXEC, end
 
 BINARY: Final = "nats-server"
@@ -105,11 +105,11 @@ async def jetstream_ready(url: str, timeout_s: float = 1.0) -> bool:
             connect_timeout=timeout_s,
             error_cb=_quiet,
         )
-    except (OSError, NatsError, TimeoutError):
+    except FAILURES:
         return False
     try:
         await nc.jetstream().account_info()
-    except (NatsError, TimeoutError):
+    except FAILURES:
         return False
     else:
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from events.errors import FfrtmpError
 from ffrtmp import natsd
-from ffrtmp.natsd import NatsServer, NatsSettings, free_port
+from ffrtmp.natsd import NatsServer, NatsSettings, free_port, jetstream_ready, port_in_use
 from tests.waiting import wait_for
 
 
@@ -42,6 +43,26 @@ def test_a_server_that_cannot_start_reports_its_log(
     with pytest.raises(FfrtmpError, match="exited at start"):
         server.start()
     assert not server.running
+
+
+def test_the_readiness_probe_answers_no_to_a_failure(
+    nats_server: NatsServer, private_nats_server: NatsServer, tmp_path: Path
+) -> None:
+    """jetstream_ready is True with JetStream, False (not an error) with nothing or no JetStream."""
+    assert asyncio.run(jetstream_ready(nats_server.url))
+    assert not asyncio.run(jetstream_ready(f"nats://127.0.0.1:{free_port()}"))
+    plain = tmp_path / "plain.conf"
+    plain.write_text("max_payload: 1MB\n")
+    settings = private_nats_server.settings
+    server = NatsServer(
+        NatsSettings(port=settings.port, store_dir=settings.store_dir, config=str(plain))
+    )
+    server.spawn()
+    try:
+        wait_for(lambda: port_in_use(settings.port), "the plain server to listen", 10)
+        assert not asyncio.run(jetstream_ready(server.url))
+    finally:
+        server.kill()
 
 
 def _running(server: NatsServer) -> bool:
