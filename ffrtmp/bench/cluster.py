@@ -35,6 +35,7 @@ from events.enums import JobStatus
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job import fold
+from events.natserrors import FAILURES
 from events.streams import ensure_streams
 from events.subjects import Subjects
 from ffrtmp.bench.chaos import Submitter
@@ -207,7 +208,7 @@ async def _all_current(nc: NatsClient) -> bool:
     for stream in (SUBJECTS.events_stream, SUBJECTS.commands_stream):
         try:
             cluster = (await nc.jetstream().stream_info(stream)).cluster
-        except (nats.errors.Error, TimeoutError):
+        except FAILURES:  # no answer while a leader is elected: not current yet
             return False
         replicas = [] if cluster is None else cluster.replicas or []
         if cluster is None or not cluster.leader or len(replicas) != 2:
