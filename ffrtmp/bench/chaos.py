@@ -24,13 +24,13 @@ import time
 from pathlib import Path
 
 import msgspec
-from nats.errors import Error as NatsError
 
 from events.command_message import command_message
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobAssigned
+from events.natserrors import FAILURES
 from events.spec import JobSpec
 from events.subjects import Subjects
 from ffrtmp.bench.chaosagent import read_executions
@@ -122,7 +122,7 @@ class Submitter:
                         message.subject, message.payload, headers=message.headers
                     )
                     break
-                except (NatsError, TimeoutError):
+                except FAILURES:
                     await asyncio.sleep(0.2)  # the server is down: same id, no duplicate
             self.jobs.append(job)
             await asyncio.sleep(self._gap)
