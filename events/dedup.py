@@ -10,9 +10,9 @@ the first one's sequence). So the formats are kept apart by design:
   command's id can ever equal one of them.
 - An agent's ids (``agent_job_event``, ``agent_lifecycle``) start with its job or agent id and a
   ``:`` and name the event's type.
-- Events caused by an operator's command (``command_event``, ``malformed_command``) are the
-  command id and one more field. A generated or caller-chosen id without ``:`` leaves them one
-  ``:``; an agent's id always has at least two.
+- Events caused by an operator's command (``command_event``, ``malformed_command``,
+  ``conflicting_command``) are the command id and one more field. A generated or caller-chosen
+  id without ``:`` leaves them one ``:``; an agent's id always has at least two.
 
 Which strings stayed as they were, and why a changed one is safe: dedup spans the stream's
 window (``events.streams``, 2 minutes), so during a rolling upgrade an old and a new writer may
@@ -48,6 +48,11 @@ def command_event(command_id: str, index: int) -> str:
 def malformed_command(command_id: str) -> str:
     """The refusal recorded for a command that could not be decoded: ``<command>:malformed``."""
     return f"{command_id}:malformed"
+
+
+def conflicting_command(command_id: str) -> str:
+    """The refusal recorded for a valid command that kept conflicting: ``<command>:conflicting``."""
+    return f"{command_id}:conflicting"
 
 
 def scheduler_job_event(job: str, attempt: int, event_type: str, detail: str = "") -> str:

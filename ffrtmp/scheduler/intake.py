@@ -6,9 +6,12 @@ a command only after its decision is in the log, so an unacknowledged one return
 leader). The consumer keeps our place through any outage; binding it waits for the stream, as
 a stream leader being elected at the moment a scheduler starts to lead must not end it.
 
-A command that does not decode is set aside (``set_aside``): its refusal is recorded where it
-names a job, so its sender can read why, and the message goes to the dead-letter subject. An
-I/O edge of the scheduler service.
+A command is set aside (``set_aside``) for one of two reasons, its ``Aside`` kind: it does not
+decode or breaks a limit (``malformed``: no retry can help), or it is valid but its appends met a
+job that moved under every try of ``MAX_DELIVER`` deliveries (``conflicting``: sending it again
+may well succeed). Either way its refusal is recorded where it names a job, so its sender can
+read why, and the message goes to the dead-letter subject with its kind and reason in headers.
+An I/O edge of the scheduler service.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final
+from enum import StrEnum
+from typing import Final, assert_never
 
 import msgspec
 from nats.aio.msg import Msg
@@ -28,7 +32,7 @@ from nats.js.errors import FetchTimeoutError
 from events import dedup
 from events.aio import raise_if_cancelling
 from events.commands import AgentCommandBase, OperatorCommand
-from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
+from events.errors import FfrtmpError, InvalidSpec
 from events.ids import check_id
 from events.jetstream import JetStreamEventStore
 from events.job_events import CommandRefused
@@ -40,6 +44,21 @@ log = logging.getLogger(__name__)
 
 CONSUMER: Final = "scheduler"
 MAX_DELIVER: Final = 5
+
+# Headers of a command's dead letter (on ``Subjects.dead_letter("cmd")``).
+KIND_HEADER: Final = "Ffrtmp-Kind"
+"""Why it was set aside: an ``Aside`` value."""
+ERROR_HEADER: Final = "Ffrtmp-Error"
+"""The reason, on one line."""
+SUBJECT_HEADER: Final = "Ffrtmp-Subject"
+"""The commands-stream subject it came on."""
+
+
+class Aside(StrEnum):
+    """Why a command was set aside: counted apart, named in its dead letter and refusal."""
+
+    MALFORMED = "malformed"  # it does not decode, or breaks a limit: it never will
+    CONFLICTING = "conflicting"  # valid, but the job moved under every try: send it again
 
 
 class Intake:
@@ -118,10 +137,13 @@ class _Peek(msgspec.Struct):
 
 
 async def set_aside(
-    store: JetStreamEventStore, msg: Msg, exc: MalformedMessage, now: float
+    store: JetStreamEventStore, msg: Msg, kind: Aside, reason: str, now: float
 ) -> None:
-    """Record a malformed command's refusal where it names a job, dead-letter it, drop it."""
-    log.warning("command on %s set aside: %s", msg.subject, exc)
+    """Record a command's refusal where it names a job, dead-letter it, drop it.
+
+    ``reason`` says why in words; the refusal reads ``<kind> command: <reason>``.
+    """
+    log.warning("command on %s set aside (%s): %s", msg.subject, kind, reason)
     subjects = store.subjects
     with contextlib.suppress(msgspec.DecodeError, UnicodeDecodeError, RecursionError, FfrtmpError):
         peek = msgspec.json.decode(msg.data, type=_Peek)
@@ -132,18 +154,28 @@ async def set_aside(
                 cause=peek.id,
                 command_id=peek.id,
                 command=(peek.type or "?")[:64],
-                reason=f"malformed command: {exc.reason}"[:512],
+                reason=f"{kind} command: {reason}"[:512],
             )
             item = Append(
                 subject=subjects.job_event(peek.job, SCHEDULER_WRITER),
                 event=refusal,
-                msg_id=dedup.malformed_command(peek.id),
+                msg_id=_refusal_id(kind, peek.id),
             )
             await store.append(item)
-    why = " ".join(exc.reason[:200].split())  # one header line whatever the reason holds
-    headers = {"Ffrtmp-Error": why, "Ffrtmp-Subject": msg.subject}
+    why = " ".join(reason[:200].split())  # one header line whatever the reason holds
+    headers = {KIND_HEADER: kind.value, ERROR_HEADER: why, SUBJECT_HEADER: msg.subject}
     await store.nc.publish(subjects.dead_letter("cmd"), msg.data, headers=headers)
     await msg.term()
+
+
+def _refusal_id(kind: Aside, command_id: str) -> str:
+    match kind:
+        case Aside.MALFORMED:
+            return dedup.malformed_command(command_id)
+        case Aside.CONFLICTING:
+            return dedup.conflicting_command(command_id)
+        case _:
+            assert_never(kind)
 
 
 def _valid_ids(peek: _Peek) -> bool:

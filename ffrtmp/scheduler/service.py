@@ -37,7 +37,7 @@ from events.admit import job_of
 from events.aio import raise_if_cancelling
 from events.base import AgentEventBase, Event, JobEventBase, SetAside
 from events.codec import accept_command, decode_heartbeat
-from events.commands import OperatorCommand
+from events.commands import AgentCommandBase, OperatorCommand
 from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
 from events.jetstream import JetStreamEventStore
 from events.job import fold
@@ -59,7 +59,7 @@ from ffrtmp.scheduler.core import (
     SchedulerSettings,
     SchedulerSnapshot,
 )
-from ffrtmp.scheduler.intake import MAX_DELIVER, Intake, command_key, set_aside
+from ffrtmp.scheduler.intake import MAX_DELIVER, Aside, Intake, command_key, set_aside
 from ffrtmp.scheduler.outbox import (
     Outgoing,
     control_message,
@@ -96,7 +96,8 @@ class Stats(msgspec.Struct, kw_only=True):
 
     commands: int = 0
     refused: int = 0
-    malformed: int = 0
+    malformed: int = 0  # commands (and heartbeats) that do not decode: set aside
+    conflicting: int = 0  # valid commands whose job moved under every try: set aside
     set_aside: int = 0  # stored events no reader applies (events.admit): skipped
     appended: int = 0
     conflicts: int = 0
@@ -367,13 +368,24 @@ class Scheduler:
         try:
             return accept_command(msg.data)
         except MalformedMessage as exc:
-            await self._set_aside(msg, exc)
+            self.stats.malformed += 1
+            await set_aside(self.store, msg, Aside.MALFORMED, exc.reason, self.clock())
             return None
 
-    async def _set_aside(self, msg: Msg, exc: MalformedMessage) -> None:
-        """Count a command that cannot be decided and set it aside (``intake.set_aside``)."""
-        self.stats.malformed += 1
-        await set_aside(self.store, msg, exc, self.clock())
+    async def _set_aside_conflicting(self, msg: Msg, command: OperatorCommand) -> None:
+        """Count a valid command that kept conflicting and set it aside (``intake.set_aside``)."""
+        self.stats.conflicting += 1
+        moved = (
+            f"agent {command.agent}"
+            if isinstance(command, AgentCommandBase)
+            else f"job {command.job}"
+        )
+        reason = (
+            f"{command.id} ({type(command).__name__}) kept conflicting: {moved} moved under"
+            f" every try over {msg.metadata.num_delivered} deliveries; the command is valid,"
+            " send it again"
+        )
+        await set_aside(self.store, msg, Aside.CONFLICTING, reason, self.clock())
 
     async def _decide_commands(self, round_: Sequence[tuple[Msg, OperatorCommand]]) -> list[Msg]:
         """Decide, commit and acknowledge; the commands to hold because the store was away.
@@ -418,7 +430,7 @@ class Scheduler:
                 return held
         for msg, command in pending:
             if msg.metadata.num_delivered >= MAX_DELIVER:
-                await self._set_aside(msg, MalformedMessage(f"kept conflicting: {command.id}"))
+                await self._set_aside_conflicting(msg, command)
                 continue
             log.warning("command %s kept conflicting; it will be redelivered", command.id)
             await msg.nak(delay=1.0)

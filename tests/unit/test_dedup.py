@@ -64,6 +64,7 @@ def test_a_command_id_cannot_forge_a_scheduler_decisions_id(
     """An operator picks command ids; none of them can pre-empt the scheduler's own appends."""
     assert dedup.command_event(command, index) != sched
     assert dedup.malformed_command(command) != sched
+    assert dedup.conflicting_command(command) != sched
 
 
 @given(job_ids, st.integers(0, 64), agent_ids)
@@ -73,6 +74,8 @@ def test_a_generated_or_plain_command_id_never_meets_an_agents_id(
     """A command id without ``:`` (every one the CLI makes) leaves one ``:``; an agent's has two."""
     assert dedup.command_event(command, index) != agent
     assert dedup.malformed_command(command) != agent
+    assert dedup.conflicting_command(command) != agent
+    assert dedup.conflicting_command(command) != dedup.command_event(command, index)
 
 
 def test_the_formats_that_other_processes_repeat_keep_their_strings() -> None:
