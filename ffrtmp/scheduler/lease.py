@@ -33,7 +33,6 @@ import time
 from typing import Final
 
 import msgspec
-from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 from nats.js.errors import (
     APIError,
@@ -47,9 +46,9 @@ from nats.js.kv import KeyValue
 from events import subjects as wire
 from events.aio import raise_if_cancelling
 from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
+from events.natserrors import jetstream_boundary
 from events.streams import SETUP_HINT
 from events.subjects import Subjects
-from ffrtmp.scheduler.natsboundary import jetstream_boundary
 
 _log = logging.getLogger(__name__)
 
@@ -105,7 +104,7 @@ class Lease:
         with self._boundary("open"):
             try:
                 self._kv = await self._js.key_value(self._bucket)
-            except (BucketNotFoundError, NotFoundError):
+            except (BucketNotFoundError, NotFoundError):  # acted on: the setup has not run
                 raise FfrtmpError(
                     f"lease bucket {self._bucket} does not exist: {SETUP_HINT}"
                 ) from None
@@ -119,7 +118,7 @@ class Lease:
         with self._boundary("acquire"):
             try:
                 revision = await self._store.create(LEADER_KEY, self._value(now))
-            except KeyWrongLastSequenceError:
+            except KeyWrongLastSequenceError:  # acted on: held, perhaps by us before a restart
                 return await self._reclaim()
             except KeyNotFoundError:
                 return False  # it aged out between nats-py's write and read: free next time
@@ -136,7 +135,7 @@ class Lease:
                 revision = await self._store.update(
                     LEADER_KEY, self._value(self._acquired_at), last=self._revision
                 )
-            except KeyWrongLastSequenceError:
+            except KeyWrongLastSequenceError:  # acted on: expired or taken, so we are fenced
                 self._revision = None
                 return False
         self._confirm(revision, started, self._acquired_at)
@@ -150,7 +149,7 @@ class Lease:
         with self._boundary("release"):
             try:
                 await self._store.delete(LEADER_KEY, last=revision)
-            except APIError as exc:
+            except APIError as exc:  # acted on: a conflict means it is no longer ours
                 if exc.err_code not in _CONFLICTS:
                     raise  # else it was no longer ours: nothing to release
 
@@ -186,7 +185,7 @@ class Lease:
             revision = await self._store.update(
                 LEADER_KEY, self._value(claim.acquired_at), last=revision
             )
-        except KeyWrongLastSequenceError:
+        except KeyWrongLastSequenceError:  # acted on: it changed since we read it
             return False
         self._confirm(revision, started, claim.acquired_at)
         return True
@@ -238,7 +237,7 @@ async def acquire(lease: Lease) -> None:
                 opened = True
             if await lease.try_acquire():
                 return
-        except (FfrtmpError, NatsError) as exc:
+        except FfrtmpError as exc:  # the lease's calls translate NATS failures
             raise_if_cancelling()
             _log.warning("lease unreachable: %s", exc)
         await asyncio.sleep(lease.ttl_s / 3)
@@ -251,7 +250,7 @@ async def keep(lease: Lease) -> None:
         try:
             if not await lease.renew():
                 return
-        except (FfrtmpError, NatsError) as exc:
+        except FfrtmpError as exc:  # the lease's calls translate NATS failures
             raise_if_cancelling()
             _log.warning("lease renewal failed: %s", exc)
             if not lease.held:  # lapsed by our own clock: a standby may lead now
