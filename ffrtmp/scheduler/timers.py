@@ -60,6 +60,27 @@ def job_timers(job: JobState, now: float, settings: TimerSettings) -> RequeueDue
     return None
 
 
+def due_at(job: JobState, settings: TimerSettings) -> float | None:
+    """The earliest time at which ``job_timers`` could fire on this state; None: never.
+
+    ``job_timers`` fires strictly after it (``now - since > window``), or at it for a retry.
+    Later stamps (progress seen, a resume) only move it later, so a time computed from older
+    stamps is early, never late: the scheduler checks again then, and finds a later one.
+    """
+    if job.status is S.RETRYING:
+        return job.retry_at
+    if job.status not in TICKING_STATUSES:
+        return None
+    since = job.started_at if job.status is S.RUNNING else job.assigned_at
+    last = job.last_progress_at if job.status is S.RUNNING else job.assigned_at
+    times = []
+    if job.budget_s > 0:
+        times.append(since + job.budget_s)
+    if job.status is S.RUNNING or job.budget_s <= 0:
+        times.append(last + settings.stalled_after_s)
+    return min(times)
+
+
 def lost_agents(last_heard: Mapping[str, float], now: float, settings: TimerSettings) -> list[str]:
     """Agents not heard from (heartbeat or event) for longer than the threshold, sorted."""
     return sorted(
