@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from events.agent_events import AgentDeregistered, Capabilities, GpuInfo
 from events.commands import ClearAgent, Complete, Fail, QuarantineAgent, RemoveAgent, Start
 from events.enums import FailureReason
-from events.job_events import JobAssigned, JobRejected, JobResults
+from events.job_events import JobAssigned, JobResults
 from events.work import GpuTelemetry, Heartbeat
 from ffrtmp.scheduler.core import Decision, SchedulerCore
 from ffrtmp.scheduler.placement import NVENC_VRAM_BYTES
@@ -77,16 +77,18 @@ def kept_rooms(core: SchedulerCore) -> dict[str, tuple[Any, ...]]:
     return kept
 
 
-def outcome(decisions: Sequence[Decision]) -> set[tuple[str, str, str, int | None]]:
-    """What a pass decided, as a set: placements and rejections."""
-    decided = set()
-    for decision in decisions:
-        for event in decision.events:
-            if isinstance(event, JobAssigned):
-                decided.add(("assign", event.job, event.agent, event.gpu))
-            elif isinstance(event, JobRejected):
-                decided.add(("reject", event.job, "", None))
-    return decided
+def outcome(decisions: Sequence[Decision]) -> set[tuple[str, str, int | None]]:
+    """Where a pass placed what, as a set.
+
+    Rejections are left out: they depend on which jobs the core counts as fresh (a restored
+    core counts every queued one), not on the room.
+    """
+    return {
+        (event.job, event.agent, event.gpu)
+        for decision in decisions
+        for event in decision.events
+        if isinstance(event, JobAssigned)
+    }
 
 
 class Fleet(Farm):
