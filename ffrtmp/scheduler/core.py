@@ -92,6 +92,7 @@ from events.policy import (
 from events.scenarios import scenario
 from events.spec import is_live, planned_duration_s
 from events.work import Heartbeat, RunningJob
+from ffrtmp.scheduler.deadlines import Deadlines
 from ffrtmp.scheduler.placement import (
     AgentRoom,
     GpuRoom,
@@ -102,7 +103,7 @@ from ffrtmp.scheduler.placement import (
     why_never,
 )
 from ffrtmp.scheduler.ready import Entry, ReadyQueue
-from ffrtmp.scheduler.timers import TimerSettings, job_timers, lost_agents
+from ffrtmp.scheduler.timers import TimerSettings, due_at, job_timers, lost_agents
 
 S = JobStatus
 TIMED: Final = frozenset({S.ASSIGNED, S.RUNNING, S.RETRYING})
@@ -162,10 +163,14 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Tick(msgspec.Struct, frozen=True, kw_only=True):
-    """What the clock decided, and the orphaned attempts it decided on (``ticked`` drops them)."""
+    """What the clock decided at ``at``, and the orphaned attempts it decided on.
+
+    ``ticked`` drops those orphans and moves the timers it looked at to their next due time.
+    """
 
     decisions: tuple[Decision, ...]
     orphans: frozenset[str]
+    at: float
 
 
 class Streak(msgspec.Struct, kw_only=True, gc=False):
@@ -238,6 +243,7 @@ class SchedulerCore:
         self.covered = 0  # every event up to here is applied
         self.queues: dict[Needs, ReadyQueue] = {}  # queued jobs, one queue per kind of need
         self.timed: set[str] = set()
+        self._deadlines = Deadlines()  # when each timed job's timer may fire next
         self.holding: dict[str, dict[str, int | None]] = {}
         self.heard: dict[str, float] = {}
         self.loads: dict[str, AgentLoad] = {}
@@ -304,7 +310,19 @@ class SchedulerCore:
         self.jobs[job] = new
         self._index(old, new, event)
         self._observe(old, new, event, now)
+        self._time(job)
         return True
+
+    def _time(self, job: str) -> None:
+        """Look at a timed job again when its timer may fire, as this scheduler's clock sees it.
+
+        Called wherever that time may have moved earlier; a later one needs no call, as the
+        earlier entry only makes the tick look, and ``ticked`` then files the later time.
+        """
+        if job in self.timed:
+            self._deadlines.add(
+                job, due_at(self._timed_by_us(self.jobs[job]), self.settings.timers)
+            )
 
     def _observe(self, old: JobState, new: JobState, event: JobEvent, now: float) -> None:
         """Note by this scheduler's clock when a running attempt started or showed progress."""
@@ -351,8 +369,10 @@ class SchedulerCore:
         if seen is None:
             seen = Seen(attempt=state.attempt, started=state.started_at, progressed=now)
             self._seen[running.job] = seen
+            self._time(running.job)
         if running.media_s and not state.budget_s and not seen.budget_s:
             seen.budget_s = self._budget(state, running.media_s)
+            self._time(running.job)
         out_time = running.out_time_s or 0.0
         if (
             running.frames > seen.frames
@@ -511,6 +531,7 @@ class SchedulerCore:
         self.seqs[job] = seq
         self._seen.pop(job, None)  # timed by its own stamps until it shows life again
         self._index(old or initial(job), state, None)
+        self._time(job)
 
     def heard_from(self, heartbeat: Heartbeat, now: float) -> None:
         """Note an agent's heartbeat at ``now`` (the scheduler's clock, not the agent's)."""
@@ -708,18 +729,29 @@ class SchedulerCore:
             state = self.jobs.get(job)
             if state is not None and state.status in HOLDING_STATUSES:
                 decisions.append(self.decide_for(job, AgentGone(agent=state.agent), now))
-        return Tick(decisions=tuple(d for d in decisions if d.events), orphans=orphans)
+        return Tick(decisions=tuple(d for d in decisions if d.events), orphans=orphans, at=now)
 
     def ticked(self, tick: Tick) -> None:
-        """Record a tick: its orphaned attempts are decided on (those orphaned since are not)."""
+        """Record a tick: its orphans are decided on, its timers filed at their next due time.
+
+        Attempts orphaned since the tick are not dropped. A timer whose decision did not land
+        is due still, so the next tick looks at it again.
+        """
         self._orphans -= tick.orphans
+        looked = self._deadlines.due(tick.at)
+        self._deadlines.take(tick.at)
+        for job in looked:
+            self._time(job)
+        self._deadlines.keep_only(self.timed)
 
     def _due(self, now: float) -> Iterator[tuple[str, RequeueDue | TimeOut]]:
+        """The timed jobs whose timer fires now: only those filed as due by now are looked at."""
         timers = self.settings.timers
-        for job in list(self.timed):
-            command = job_timers(self._timed_by_us(self.jobs[job]), now, timers)
-            if command is not None:
-                yield job, command
+        for job in self._deadlines.due(now):
+            if job in self.timed:
+                command = job_timers(self._timed_by_us(self.jobs[job]), now, timers)
+                if command is not None:
+                    yield job, command
 
     def _lost(self, now: float) -> list[Decision]:
         online = {
@@ -845,4 +877,5 @@ class SchedulerCore:
             if seen is None:
                 seen = Seen(attempt=state.attempt, started=state.started_at, progressed=now)
                 self._seen[job] = seen
+                self._time(job)
             seen.progressed = max(seen.progressed, now)

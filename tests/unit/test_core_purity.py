@@ -42,6 +42,7 @@ PURE = [
     "ffrtmp/scheduler/placement.py",
     "ffrtmp/scheduler/timers.py",
     "ffrtmp/scheduler/ready.py",
+    "ffrtmp/scheduler/deadlines.py",
     "projections/rows.py",
     "ffrtmp/check/invariants.py",
     "ffrtmp/check/legal.py",
