@@ -42,9 +42,9 @@ from nats.js.errors import BadObjectMetaError, BucketNotFoundError, NotFoundErro
 from nats.js.object_store import ObjectStore
 
 from events.errors import FfrtmpError
+from events.natserrors import jetstream_boundary
 from events.streams import SETUP_HINT
 from events.subjects import Subjects, object_chunks
-from ffrtmp.scheduler.natsboundary import jetstream_boundary
 
 _log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class SnapshotStore:
         with self._boundary("open"):
             try:
                 self._obs = await self._js.object_store(self._bucket)
-            except (BucketNotFoundError, NotFoundError):
+            except (BucketNotFoundError, NotFoundError):  # acted on: the setup has not run
                 raise FfrtmpError(
                     f"snapshot bucket {self._bucket} does not exist: {SETUP_HINT}"
                 ) from None
@@ -151,9 +151,9 @@ class SnapshotStore:
         with self._boundary("load"):
             try:
                 info = await self._store.get_info(self._name)
-            except NotFoundError:  # never saved, or deleted
+            except NotFoundError:  # acted on: never saved, or deleted
                 return None
-            except BadObjectMetaError as exc:
+            except BadObjectMetaError as exc:  # acted on: replay from the start
                 raise _Unreadable("its meta is not JSON") from exc
         if not info.nuid or info.chunks is None or info.size is None or not info.digest:
             raise _Unreadable("its meta lacks nuid, chunks, size or digest")
@@ -170,7 +170,7 @@ class SnapshotStore:
                     msg = await self._js.get_msg(
                         self._stream, seq=seq + 1, subject=subject, direct=True, next=True
                     )
-                except NotFoundError:
+                except NotFoundError:  # acted on: a newer save removed them, so read again
                     return None
                 chunks.append(msg.data or b"")
                 seq = msg.seq or seq + 1
