@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import contextlib
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Final
 
-from nats.errors import Error as NatsError
 from nats.js.client import JetStreamContext
 from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.object_store import ObjectStore
 
 from events.errors import FfrtmpError
+from events.natserrors import failing_as
 from events.streams import SETUP_HINT
 from events.subjects import Subjects
 
@@ -60,13 +60,11 @@ def log_key(job: str, attempt: int) -> str:
     return f"{job}/{attempt}"
 
 
-@contextlib.contextmanager
-def _boundary(action: str) -> Iterator[None]:
+def _boundary(action: str) -> contextlib.AbstractContextManager[None]:
     """NATS failures of ``action`` as one ffrtmp error naming what failed."""
-    try:
-        yield
-    except (NatsError, TimeoutError, OSError) as exc:
-        raise FfrtmpError(f"attempt logs: {action} failed: {type(exc).__name__} {exc}") from exc
+    return failing_as(
+        lambda exc: FfrtmpError(f"attempt logs: {action} failed: {type(exc).__name__} {exc}")
+    )
 
 
 async def open_logs(js: JetStreamContext, subjects: Subjects) -> ObjectStore:
@@ -75,7 +73,7 @@ async def open_logs(js: JetStreamContext, subjects: Subjects) -> ObjectStore:
     with _boundary(f"opening {bucket}"):
         try:
             return await js.object_store(bucket)
-        except (BucketNotFoundError, NotFoundError):
+        except (BucketNotFoundError, NotFoundError):  # acted on: the setup has not run
             raise FfrtmpError(f"log bucket {bucket} does not exist: {SETUP_HINT}") from None
 
 
@@ -92,6 +90,6 @@ async def read_log(js: JetStreamContext, subjects: Subjects, job: str, attempt: 
         try:
             logs = await js.object_store(bucket)
             result = await logs.get(log_key(job, attempt))
-        except NotFoundError as exc:
+        except NotFoundError as exc:  # acted on: that attempt has no log stored
             raise LogNotFound(job, attempt) from exc
     return result.data or b""
