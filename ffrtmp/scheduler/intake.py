@@ -24,7 +24,6 @@ from typing import Final, assert_never
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import FetchTimeoutError
@@ -37,6 +36,7 @@ from events.ids import check_id
 from events.jetstream import JetStreamEventStore
 from events.job_events import CommandRefused
 from events.limits import check_command_id
+from events.natserrors import FAILURES
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER, Subjects
 
@@ -98,9 +98,9 @@ class Intake:
             while True:
                 try:
                     msgs = await sub.fetch(self._fetch_batch, timeout=1.0)
-                except (FetchTimeoutError, TimeoutError):
+                except (FetchTimeoutError, TimeoutError):  # acted on: nothing came, pull again
                     continue
-                except NatsError as exc:  # reconnecting: the durable consumer keeps our place
+                except FAILURES as exc:  # reconnecting: the durable consumer keeps our place
                     raise_if_cancelling()
                     log.warning("command intake paused: %s", exc)
                     await asyncio.sleep(self._pause_s)
@@ -122,7 +122,7 @@ class Intake:
                     stream=self._subjects.commands_stream,
                     config=config,
                 )
-            except (NatsError, TimeoutError) as exc:  # a stream leader being elected, say
+            except FAILURES as exc:  # a stream leader being elected, say
                 raise_if_cancelling()
                 log.warning("command intake waits for the commands stream: %s", exc)
                 await asyncio.sleep(self._pause_s)
