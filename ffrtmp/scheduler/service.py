@@ -31,7 +31,6 @@ from typing import Final, assert_never
 
 import msgspec
 from nats.aio.msg import Msg
-from nats.errors import Error as NatsError
 
 from events.admit import job_of
 from events.aio import raise_if_cancelling
@@ -48,6 +47,7 @@ from events.job_events import (
     JobRejected,
     JobTimedOut,
 )
+from events.natserrors import FAILURES
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER, Subjects
 from ffrtmp.scheduler import lease
@@ -289,7 +289,7 @@ class Scheduler:
                         await self._wake.wait()
             try:
                 next_tick = await self._step(next_tick)
-            except (FfrtmpError, NatsError, TimeoutError) as exc:
+            except (FfrtmpError, *FAILURES) as exc:
                 raise_if_cancelling()  # nats-py turns a cancel into its own error at times
                 # The server restarting or unreachable: nothing was decided that did not land,
                 # so wait a moment and go on from what the log says.
@@ -425,7 +425,7 @@ class Scheduler:
             if pending and self._outage:
                 held = [msg for msg, _ in pending]
                 for msg in held:  # restart the ack timer so the server does not redeliver
-                    with contextlib.suppress(NatsError, TimeoutError):
+                    with contextlib.suppress(*FAILURES):
                         await msg.in_progress()
                 return held
         for msg, command in pending:
@@ -618,7 +618,7 @@ class Scheduler:
     async def _save(self, snapshot: Snapshot) -> None:
         try:
             await self._snapshots.save(snapshot)
-        except (FfrtmpError, OSError, TimeoutError) as exc:
+        except FfrtmpError as exc:  # the snapshot store translates NATS failures
             log.warning("snapshot at %d not saved: %s", snapshot.covered_seq, exc)
             return
         self.stats.snapshots += 1
