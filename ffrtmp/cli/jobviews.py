@@ -114,7 +114,9 @@ def _print_rows(listing: Listing, now: float) -> None:
     out = console()
     out.print(table)
     cut = f", cut at {len(listing.rows)} rows" if listing.truncated else ""
-    shown = f"{len(listing.rows)} of {listing.total} jobs"
+    shown = f"{len(listing.rows)} of {listing.matching} jobs"
+    if listing.matching != listing.total:
+        shown += f" matching, {listing.total} in all"
     out.print(f"{shown} (from {listing.source}{cut})", style="dim")
 
 

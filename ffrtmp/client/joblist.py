@@ -10,7 +10,7 @@ rows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -30,6 +30,10 @@ _COLUMNS = (
     "round(percent, 1), coalesce(epoch(submitted_at), 0), coalesce(epoch(finished_at), 0), "
     "coalesce(failure_reason, ''), coalesce(failure_message, '')"
 )
+
+
+_TOTAL: Final = "SELECT count(*) FROM jobs WHERE scenario IS NOT NULL"
+"""Jobs in all: those submitted (an id that only ever had refusals is no job)."""
 
 
 class JobFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,8 +60,8 @@ class JobFilter(msgspec.Struct, frozen=True, kw_only=True):
             and (self.since is None or state.submitted_at >= self.since)
         )
 
-    def query(self) -> tuple[str, list[object]]:
-        """The same selection as SQL over the projector's ``jobs``, with its parameters."""
+    def where(self) -> tuple[str, list[object]]:
+        """The selection as an SQL condition over the projector's ``jobs``, with its parameters."""
         where, params = ["scenario IS NOT NULL"], list[object]()
         if self.states:
             where.append(f"status IN ({', '.join('?' * len(self.states))})")
@@ -74,20 +78,31 @@ class JobFilter(msgspec.Struct, frozen=True, kw_only=True):
         if self.since is not None:
             where.append("epoch(submitted_at) >= ?")
             params.append(self.since)
+        return " AND ".join(where), params
+
+    def query(self) -> tuple[str, list[object]]:
+        """The page as SQL, each row with how many jobs match and how many there are in all.
+
+        ``count(*) OVER ()`` counts the matching rows before LIMIT and OFFSET cut the page.
+        """
+        where, params = self.where()
         limit = f" LIMIT {int(self.limit)}" if self.limit > 0 else ""
         if self.offset > 0:
             limit += f" OFFSET {int(self.offset)}"
         # Only our own fragments go into the text; every value is a ``?`` parameter.
-        sql = f"SELECT {_COLUMNS}, (SELECT count(*) FROM jobs) AS total FROM jobs "  # noqa: S608
-        sql += f"WHERE {' AND '.join(where)} ORDER BY submitted_at DESC, job DESC{limit}"
+        sql = (
+            f"SELECT {_COLUMNS}, count(*) OVER () AS matching, ({_TOTAL}) AS total "  # noqa: S608
+            f"FROM jobs WHERE {where} ORDER BY submitted_at DESC, job DESC{limit}"
+        )
         return sql, params
 
 
 class Listing(msgspec.Struct, frozen=True, kw_only=True):
-    """The rows, how many jobs the log holds, and where the answer came from."""
+    """A page of rows, how many jobs match the filter and the log holds, and from where."""
 
     rows: list[JobRow]
-    total: int
+    matching: int  # jobs the filter selects, over every page
+    total: int  # jobs in all
     source: str  # "projector at seq N" or "the log, folded here"
     truncated: bool = False
 
@@ -111,21 +126,27 @@ async def _asked(conn: Conn, wanted: JobFilter) -> Listing:
     reply = await ask(conn.nc, conn.subjects, sql, params, limit=MAX_ROW_LIMIT)
     result = _result(reply)
     fields = JobRow.__struct_fields__
-    rows = [msgspec.convert(dict(zip(fields, r[:-1], strict=True)), JobRow) for r in result.rows]
-    total = int(result.rows[0][-1]) if result.rows else await _total(conn)
+    rows = [msgspec.convert(dict(zip(fields, r[:-2], strict=True)), JobRow) for r in result.rows]
+    if result.rows:
+        matching, total = int(result.rows[0][-2]), int(result.rows[0][-1])
+    else:  # an empty page (past the end, or nothing matches): the counts asked apart
+        matching, total = await _counts(conn, wanted)
     return Listing(
         rows=rows,
+        matching=matching,
         total=total,
         source=f"projector at seq {reply.checkpoint}",
         truncated=result.truncated,
     )
 
 
-async def _total(conn: Conn) -> int:
+async def _counts(conn: Conn, wanted: JobFilter) -> tuple[int, int]:
     from projections.service import ask  # noqa: PLC0415 -- see the imports above
 
-    reply = await ask(conn.nc, conn.subjects, "SELECT count(*) FROM jobs")
-    return int(_result(reply).rows[0][0])
+    where, params = wanted.where()
+    sql = f"SELECT count(*) FILTER (WHERE {where}), ({_TOTAL}) FROM jobs"  # noqa: S608 -- ours
+    row = _result(await ask(conn.nc, conn.subjects, sql, params)).rows[0]
+    return int(row[0]), int(row[1])
 
 
 def _result(reply: SqlReply) -> QueryResult:
@@ -138,7 +159,9 @@ async def _folded(conn: Conn, wanted: JobFilter) -> Listing:
     jobs = await fold_jobs(conn)
     rows = [job_row(state) for state in jobs.values() if wanted.matches(state)]
     rows.sort(key=lambda r: (r.submitted_at, r.id), reverse=True)
+    matching = len(rows)
     rows = rows[wanted.offset :]
     if wanted.limit > 0:
         rows = rows[: wanted.limit]
-    return Listing(rows=rows, total=len(jobs), source="the log, folded here")
+    total = sum(1 for state in jobs.values() if state.spec is not None)
+    return Listing(rows=rows, matching=matching, total=total, source="the log, folded here")

@@ -466,6 +466,8 @@ def test_the_status_filter_narrows_the_table(page: Page, farm: Farm) -> None:
     page.click("#filter-status input[value=canceled]")
     page.until(lambda: set(page.script(_STATUSES)) <= {"canceled"}, "only canceled rows")
     assert page.text(row) == ""
+    page.until(lambda: "matching" in page.text("#jobs-meta"), "the filter's own count")
+    assert page.script("return document.getElementById('next-page').disabled") is True
 
 
 def test_the_event_stream_parser_joins_chunks_split_anywhere(page: Page) -> None:

@@ -129,6 +129,12 @@ def test_submit_poll_and_read_a_job_to_its_end(farm: Farm) -> None:
     assert "frame=" in log["log"] or "ffmpeg" in log["log"].lower()
     listed = farm.viewer.get("/api/v1/jobs", params={"status": "completed", "limit": 100}).json()
     assert job in [row["id"] for row in listed["rows"]]
+    assert listed["matching"] == len(listed["rows"])  # one page holds them all
+    everything = farm.viewer.get("/api/v1/jobs", params={"limit": 1}).json()
+    assert len(everything["rows"]) == 1
+    assert everything["matching"] == everything["total"] >= listed["matching"]
+    none = farm.viewer.get("/api/v1/jobs", params={"status": "rejected", "agent": "nobody"}).json()
+    assert (none["rows"], none["matching"], none["total"]) == ([], 0, everything["total"])
 
 
 def test_a_resent_id_is_a_no_op(farm: Farm) -> None:

@@ -228,3 +228,23 @@ def test_jobs_list_folds_the_log_when_no_projector_answers(log: Log) -> None:
     code, out, err = invoke("jobs", "list", "--nats", log.url, "--prefix", log.prefix)
     assert code == 0, err
     assert f"{JOBS} of {JOBS} jobs (from the log, folded here)" in out
+
+
+def _counts_line(log: Log, *more: str) -> str:
+    code, out, err = invoke("jobs", "list", *more, "--nats", log.url, "--prefix", log.prefix)
+    assert code == 0, err
+    (line,) = [ln for ln in out.splitlines() if " jobs" in ln and "(from " in ln]
+    return line.split(" (from ")[0].strip()
+
+
+@pytest.mark.usefixtures("projector")
+def test_a_filtered_page_counts_the_matches_not_the_log(log: Log) -> None:
+    """``N of M jobs``: M is what the filter selects over every page, from either source."""
+    cases = {
+        ("--limit", "5"): f"5 of {JOBS} jobs",  # counted before the page is cut
+        ("--state", "completed", "--limit", "3"): f"3 of {JOBS} jobs",
+        ("--state", "failed"): f"0 of 0 jobs matching, {JOBS} in all",  # an empty page
+    }
+    for filters, expected in cases.items():
+        assert _counts_line(log, *filters) == expected, filters
+        assert _counts_line(log, "--local", *filters) == expected, filters

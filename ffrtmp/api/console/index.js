@@ -74,10 +74,11 @@ function renderJobs(page) {
     fill(body, page.rows.map(jobRow));
   }
   const last = offset + page.rows.length;
-  const range = page.rows.length ? `${offset + 1}–${last} of ${page.total}` : `0 of ${page.total}`;
+  const of = page.matching === page.total ? `${page.total}` : `${page.matching} matching, ${page.total} in all`;
+  const range = page.rows.length ? `${offset + 1}–${last} of ${of}` : `0 of ${of}`;
   fill(byId("jobs-meta"), `${range} · ${page.source}${page.truncated ? " · truncated" : ""}`);
   byId("prev-page").disabled = offset === 0;
-  byId("next-page").disabled = last >= page.total;
+  byId("next-page").disabled = last >= page.matching;
 }
 
 function card(title, testid, entries) {
