@@ -45,6 +45,7 @@ from events.aio import cancel_all, raise_if_cancelling
 from events.base import Event
 from events.codec import decode_work, encode
 from events.commands import Fail
+from events.deadletter import Aside, fit, headers
 from events.enums import ControlAction, FailureReason
 from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
 from events.ids import check_id
@@ -305,7 +306,9 @@ class AgentService:
         """Count it, copy it to the dead-letter subject, and never see it again."""
         self.stats.malformed += 1
         _log.warning("%s: %s; set aside", self.agent, exc.reason)
-        await self._nc.publish(self._subjects.dead_letter(self.durable), msg.data)
+        fields = headers(Aside.MALFORMED, exc.reason, msg.subject)
+        data, fields = fit(msg.data, fields, self._nc.max_payload)
+        await self._nc.publish(self._subjects.dead_letter(self.durable), data, headers=fields)
         await msg.term()
 
     def wants(self, dispatch: Dispatch) -> bool:  # noqa: ARG002 -- a hook for SimAgent

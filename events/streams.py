@@ -18,6 +18,9 @@ Why each setting:
   while nobody runs.
 - HB keeps the last heartbeat per agent for a while; it lives in memory because telemetry is
   replaced every few seconds and is not worth an fsync each.
+- DLQ keeps what consumers set aside (``<prefix>.dlq.>``) on disk for a week, bounded in count
+  and message size, the oldest dropped first: an operator can read why a message was thrown
+  away, and a flood of junk cannot grow it past 10,000 letters.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Final
 
 from nats.aio.client import Client as NatsClient
 from nats.js.api import (
+    DiscardPolicy,
     KeyValueConfig,
     ObjectStoreConfig,
     RetentionPolicy,
@@ -52,6 +56,12 @@ DEFAULT_LEASE_TTL_S: Final = 5.0
 """The scheduler's lease time: a standby takes over at most this long after a leader dies."""
 LOG_TTL_S: Final = 7 * 86_400.0
 """How long an attempt's FFmpeg stderr tail is kept."""
+DEAD_LETTER_MAX_AGE_S: Final = 7 * 86_400.0
+"""How long a dead letter is kept."""
+DEAD_LETTER_MAX_MSGS: Final = 10_000
+"""The most dead letters kept; past it the oldest go. With each at most ``MAX_EVENT_BYTES``, this
+bounds the bytes too. No ``max_bytes``: nats-server reserves a stream's ``max_bytes`` from its
+``max_file_store`` when the stream is made, which would cost every farm that room up front."""
 SETUP_HINT: Final = (
     "run the setup step `ffrtmp streams create` (as a user allowed to create streams, e.g. "
     "`scheduler`; `ffrtmp up` and `ffrtmp server` run it themselves)"
@@ -126,9 +136,25 @@ def heartbeat_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
     )
 
 
+def dead_letter_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
+    """What consumers set aside, kept a week and bounded, the oldest discarded first."""
+    return StreamConfig(
+        name=subjects.dead_letter_stream,
+        description="ffrtmp dead letters: messages consumers set aside, and why",
+        subjects=[subjects.all_dead_letters],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=DEAD_LETTER_MAX_AGE_S,
+        max_msgs=DEAD_LETTER_MAX_MSGS,
+        max_msg_size=MAX_EVENT_BYTES,
+        num_replicas=replicas,
+    )
+
+
 def all_streams(subjects: Subjects, replicas: int = 1) -> list[StreamConfig]:
-    """The four streams, events first."""
-    builders = (events_stream, commands_stream, work_stream, heartbeat_stream)
+    """The five streams, events first."""
+    builders = (events_stream, commands_stream, work_stream, heartbeat_stream, dead_letter_stream)
     return [build(subjects, replicas) for build in builders]
 
 

@@ -155,6 +155,11 @@ class Subjects(msgspec.Struct, frozen=True):
         """Last heartbeat per agent."""
         return f"{self._upper}_HB"
 
+    @property
+    def dead_letter_stream(self) -> str:
+        """Messages consumers set aside, kept a while so an operator can read why."""
+        return f"{self._upper}_DLQ"
+
     # buckets (KV and object stores; JetStream keeps each in a stream of its own)
     @property
     def lease_bucket(self) -> str:
@@ -256,7 +261,7 @@ class Subjects(msgspec.Struct, frozen=True):
         return f"{self.prefix}.dlq.>"
 
     def dead_letter(self, source: str) -> str:
-        """Where a consumer sets aside a message that keeps failing (plain NATS, counted)."""
+        """Where a consumer sets aside a message that keeps failing (stored in the DLQ stream)."""
         return f"{self.prefix}.dlq.{_token(source, 'source')}"
 
     def parse_job_subject(self, subject: str) -> tuple[str, str] | None:

@@ -13,7 +13,8 @@ its own inbox, ``_INBOX.<user>.>`` (ffrtmp connects with that inbox prefix, see
   that consumer's messages; read job histories by direct get; write its attempts' logs into the
   log bucket. Nothing else: not another agent's subjects, not commands, not dispatches.
 - **operator** (the CLI): publish commands, ask the projector's SQL service and read: stream
-  info, direct gets, ephemeral consumers on the events and heartbeat streams, attempt logs.
+  info, direct gets, ephemeral consumers on the events and heartbeat streams, attempt logs,
+  the dead letters (one message at a time; nobody but the setup step deletes them).
 - **exporter**: read only: the same reads as the operator (the scheduler's lease among them, for
   ``ffrtmp_scheduler_up``), no command.
 - **projector**: read the log, set aside on ``P.dlq.projector``, serve ``P.api.>`` (a NATS
@@ -102,7 +103,7 @@ def _stream_reads(stream: str) -> list[str]:
 
 
 def _reads(subjects: Subjects) -> list[str]:
-    """Reading the log, the heartbeats, the attempt logs and the lease's holder."""
+    """Reading the log, the heartbeats, the attempt logs, the lease's holder, the dead letters."""
     found = [js_api("INFO"), js_api("STREAM", "NAMES"), js_api("STREAM", "LIST")]
     found.append(js_api("STREAM", "INFO", "*"))
     for stream in (subjects.events_stream, subjects.heartbeat_stream):
@@ -110,6 +111,7 @@ def _reads(subjects: Subjects) -> list[str]:
     found += _stream_reads(subjects.log_stream)
     lease = subjects.lease_stream  # who leads, for the exporter
     found += [js_api("STREAM", "MSG", "GET", lease), *_stream_reads(lease)[:2]]
+    found.append(js_api("STREAM", "MSG", "GET", subjects.dead_letter_stream))  # dead letters
     return found
 
 

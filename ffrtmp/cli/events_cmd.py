@@ -4,6 +4,8 @@
 reads from a sequence or a time. Filters narrow by job (its subjects only), agent (events about
 it or written by it), type and time. ``--output json`` prints one object per line:
 ``{"seq", "subject", "writer", "type", "event"}``, where ``event`` is the stored body.
+``dead-letters`` lists what consumers set aside (the dead-letter stream, not the log): when,
+from where, why, and the first bytes of each.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Annotated
 
 import msgspec
 import typer
+from rich.markup import escape
 
 from events.base import SetAside, Unknown
 from events.codec import Decoded
+from events.deadletter import DeadLetter
 from ffrtmp.cli.common import (
     NatsOpt,
     OutputOpt,
@@ -30,11 +34,12 @@ from ffrtmp.cli.common import (
     when,
 )
 from ffrtmp.client.conn import Conn, connect
+from ffrtmp.client.deadletters import latest
 from ffrtmp.client.read import Entry, entries, last_on, resolve_agent, resolve_job
 from ffrtmp.client.render import detail, event_type
 from ffrtmp.client.times import parse_time
 
-app = typer.Typer(help="The event log: tail it, follow it, replay it.")
+app = typer.Typer(help="The event log: tail it, follow it, replay it; the dead letters.")
 app.info.no_args_is_help = True
 
 JobOpt = Annotated[str | None, typer.Option("--job", help="Only this job (id prefix).")]
@@ -202,3 +207,42 @@ def replay(
     shown = run(go())
     if not where.json:
         console().print(f"{shown} events", style="dim")
+
+
+def _print_letter(letter: DeadLetter, where: Target) -> None:
+    if where.json:
+        typer.echo(msgspec.json.encode(letter).decode())
+        return
+    source, kind, origin, error, head = (
+        escape(text)
+        for text in (letter.source, letter.kind, letter.origin, letter.error, letter.head)
+    )  # anyone may have written them: brackets are text, not markup
+    console().print(
+        f"{when(letter.at)}  [dim]#{letter.seq}[/]  {source:<6} [bold]{kind}[/]  {origin}  "
+        f"{error}  [dim]{letter.size} B:[/] {head}",
+        soft_wrap=True,
+    )
+
+
+@app.command("dead-letters")
+def dead_letters(
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many recent letters.")] = 20,
+    nats: NatsOpt = None,
+    prefix: PrefixOpt = None,
+    output: OutputOpt = None,
+) -> None:
+    """The latest messages consumers set aside: when, source, kind, error, first bytes.
+
+    Example: ffrtmp events dead-letters -n 50 --output json
+    """
+    where = target(nats, prefix, output)
+
+    async def go() -> list[DeadLetter]:
+        async with connect(where) as conn:
+            return await latest(conn, lines)
+
+    found = run(go())
+    for letter in found:
+        _print_letter(letter, where)
+    if not where.json:
+        console().print(f"{len(found)} dead letters", style="dim")

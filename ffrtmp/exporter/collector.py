@@ -301,6 +301,14 @@ def health_families(health: Health) -> Iterator[Metric]:
         "scheduler_up", "1 while a scheduler holds the leader lease.",
         float(health.scheduler_uptime_s is not None),
     )  # fmt: skip
+    letters = GaugeMetricFamily(
+        f"{NS}_dead_letters",
+        "Messages set aside and stored in the dead-letter stream now, by source and kind.",
+        labels=["source", "kind"],
+    )
+    for (source, kind), count in sorted(health.dead_letters.items()):
+        letters.add_metric([source, kind], count)
+    yield letters
 
 
 class FfrtmpCollector(Collector):

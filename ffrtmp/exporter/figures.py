@@ -98,3 +98,4 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     uptime_s: float
     malformed_heartbeats: int
     scheduler_uptime_s: float | None = None  # the leader's time holding the lease; None: none
+    dead_letters: dict[tuple[str, str], int] = {}  # stored dead letters by (source, kind)

@@ -2,10 +2,10 @@
 
 Three tasks on one event loop: the log view applies every event of the log to the exporter's
 own projection, the heartbeat follower keeps the latest telemetry per agent, and the HTTP
-endpoint answers scrapes. A scrape first reads the log's last sequence and the scheduler lease
-(so the lag and the scheduler's uptime are as of the scrape), then renders the collector on a
-private registry. Everything runs in the loop's thread, so a scrape never reads the projection
-half-way through a batch.
+endpoint answers scrapes. A scrape first reads the log's last sequence, the scheduler lease and
+the dead letters stored since the last scrape (so the lag, the scheduler's uptime and the dead
+letters are as of the scrape), then renders the collector on a private registry. Everything runs
+in the loop's thread, so a scrape never reads the projection half-way through a batch.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from events.jetstream import JetStreamEventStore
 from events.natserrors import FAILURES
 from events.streams import HEARTBEAT_MAX_AGE_S
 from ffrtmp.exporter.collector import FfrtmpCollector
+from ffrtmp.exporter.deadletters import DeadLetterTally
 from ffrtmp.exporter.figures import Health, LogFigures
 from ffrtmp.exporter.http import bound_port, serve
 from ffrtmp.exporter.projection import ProjectionView, database
@@ -94,6 +95,7 @@ class Exporter:
         self.lag_events = 0  # events the projection had not applied at the last scrape
         self._behind_since: float | None = None
         self._scheduler_uptime: float | None = None
+        self.dead_letters = DeadLetterTally(store.subjects)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(FfrtmpCollector(self.view.figures, self._workers, self._health))
         register_runtime(self.registry, "exporter")
@@ -135,6 +137,7 @@ class Exporter:
         with contextlib.suppress(FfrtmpError):
             self._last_seq = await self.store.last_seq()
         self._scheduler_uptime = await self._leader_uptime()
+        await self.dead_letters.refresh(self.store.nc)
         self.lag_events = max(0, self._last_seq - self.view.position)
         if self.lag_events == 0:
             self._behind_since = None
@@ -149,6 +152,7 @@ class Exporter:
             uptime_s=time.monotonic() - self._started,
             malformed_heartbeats=self.board.malformed,
             scheduler_uptime_s=self._scheduler_uptime,
+            dead_letters=self.dead_letters.counts(),
         )
 
     def _workers(self) -> list[Worker]:

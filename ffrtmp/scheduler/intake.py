@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from enum import StrEnum
 from typing import Final, assert_never
 
 import msgspec
@@ -31,6 +30,7 @@ from nats.js.errors import FetchTimeoutError
 from events import dedup
 from events.aio import raise_if_cancelling
 from events.commands import AgentCommandBase, OperatorCommand
+from events.deadletter import CMD_SOURCE, Aside, fit, headers
 from events.errors import FfrtmpError, InvalidSpec
 from events.ids import check_id
 from events.jetstream import JetStreamEventStore
@@ -44,21 +44,6 @@ log = logging.getLogger(__name__)
 
 CONSUMER: Final = "scheduler"
 MAX_DELIVER: Final = 5
-
-# Headers of a command's dead letter (on ``Subjects.dead_letter("cmd")``).
-KIND_HEADER: Final = "Ffrtmp-Kind"
-"""Why it was set aside: an ``Aside`` value."""
-ERROR_HEADER: Final = "Ffrtmp-Error"
-"""The reason, on one line."""
-SUBJECT_HEADER: Final = "Ffrtmp-Subject"
-"""The commands-stream subject it came on."""
-
-
-class Aside(StrEnum):
-    """Why a command was set aside: counted apart, named in its dead letter and refusal."""
-
-    MALFORMED = "malformed"  # it does not decode, or breaks a limit: it never will
-    CONFLICTING = "conflicting"  # valid, but the job moved under every try: send it again
 
 
 class Intake:
@@ -162,9 +147,9 @@ async def set_aside(
                 msg_id=_refusal_id(kind, peek.id),
             )
             await store.append(item)
-    why = " ".join(reason[:200].split())  # one header line whatever the reason holds
-    headers = {KIND_HEADER: kind.value, ERROR_HEADER: why, SUBJECT_HEADER: msg.subject}
-    await store.nc.publish(subjects.dead_letter("cmd"), msg.data, headers=headers)
+    fields = headers(kind, reason, msg.subject)
+    data, fields = fit(msg.data, fields, store.nc.max_payload)
+    await store.nc.publish(subjects.dead_letter(CMD_SOURCE), data, headers=fields)
     await msg.term()
 
 

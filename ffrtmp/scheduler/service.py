@@ -37,6 +37,7 @@ from events.aio import raise_if_cancelling
 from events.base import AgentEventBase, Event, JobEventBase, SetAside
 from events.codec import accept_command, decode_heartbeat
 from events.commands import AgentCommandBase, OperatorCommand
+from events.deadletter import Aside
 from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
 from events.jetstream import JetStreamEventStore
 from events.job import fold
@@ -59,7 +60,7 @@ from ffrtmp.scheduler.core import (
     SchedulerSettings,
     SchedulerSnapshot,
 )
-from ffrtmp.scheduler.intake import MAX_DELIVER, Aside, Intake, command_key, set_aside
+from ffrtmp.scheduler.intake import MAX_DELIVER, Intake, command_key, set_aside
 from ffrtmp.scheduler.outbox import (
     Outgoing,
     control_message,

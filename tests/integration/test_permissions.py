@@ -22,6 +22,8 @@ from nats.errors import Error as NatsError
 from events.codec import encode
 from events.commands import SubmitJob
 from events.connection import inbox_for
+from events.deadletter import AGENT_SOURCE, CMD_SOURCE, Aside
+from events.deadletter import headers as dead_letter_headers
 from events.errors import FfrtmpError, StoreUnavailable
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
@@ -29,6 +31,9 @@ from events.spec import JobSpec
 from events.store import Append
 from events.subjects import MSG_ID, Subjects
 from ffrtmp.authconf import password_variable, render, users
+from ffrtmp.client.deadletters import bounds as dead_letter_bounds
+from ffrtmp.client.deadletters import letters as dead_letters
+from ffrtmp.exporter.deadletters import DeadLetterTally
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
 from projections.runner import Projector
 from projections.service import ask, serve, sql_subject
@@ -331,3 +336,36 @@ async def test_the_exporter_sees_the_leading_scheduler_as_its_own_user(
 
             samples = await scrape_when(exporter.port, leads, "the exporter to see the leader")
         assert (value(samples, "ffrtmp_scheduler_uptime_seconds") or -1) >= 0
+
+
+async def test_dead_letters_are_written_by_their_consumer_and_read_by_operator_and_exporter(
+    secured: NatsServer,
+) -> None:
+    """Each consumer sets aside on its own dead-letter subject; operator and exporter read them."""
+    async with session(secured, "scheduler") as (nc, _):
+        fields = dead_letter_headers(Aside.MALFORMED, "bad", SUBJECTS.command("submit"))
+        await nc.publish(SUBJECTS.dead_letter(CMD_SOURCE), b"junk", headers=fields)
+        await nc.flush()
+    async with session(secured, "agent-a1") as (nc, seen):
+        await nc.publish(SUBJECTS.dead_letter("agent-a1"), b"junk work")
+        await nc.flush()
+        for subject in (SUBJECTS.dead_letter(CMD_SOURCE), SUBJECTS.dead_letter("agent-a2")):
+            await _denied_publish(nc, seen, subject)
+        await _denied_request(nc, seen, f"$JS.API.STREAM.MSG.GET.{SUBJECTS.dead_letter_stream}")
+    async with session(secured, "operator") as (nc, seen):
+        known = await dead_letter_bounds(nc, SUBJECTS)
+        assert known is not None
+        assert known.count == 2  # the denied publishes stored nothing
+        found = await dead_letters(nc, SUBJECTS, range(known.first, known.last + 1))
+        assert [(letter.source, letter.kind) for letter in found] == [
+            (CMD_SOURCE, Aside.MALFORMED),
+            (AGENT_SOURCE, "?"),
+        ]
+        await _denied_publish(nc, seen, SUBJECTS.dead_letter(CMD_SOURCE))
+        for verb in ("PURGE", "MSG.DELETE"):
+            await _denied_request(nc, seen, f"$JS.API.STREAM.{verb}.{SUBJECTS.dead_letter_stream}")
+    async with session(secured, "exporter") as (nc, seen):
+        tally = DeadLetterTally(SUBJECTS)
+        await tally.refresh(nc)
+        assert tally.counts() == {(CMD_SOURCE, Aside.MALFORMED): 1, (AGENT_SOURCE, "?"): 1}
+        await _denied_publish(nc, seen, SUBJECTS.dead_letter("agent-a1"))

@@ -17,13 +17,15 @@ from nats.aio.msg import Msg
 from agent.report import JobWriter
 from events.codec import accept_command
 from events.commands import CancelJob, Progress
+from events.deadletter import ERROR_HEADER, KIND_HEADER, Aside
 from events.enums import JobStatus
 from events.jetstream import JetStreamEventStore
 from events.job_events import CommandRefused, JobProgressed
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER
 from events.work import Dispatch
-from ffrtmp.scheduler.intake import ERROR_HEADER, KIND_HEADER, MAX_DELIVER, Aside
+from ffrtmp.client.deadletters import latest
+from ffrtmp.scheduler.intake import MAX_DELIVER
 from ffrtmp.scheduler.service import CONFLICT_RETRIES
 from tests.farm import Farm, scheduler, wait_until
 from tests.simagent import Behaviour, Outcome
@@ -94,6 +96,11 @@ async def test_a_command_that_keeps_conflicting_is_set_aside_as_conflicting(farm
     assert accept_command(letter.data) == cancel
     assert "kept conflicting" in (letter.headers or {})[ERROR_HEADER]
     assert [(m.headers or {}).get(KIND_HEADER) for m in dead].count(Aside.MALFORMED) == 1
+    stored = await latest(farm.client, 10)  # kept in the dead-letter stream, with their kinds
+    assert sorted((letter.source, letter.kind) for letter in stored) == [
+        ("cmd", Aside.CONFLICTING),
+        ("cmd", Aside.MALFORMED),
+    ]
     # The cancel decided nothing: the only event it caused is the refusal that says why.
     history = await farm.history("busy")
     (refusal,) = [e for e in history if e.cause == cancel.id]

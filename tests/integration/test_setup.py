@@ -58,7 +58,7 @@ async def names_and_replicas(url: str, prefix: str) -> dict[str, int]:
 async def test_streams_create_makes_every_stream_and_bucket(
     nats_server: NatsServer, prefix: str
 ) -> None:
-    """One command makes the four streams and the lease, snapshot and log buckets, R1 here."""
+    """One command makes the five streams and the lease, snapshot and log buckets, R1 here."""
     subjects = Subjects(prefix)
     done = ffrtmp(
         "streams", "create", "--nats", nats_server.url, env={"FFRTMP_PREFIX": prefix,

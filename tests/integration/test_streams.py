@@ -1,14 +1,16 @@
-"""The four streams: declared shape, prefixing, and idempotent ensure against a real server."""
+"""The five streams: declared shape, prefixing, and idempotent ensure against a real server."""
 
 from __future__ import annotations
 
 import nats
 import pytest
-from nats.js.api import RetentionPolicy, StorageType
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
 
 from events.streams import (
     DUPLICATE_WINDOW_S,
+    MAX_EVENT_BYTES,
     all_streams,
+    dead_letter_stream,
     ensure_streams,
     events_stream,
     heartbeat_stream,
@@ -27,6 +29,7 @@ def test_names_and_subjects_follow_the_prefix() -> None:
         ("ACME_1_CMDS", ["acme-1.cmd.>"]),
         ("ACME_1_WORK", ["acme-1.work.>"]),
         ("ACME_1_HB", ["acme-1.hb.>"]),
+        ("ACME_1_DLQ", ["acme-1.dlq.>"]),
     ]
 
 
@@ -46,14 +49,28 @@ def test_events_stream_keeps_everything_and_refuses_edits() -> None:
 
 def test_queues_are_work_queues_and_heartbeats_keep_one() -> None:
     """Commands and work are work queues; heartbeats keep one message per agent, for a while."""
-    _, cmds, work, hb = all_streams(Subjects())
+    _, cmds, work, hb, _ = all_streams(Subjects())
     assert cmds.retention == work.retention == RetentionPolicy.WORK_QUEUE
     assert hb.max_msgs_per_subject == 1
     assert hb.max_age
 
 
+def test_dead_letters_are_kept_a_week_and_bounded() -> None:
+    """Dead letters live on disk, a week at most, bounded in count and size, oldest dropped."""
+    dlq = dead_letter_stream(Subjects())
+    assert (dlq.retention, dlq.storage, dlq.discard) == (
+        RetentionPolicy.LIMITS,
+        StorageType.FILE,
+        DiscardPolicy.OLD,
+    )
+    assert dlq.max_age == 7 * 86_400
+    assert 0 < (dlq.max_msgs or 0) <= 100_000
+    assert dlq.max_msg_size == MAX_EVENT_BYTES
+    assert dlq.max_bytes in {None, -1}  # a max_bytes is reserved from the server's store up front
+
+
 async def test_ensure_is_idempotent(nats_server: NatsServer, prefix: str) -> None:
-    """Ensuring twice leaves the same four streams with the declared settings."""
+    """Ensuring twice leaves the same five streams with the declared settings."""
     subjects = Subjects(prefix)
     nc = await nats.connect(nats_server.url)
     try:

@@ -36,6 +36,7 @@ PURE = [
     "events/limits.py",
     "events/media.py",
     "events/redact.py",
+    "events/deadletter.py",
     "agent/needs.py",
     "agent/gst_pipeline.py",
     "ffrtmp/scheduler/core.py",
