@@ -3,7 +3,8 @@
 One ``ffrtmp up`` (free ports, a temporary data directory, one agent, the default prefix) for
 the module. The docs' Python example of docs/api.md runs with only its NATS URL pointed at this
 farm and must see its job complete and the SQL service answer; every statement of every SQL
-block, and each documented read-only command (``ffrtmp sql …``, ``jobs list``, ``nodes list``)
+block, and each documented read-only command (``ffrtmp sql …``, ``jobs list``, ``nodes list``,
+``events dead-letters``)
 that names no other farm (no ``--nats``), runs through ``bash`` exactly as written, in a scratch
 directory, with ``FFRTMP_NATS_URL`` naming the farm (the environment the docs document).
 Commands that start long-running processes, follow forever, or need ids, hosts or hardware
@@ -23,7 +24,7 @@ from tests.conftest import require_nats_server
 from tests.docs_blocks import Block, blocks, ffrtmp_argv, quoted, shell_commands, sql_statements
 from tests.upfarm import Up, running
 
-RUNNABLE = {("sql",), ("jobs", "list"), ("nodes", "list")}
+RUNNABLE = {("sql",), ("jobs", "list"), ("nodes", "list"), ("events", "dead-letters")}
 """Read-only commands that need nothing but a farm: run for real wherever the docs show them."""
 DOCS_URL = "nats://127.0.0.1:4222"
 
@@ -115,7 +116,7 @@ def test_every_sql_example_runs_through_ffrtmp_sql(farm: Farm, where: str, state
 
 @pytest.mark.parametrize(("block", "line"), runnable_lines(), ids=lambda x: str(x)[:60])
 def test_documented_read_commands_run_as_written(farm: Farm, block: Block, line: str) -> None:
-    """``ffrtmp sql …``, ``jobs list``, ``nodes list`` lines exit 0 as the docs write them."""
+    """``ffrtmp sql …``, ``jobs/nodes list``, ``events dead-letters`` exit 0 as written."""
     done = farm.bash(line)
     assert done.returncode == 0, f"{block.where}: `{line}`\n{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr
@@ -126,6 +127,7 @@ def test_the_docs_have_lines_to_run() -> None:
     lines = [line for _, line in runnable_lines()]
     assert any(line.startswith("ffrtmp sql") for line in lines), lines
     assert any("jobs list" in line for line in lines), lines
+    assert any("events dead-letters" in line for line in lines), lines
 
 
 @pytest.mark.timeout(120)
