@@ -97,6 +97,7 @@ class Report(msgspec.Struct, kw_only=True):
     unknown: int = 0
     statuses: dict[str, int] = msgspec.field(default_factory=dict)
     violations: list[Violation] = msgspec.field(default_factory=list)
+    dead_letters: int | None = None  # messages set aside, stored; None: no stream (an old farm)
 
     @property
     def ok(self) -> bool:

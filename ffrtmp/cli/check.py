@@ -1,7 +1,9 @@
 """``ffrtmp check``: read the whole log and name every broken invariant, one line each.
 
 Exit status: 0 when the log keeps every promise, 3 when it shows a violation (1 stays for "could
-not check": an unreachable server, a missing stream), so a script can tell the two apart.
+not check": an unreachable server, a missing stream), so a script can tell the two apart. The
+count of stored dead letters is reported beside the log's counts; they break no invariant of the
+log (what they were never reached it), so they do not change the exit status.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import typer
 
 from events.connection import redact_logs
 from events.jetstream import JetStreamEventStore
+from events.natserrors import unavailable
 from ffrtmp.check.invariants import DEFAULT_GRACE_S, CheckSettings, Report
 from ffrtmp.check.projection import check_projection
 from ffrtmp.check.read import check_store
 from ffrtmp.cli.common import NatsOpt, Output, PrefixOpt, Target, explained, target
+from ffrtmp.client.deadletters import bounds
 
 EXIT_VIOLATIONS: Final = 3
 
@@ -62,6 +66,9 @@ def command(
 async def _check(where: Target, settings: CheckSettings, db: Path | None) -> Report:
     async with await JetStreamEventStore.connect(where.nats or where.url, where.subjects) as store:
         report = await check_store(store, settings)
+        with unavailable(where.url, "cannot read dead letters"):
+            known = await bounds(store.nc, where.subjects)
+        report.dead_letters = None if known is None else known.count
         if db is not None:
             report.violations += await check_projection(store.nc, db, where.subjects.prefix)
         return report
@@ -71,8 +78,9 @@ def _print(report: Report) -> None:
     for violation in report.violations:
         typer.echo(violation.line())
     states = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items())) or "none"
+    dead = "" if report.dead_letters is None else f", {report.dead_letters} dead letters"
     typer.echo(
         f"{report.events} events, {report.jobs} jobs ({states}), {report.agents} agents, "
-        f"{report.unknown} unknown: {len(report.violations)} violations",
+        f"{report.unknown} unknown{dead}: {len(report.violations)} violations",
         err=True,
     )

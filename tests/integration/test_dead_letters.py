@@ -2,9 +2,9 @@
 
 A junk command and junk work land in the dead-letter stream with their kind and reason; the
 real exporter's endpoint counts them by source and kind; ``ffrtmp events dead-letters`` lists
-them. Hostile letters (binary, a payload at the server's limit, headers that are not UTF-8 or
-that look like markup) are stored and listed without breaking the lister, and a farm set up
-before the stream existed gets one line.
+them and ``ffrtmp check`` counts them. Hostile letters (binary, a payload at the server's limit,
+headers that are not UTF-8 or that look like markup) are stored and listed without breaking the
+lister, and a farm set up before the stream existed gets one line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from events.deadletter import AGENT_SOURCE, CMD_SOURCE, HEADER_ROOM, SIZE_HEADER, Aside
-from ffrtmp.cli import events_cmd
+from ffrtmp.cli import app, events_cmd
 from ffrtmp.client.deadletters import bounds, latest
 from ffrtmp.natsd import NatsServer
 from tests.cli_support import Cli, one_line_error
@@ -80,6 +80,11 @@ async def test_junk_command_and_work_are_stored_counted_and_listed(farm: Farm, c
     assert "junk work" in table.stdout
     assert "not json" not in table.stdout  # -n 1: only the latest
     assert "1 dead letters" in table.stdout
+    checked = await cli(app, "check", "--output", "json")
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["dead_letters"] == 2
+    summary = await cli(app, "check")
+    assert ", 2 dead letters: 0 violations" in summary.stderr, summary.output
 
 
 async def _raw_publish(server: NatsServer, subject: str, headers: bytes, data: bytes) -> None:
@@ -142,6 +147,9 @@ async def test_a_farm_without_the_stream_gets_one_line(farm: Farm, cli: Cli) -> 
     await farm.js.delete_stream(farm.subjects.dead_letter_stream)
     result = await cli(events_cmd.app, "dead-letters")
     one_line_error(result, farm.subjects.dead_letter_stream, "ffrtmp streams create")
+    checked = await cli(app, "check", "--output", "json")
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["dead_letters"] is None
     async with running(farm.store) as exporter:
         samples = await scrape_when(exporter.port, lambda _: True, "a scrape")
     assert not [name for name, _ in samples if name == "ffrtmp_dead_letters"]
