@@ -7,6 +7,7 @@ Each test runs against the real ``FfmpegEngine`` (the bundled FFmpeg) and the re
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 from pathlib import Path
 from typing import Protocol
@@ -19,7 +20,6 @@ from agent.ffmpeg_engine import EngineSettings, FfmpegEngine
 from events.enums import Engine, FailureReason
 from events.spec import JobSpec
 from events.work import Dispatch
-from ffrtmp.natsd import free_port
 from tests.farm import wait_until
 from tests.gstreamer import FFMPEG, gst_engine
 from tests.mediaprobe import probe
@@ -170,8 +170,13 @@ async def test_undecodable_input_is_a_user_error(
 
 async def test_unreachable_destination_is_a_runtime_error(engine: AnyEngine, kind: Engine) -> None:
     """Nobody listening at the RTMP address: retried, with the engine's reason."""
-    url = f"rtmp://127.0.0.1:{free_port()}/live/x"
-    ending = await run(engine, kind, output=url)
+    # The port is held, bound but not listening, so a connection to it is refused and no
+    # other process (a server another test starts) can take it meanwhile: a free port that
+    # someone else then answered on kept gst-launch's RTMP handshake waiting for ever.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        url = f"rtmp://127.0.0.1:{held.getsockname()[1]}/live/x"
+        ending = await run(engine, kind, output=url)
     assert isinstance(ending, Failed), ending
     assert ending.reason is FailureReason.RUNTIME_ERROR
     assert "refused" in ending.message.lower()
