@@ -24,6 +24,7 @@ from ffrtmp.bench.commandline import TARGETS as CLI_TARGETS
 from ffrtmp.bench.commandline import CliBenchSettings, bench_cli
 from ffrtmp.bench.e2e import E2ESettings, bench_e2e
 from ffrtmp.bench.fold import bench_fold
+from ffrtmp.bench.history import MODES, HistorySettings, bench_history
 from ffrtmp.bench.listing import ListingBenchSettings, bench_listing
 from ffrtmp.bench.overhead import OverheadSettings, bench_overhead
 from ffrtmp.bench.projections import ProjectionsBenchSettings, bench_projections
@@ -65,13 +66,27 @@ _API = ApiBenchSettings()
 def append(
     messages: Messages = _APPEND.messages,
     rounds: Rounds = _APPEND.rounds,
+    history: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated stream sizes: measure the concurrency check's cost at each"
+            " (--messages appends per check kind) instead."
+        ),
+    ] = None,
+    default_sync: Annotated[
+        bool, typer.Option(help="With --history: measure on the default-fsync server.")
+    ] = False,
     output: AsOutput = Output.TABLE,
 ) -> None:
     """The store's pipelined append_many against raw publish_async, and fsync's cost.
 
     Example: ffrtmp bench append --messages 20000 --rounds 5 --output json
+    Example: ffrtmp bench append --history 0,100000,1000000 --messages 2000 --rounds 3
     """
     as_json = output is Output.JSON
+    if history is not None:
+        _append_history(history, messages, rounds, default_sync=default_sync, as_json=as_json)
+        return
     settings = AppendSettings(messages=messages, rounds=rounds)
     _show(_run(lambda: bench_append(settings), as_json, "appending"), as_json)
 
@@ -353,6 +368,32 @@ def _show_figures(title: str, figures: dict[str, Any], targets: dict[str, float]
         if isinstance(value, float):
             target = targets.get(name)
             table.add_row(name, f"{value:,.2f}", "" if target is None else f"{target:,g}")
+    Console().print(table)
+
+
+def _append_history(
+    sizes: str, appends: int, rounds: int, *, default_sync: bool, as_json: bool
+) -> None:
+    """``append --history``: appends/s by kind of concurrency check and stream size."""
+    try:
+        parsed = tuple(int(size) for size in sizes.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{sizes!r}: sizes are whole numbers") from exc
+    settings = HistorySettings(
+        sizes=parsed, appends=appends, rounds=rounds, default_sync=default_sync
+    )
+    report = _run(lambda: bench_history(settings), as_json, "filling and appending")
+    if as_json:
+        typer.echo(msgspec.json.encode(report).decode())
+        return
+    table = Table(title=f"ffrtmp bench append --history (fsync {report.fsync}): appends/s")
+    table.add_column("events in the stream", justify="right")
+    for mode in MODES:
+        table.add_column(mode, justify="right")
+    for size in settings.sizes:
+        by = {r.mode: r.appends_per_s for r in report.rows if r.history == size}
+        table.add_row(f"{size:,}", *(f"{by[m]:,.0f}" for m in MODES))
+    table.add_row("largest / smallest", *(f"{report.flat.get(m, 0):.2f}" for m in MODES))
     Console().print(table)
 
 
