@@ -4,8 +4,10 @@ One loop for every agent a farm runs, whatever does the work (``agent.engine``):
 real machine, a scripted stand-in in the tests' ``SimAgent`` and ``ffrtmp bench e2e``. The service:
 
 - registers (``AgentRegistered`` with capabilities and slots) and deregisters on a clean stop;
-- pulls dispatches and controls from its durable consumer ``agent-<id>`` on its work subject,
-  at least one message at a time even when every slot is taken, so controls keep flowing;
+- reads its assignments (``JobAssigned`` on ``<prefix>.evt.job.*.sched.<id>``, each its own
+  dispatch: ``agent.assignment``) from its durable consumer ``agent-<id>`` on the events stream,
+  and controls (and dispatches an older scheduler sent) from its consumer of the same name on
+  its work subject, at least one message at a time even when every slot is taken;
 - refuses a dispatch beyond its free slots on the log (``Fail`` with ``resource_error``, which
   retries elsewhere) and sets aside a message that does not decode (dead-letter subject);
 - runs each attempt (``agent.attempt``) fenced by ``agent.report.JobWriter``;
@@ -30,9 +32,10 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
+from agent.assignment import dispatch_of
 from agent.attempt import Attempt, AttemptSettings, Context, Halt
 from agent.engine import Engine
 from agent.logs import open_logs
@@ -119,14 +122,14 @@ class AgentService:
         self._stopping: set[AttemptKey] = set()  # attempts told to cancel, still holding slots
         self._freed = asyncio.Event()  # set whenever an attempt gives its slot back
         self._tasks: list[asyncio.Task[None]] = []
-        self._puller: asyncio.Task[None] | None = None
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._pullers: list[asyncio.Task[None]] = []
+        self._subs: list[JetStreamContext.PullSubscription] = []
         self._ctx: Context | None = None
         self._registration = ""
 
     @property
     def durable(self) -> str:
-        """The agent's durable consumer on the work stream."""
+        """The agent's durable consumers' name, on the events and the work stream."""
         return f"agent-{self.agent}"
 
     @property
@@ -157,20 +160,34 @@ class AgentService:
             capabilities=self.capabilities,
             slots=self.slots,
         )
+        # Bound before registering: nothing is assigned here before the consumer exists.
+        assigned = await self._subscribe(
+            self._subjects.assignments_to(self.agent), self._subjects.events_stream
+        )
         await self._append_agent_event(registered)
+        work = await self._subscribe(self._subjects.work(self.agent), self._subjects.work_stream)
+        self._subs = [assigned, work]
+        self._pullers = [
+            asyncio.create_task(self._pull(sub), name=f"{self.agent}-pull-{i}")
+            for i, sub in enumerate(self._subs)
+        ]
+        self._tasks = [asyncio.create_task(self._beat(), name=f"{self.agent}-heartbeat")]
+
+    async def _subscribe(self, subject: str, stream: str) -> JetStreamContext.PullSubscription:
+        """The agent's durable pull consumer on ``stream`` filtered on ``subject``.
+
+        A new one starts at the stream's end (``new``): a filter with a wildcard in the middle
+        would make the server match every job's subjects to find where ``all`` starts.
+        """
         config = ConsumerConfig(
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.settings.ack_wait_s,
             max_deliver=self.settings.max_deliver,
+            deliver_policy=DeliverPolicy.NEW,
         )
-        self._sub = await self._js.pull_subscribe(
-            self._subjects.work(self.agent),
-            durable=self.durable,
-            stream=self._subjects.work_stream,
-            config=config,
+        return await self._js.pull_subscribe(
+            subject, durable=self.durable, stream=stream, config=config
         )
-        self._puller = asyncio.create_task(self._pull(self._sub), name=f"{self.agent}-pull")
-        self._tasks = [asyncio.create_task(self._beat(), name=f"{self.agent}-heartbeat")]
 
     async def stop(self, *, deregister: bool = True) -> None:
         """Drain and deregister; ``deregister=False`` is a crash: stop, write nothing more."""
@@ -191,13 +208,15 @@ class AgentService:
         self._registration = ""
 
     async def _stop_pulling(self) -> None:
-        puller, self._puller = self._puller, None
-        if puller is not None:
-            await cancel_all([puller], self.settings.fetch_s)
-        if self._sub is not None:
-            sub, self._sub = self._sub, None
+        pullers, self._pullers = self._pullers, []
+        if pullers:
+            await cancel_all(pullers, self.settings.fetch_s)
+        subs, self._subs = self._subs, []
+        for sub in subs:
             with contextlib.suppress(NatsError):
                 await sub.unsubscribe()
+        if subs:
+            with contextlib.suppress(NatsError):
                 await self._nc.flush()
 
     async def _drain(self) -> None:
@@ -267,7 +286,7 @@ class AgentService:
     # the work subject
 
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
-        while self._puller is not None:  # a cancel lost inside nats-py still ends the loop
+        while self._pullers:  # a cancel lost inside nats-py still ends the loop
             try:
                 msgs = await sub.fetch(1, timeout=self.settings.fetch_s)
             except TimeoutError:
@@ -288,7 +307,7 @@ class AgentService:
 
     async def _handle(self, msg: Msg) -> None:
         try:
-            work = _accepted(decode_work(msg.data), msg.data)
+            work = self._decoded(msg)
         except MalformedMessage as exc:
             await self._set_aside(msg, exc)
             return
@@ -301,6 +320,15 @@ class AgentService:
         except FfrtmpError as exc:
             self.stats.errors += 1
             _log.warning("%s: %s", self.agent, exc)
+
+    def _decoded(self, msg: Msg) -> WorkMessage:
+        """An assignment from the events stream as its dispatch, or a work message."""
+        if self._subjects.parse_job_subject(msg.subject) is not None:
+            seq = msg.metadata.sequence.stream
+            work: WorkMessage = dispatch_of(self.agent, msg.subject, msg.data, seq)
+        else:
+            work = decode_work(msg.data)
+        return _accepted(work, msg.data)
 
     async def _set_aside(self, msg: Msg, exc: MalformedMessage) -> None:
         """Count it, copy it to the dead-letter subject, and never see it again."""

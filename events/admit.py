@@ -10,6 +10,8 @@ Only the writer token in the subject identifies a writer (NATS permissions pin e
 its own token), so what an event claims is bound to where it was stored:
 
 - a job event lives on ``<prefix>.evt.job.<job>.<writer>`` and names that ``<job>``;
+- an assignment may also live on ``<prefix>.evt.job.<job>.sched.<agent>`` (the scheduler's,
+  read by that agent as its dispatch), and then names that ``<agent>``;
 - an agent event lives on ``<prefix>.evt.agent.<agent>`` and names that ``<agent>``;
 - a writer other than the scheduler writes only reports on an attempt (started, progressed,
   completed, failed, paused, resumed, canceled) that name the writer itself as the agent.
@@ -26,6 +28,7 @@ from events.base import AgentEventBase, JobEventBase, SetAside
 from events.codec import Decoded, decode_event
 from events.errors import MalformedMessage
 from events.job_events import (
+    JobAssigned,
     JobCanceled,
     JobCompleted,
     JobFailed,
@@ -49,6 +52,8 @@ AGENT_REPORTS: Final = (
 )
 """The job events an agent may write, each naming the agent that acted."""
 _REPORT_TYPES: Final = frozenset(AGENT_REPORTS)
+_ASSIGNED_TO: Final = f"{SCHEDULER_WRITER}."
+"""An assignment's subject ends ``sched.<agent>``: the agent it names, its reader."""
 FORGED: Final = "forged"
 """``SetAside.kind`` of an event that decodes but was stored where its writer may not write it."""
 KEPT_BYTES: Final = 256
@@ -85,10 +90,12 @@ def _job(subject: str, event: JobEventBase) -> str | None:
     # A prefix is one token, so the first ".evt.job." ends it.
     _, found, rest = subject.partition(".evt.job.")
     job, _, writer = rest.partition(".")
-    if found and job == event.job and "." not in writer:
+    if found and job == event.job:
         if writer == SCHEDULER_WRITER:
             return None
         if type(event) in _REPORT_TYPES and event.agent == writer:  # type: ignore[attr-defined]
+            return None
+        if type(event) is JobAssigned and writer == _ASSIGNED_TO + event.agent:
             return None
     return _job_refused(subject, event, job, writer)
 
@@ -96,6 +103,11 @@ def _job(subject: str, event: JobEventBase) -> str | None:
 def _job_refused(subject: str, event: JobEventBase, job: str, writer: str) -> str:
     """Why ``event`` may not be stored on the job subject ``subject``."""
     name = type(event).__name__
+    if writer.startswith(_ASSIGNED_TO) and "." not in writer.removeprefix(_ASSIGNED_TO):
+        if type(event) is not JobAssigned:
+            return f"{name} stored on {subject}: only an assignment goes there"
+        agent = getattr(event, "agent", "")
+        return f"JobAssigned to {agent!r} stored on {subject}, another agent's subject"
     if not writer or "." in writer:
         return f"{name} stored on {subject}, not a job subject"
     if event.job != job:
@@ -109,4 +121,7 @@ def _job_refused(subject: str, event: JobEventBase, job: str, writer: str) -> st
 def job_of(subject: str) -> str:
     """The job token of a job event subject, "" for any other subject."""
     parts = subject.split(".")
-    return parts[3] if len(parts) == 5 and parts[1:3] == ["evt", "job"] else ""
+    if parts[1:3] != ["evt", "job"]:
+        return ""
+    shaped = len(parts) == 5 or (len(parts) == 6 and parts[4] == SCHEDULER_WRITER)
+    return parts[3] if shaped else ""

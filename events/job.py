@@ -538,6 +538,8 @@ def _decide_scheduler(
                     attempt=attempt,
                     budget_s=command.budget_s,
                     gpu=command.gpu,
+                    spec=state.spec,
+                    retries=state.retries,
                 )
             ]
         case Reject() if state.status is S.QUEUED:

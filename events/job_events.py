@@ -70,6 +70,9 @@ class JobAssigned(JobEventBase, frozen=True, kw_only=True):
     attempt: int
     budget_s: float
     gpu: int | None = None  # the GPU index for NVENC work: placement counts sessions per GPU
+    spec: JobSpec | None = None
+    """What to run: the assignment is the agent's dispatch. None in logs older than that."""
+    retries: int = 0  # retries decided before this attempt (for the agent's reports)
 
 
 class JobRejected(JobEventBase, frozen=True, kw_only=True):

@@ -7,7 +7,7 @@ follows the same contract (one contract suite runs against both) so pure tests s
 Contract:
 - ``append`` stores one event on a subject. ``expected`` (a stream sequence, 0 for "nothing
   yet") is checked against the last sequence on ``expected_subject`` (a wildcard such as
-  ``ffrtmp.evt.job.<job>.*``); a mismatch raises ``ConcurrencyConflict`` and stores nothing.
+  ``ffrtmp.evt.job.<job>.>``); a mismatch raises ``ConcurrencyConflict`` and stores nothing.
   ``msg_id`` dedups: a second append with the same id returns the first one's sequence.
 - ``append_many`` pipelines independent appends; each result is a sequence or the error that
   append alone would have raised, in order.

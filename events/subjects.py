@@ -3,7 +3,8 @@
 Names carry a prefix so tests and tenants share one server: with prefix ``ffrtmp`` the events
 stream is ``FFRTMP_EVENTS`` and a job's events live on ``ffrtmp.evt.job.<job>.<writer>``, where
 ``<writer>`` is ``sched`` or an agent id, so NATS permissions can pin each agent to its own
-subjects.
+subjects. An assignment names its agent after the writer, ``ffrtmp.evt.job.<job>.sched.<agent>``:
+it is the agent's dispatch, read by the agent's consumer filtered on that last token.
 """
 
 from __future__ import annotations
@@ -201,8 +202,20 @@ class Subjects(msgspec.Struct, frozen=True):
         return f"{self.prefix}.evt.job.{_token(job, 'job id')}.{_token(writer, 'writer')}"
 
     def job_events(self, job: str) -> str:
-        """All of one job's events, whoever wrote them: the concurrency filter."""
-        return f"{self.prefix}.evt.job.{_token(job, 'job id')}.*"
+        """All of one job's events, whoever wrote them: the concurrency filter.
+
+        ``>`` rather than ``*``: an assignment's subject has one token more (``assignment``).
+        Measured (``ffrtmp bench append --history``): the check costs the same either way.
+        """
+        return f"{self.prefix}.evt.job.{_token(job, 'job id')}.>"
+
+    def assignment(self, job: str, agent: str) -> str:
+        """Where the scheduler appends ``JobAssigned`` of ``job`` to ``agent``: its dispatch."""
+        return f"{self.job_event(job, SCHEDULER_WRITER)}.{_token(agent, 'agent id')}"
+
+    def assignments_to(self, agent: str) -> str:
+        """Every job's assignments to ``agent``: the filter of the agent's events consumer."""
+        return f"{self.prefix}.evt.job.*.{SCHEDULER_WRITER}.{_token(agent, 'agent id')}"
 
     def agent_event(self, agent: str) -> str:
         """Where an agent's lifecycle events go."""
@@ -246,6 +259,11 @@ class Subjects(msgspec.Struct, frozen=True):
         return f"{self.prefix}.evt.job.*.{_token(writer, 'writer')}"
 
     @property
+    def all_assignments(self) -> str:
+        """Every job's assignment to any agent: the scheduler alone may append there."""
+        return f"{self.prefix}.evt.job.*.{SCHEDULER_WRITER}.*"
+
+    @property
     def all_agent_events(self) -> str:
         """Every agent's lifecycle events."""
         return f"{self.prefix}.evt.agent.*"
@@ -265,8 +283,13 @@ class Subjects(msgspec.Struct, frozen=True):
         return f"{self.prefix}.dlq.{_token(source, 'source')}"
 
     def parse_job_subject(self, subject: str) -> tuple[str, str] | None:
-        """``(job, writer)`` of a job event subject, or None for any other subject."""
+        """``(job, writer)`` of a job event subject, or None for any other subject.
+
+        Both shapes: ``…job.<job>.<writer>`` and an assignment's ``…job.<job>.sched.<agent>``.
+        """
         parts = subject.split(".")
-        if len(parts) == 5 and parts[1] == "evt" and parts[2] == "job":
+        if parts[1:3] != ["evt", "job"]:
+            return None
+        if len(parts) == 5 or (len(parts) == 6 and parts[4] == SCHEDULER_WRITER):
             return parts[3], parts[4]
         return None

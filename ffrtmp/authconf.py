@@ -8,10 +8,12 @@ its own inbox, ``_INBOX.<user>.>`` (ffrtmp connects with that inbox prefix, see
 ``events.connection``): nobody reads another's dispatches, pulled commands or SQL results.
 
 - **agent** ``<id>``: append its own job and agent events, heartbeat on its own subject,
-  dead-letter on ``P.dlq.agent-<id>``; create and pull its durable consumer ``agent-<id>`` only
-  with its own work subject as the filter (the filter is part of the API subject), acknowledge
-  that consumer's messages; read job histories by direct get; write its attempts' logs into the
-  log bucket. Nothing else: not another agent's subjects, not commands, not dispatches.
+  dead-letter on ``P.dlq.agent-<id>``; create and pull its durable consumers ``agent-<id>``
+  only with its own filters (the filter is part of the API subject): its work subject on the
+  work stream, its assignments ``P.evt.job.*.sched.<id>`` on the events stream; acknowledge
+  those consumers' messages; read job histories by direct get; write its attempts' logs into
+  the log bucket. Nothing else: not another agent's subjects, not commands, never an
+  assignment (``P.evt.job.*.sched.*`` is the scheduler's alone).
 - **operator** (the CLI): publish commands, ask the projector's SQL service and read: stream
   info, direct gets, ephemeral consumers on the events and heartbeat streams, attempt logs,
   the dead letters (one message at a time; nobody but the setup step deletes them).
@@ -19,9 +21,9 @@ its own inbox, ``_INBOX.<user>.>`` (ffrtmp connects with that inbox prefix, see
   ``ffrtmp_scheduler_up``), no command.
 - **projector**: read the log, set aside on ``P.dlq.projector``, serve ``P.api.>`` (a NATS
   micro service: it also answers ``$SRV.>`` discovery) and reply to the askers.
-- **scheduler**: the control plane: its own job events, agent events, dispatches, the whole
-  JetStream API (so it is also the user that runs the setup step, ``ffrtmp streams create``),
-  heartbeats.
+- **scheduler**: the control plane: its own job events and assignments, agent events, control
+  messages, the whole JetStream API (so it is also the user that runs the setup step,
+  ``ffrtmp streams create``), heartbeats.
 
 Passwords are never written into the file: each is ``$FFRTMP_PASS_<USER>``, which nats-server
 reads from its environment when the file does not define it. The variable may hold the password
@@ -144,6 +146,12 @@ def _agent(subjects: Subjects, agent: str) -> User:
         js_api("CONSUMER", "CREATE", work, name, subjects.work(agent)),
         js_api("CONSUMER", "MSG", "NEXT", work, name),
         js_ack(work, name, ALL),
+        # its assignments: its own consumer, filtered on its own token (the server checks the
+        # filter in the subject against the one in the request)
+        js_api("CONSUMER", "INFO", events, name),
+        js_api("CONSUMER", "CREATE", events, name, subjects.assignments_to(agent)),
+        js_api("CONSUMER", "MSG", "NEXT", events, name),
+        js_ack(events, name, ALL),
         *_log_writes(subjects),
     ]
     return User(name=name, role=Role.AGENT, publish=tuple(publish), subscribe=(inbox(name),))
@@ -153,6 +161,7 @@ def _scheduler(subjects: Subjects) -> User:
     name = "scheduler"
     publish = (
         subjects.job_events_by(SCHEDULER_WRITER),
+        subjects.all_assignments,
         subjects.all_agent_events,
         subjects.all_work,
         subjects.all_dead_letters,

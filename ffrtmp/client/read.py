@@ -57,8 +57,8 @@ def fold_into(view: FarmView, seq: int, event: Decoded) -> None:
 
 
 def all_job_events(subjects: Subjects) -> str:
-    """Every job's events, whoever wrote them (and no agent's)."""
-    return f"{subjects.prefix}.evt.job.*.*"
+    """Every job's events, whoever wrote them, assignments too (and no agent's)."""
+    return f"{subjects.prefix}.evt.job.*.>"
 
 
 async def fold_jobs(conn: Conn) -> dict[str, JobState]:
@@ -140,8 +140,10 @@ def writer_of(subject: str, event: Decoded) -> str:
     scheduler's, and carries the command or timer that caused it.
     """
     parts = subject.split(".")
-    if len(parts) == 5 and parts[2] == "job":
-        return parts[4]
+    if parts[2:3] == ["job"] and (
+        len(parts) == 5 or (len(parts) == 6 and parts[4] == SCHEDULER_WRITER)
+    ):
+        return parts[4]  # an assignment (``…job.<job>.sched.<agent>``) is the scheduler's
     if len(parts) == 4 and parts[2] == "agent":
         own = isinstance(event, AgentRegistered | AgentDeregistered) and not (
             isinstance(event, AgentDeregistered) and event.reason.startswith("removed by")

@@ -5,13 +5,15 @@ of the log to the core (its own appends included: the core skips what it has app
 heartbeat subscription notes who is alive, and the intake pulls operator commands from the
 durable ``scheduler`` consumer. The decider turns commands, the clock and free room into
 decisions, appends them under per-job optimistic concurrency, applies what landed, and only
-then acknowledges commands and publishes dispatches and control messages.
+then acknowledges commands and publishes control messages. An assignment is its own dispatch:
+``JobAssigned`` lands on ``<prefix>.evt.job.<job>.sched.<agent>``, which that agent's consumer
+on the events stream reads; nothing else is sent for it.
 
-Start: the newest snapshot, then the log's tail, then (as leader) the dispatches and control
-messages the log says are outstanding go out again; the work stream's dedup (``Nats-Msg-Id``
-job:attempt) and the agents' own concurrency check make that safe. There is no other recovery
-path. Leadership is a KV lease: a standby keeps its core warm from the log and starts deciding
-when it takes the lease. A stale leader cannot do harm: its appends fail the concurrency check.
+Start: the newest snapshot, then the log's tail, then (as leader) the control messages the log
+says are outstanding go out again; the work stream's dedup (``Nats-Msg-Id``) and the agents'
+own concurrency check make that safe. There is no other recovery path. Leadership is a KV
+lease: a standby keeps its core warm from the log and starts deciding when it takes the lease.
+A stale leader cannot do harm: its appends fail the concurrency check.
 
 The seams: the lease loops are ``lease.acquire`` and ``lease.keep``, the command consumer is
 ``intake.Intake``, the work messages a commit owes the agents are ``outbox.Outgoing`` values
@@ -64,7 +66,6 @@ from ffrtmp.scheduler.intake import MAX_DELIVER, Intake, command_key, set_aside
 from ffrtmp.scheduler.outbox import (
     Outgoing,
     control_message,
-    dispatch_message,
     publish,
     stop_message,
 )
@@ -104,12 +105,18 @@ class Stats(msgspec.Struct, kw_only=True):
     conflicts: int = 0
     placements: int = 0
     rejections: int = 0
-    dispatches: int = 0
     controls: int = 0
     replayed: int = 0
     snapshots: int = 0
     takeovers: int = 0
     outages: int = 0
+
+
+def _job_subject(subjects: Subjects, job: str, event: Event) -> str:
+    """Where the scheduler appends a job's event: an assignment on its agent's subject."""
+    if isinstance(event, JobAssigned):
+        return subjects.assignment(job, event.agent)
+    return subjects.job_event(job, SCHEDULER_WRITER)
 
 
 class Scheduler:
@@ -322,19 +329,18 @@ class Scheduler:
         return next_tick
 
     async def _take_over(self) -> None:
-        """Re-send what the log says is outstanding; dedup and concurrency make it safe."""
+        """Re-send the control requests the log says are outstanding; dedup makes it safe.
+
+        Assignments are not re-sent: each is an event its agent's consumer reads from the log.
+        """
         now = self.clock()
         self.core.grace(now)
-        dispatches = [
-            self._dispatch(state.job, self.core.seqs[state.job], now)
-            for state in list(self.core.assigned_not_started())
-        ]
         controls = [
             self._control(state.job, "", now)
             for state in list(self.core.control_outstanding())
             if state.requested is not None
         ]
-        await publish(self._js, [m for m in dispatches + controls if m is not None])
+        await publish(self._js, [m for m in controls if m is not None])
 
     async def _commands(self) -> int:
         """Decide every waiting command; one round per job, appends pipelined per round.
@@ -489,7 +495,7 @@ class Scheduler:
     def _append_item(self, decision: Decision, index: int, expected: int) -> Append:
         match decision:
             case JobDecision():
-                subject = self.subjects.job_event(decision.job, SCHEDULER_WRITER)
+                subject = _job_subject(self.subjects, decision.job, decision.events[index])
                 over = self.subjects.job_events(decision.job)
             case AgentDecision():
                 subject = over = self.subjects.agent_event(decision.agent)
@@ -517,7 +523,7 @@ class Scheduler:
                 return False
             self.stats.appended += 1
             self.core.apply(result, event, now)
-            self._follow_up(decision, event, result, now, sends)
+            self._follow_up(decision, event, now, sends)
         return len(results) == len(decision.events)
 
     async def _refused(self, decision: Decision, error: Exception) -> None:
@@ -535,18 +541,14 @@ class Scheduler:
         self,
         decision: Decision,
         event: Event,
-        seq: int,
         now: float,
         sends: list[Outgoing],
     ) -> None:
         if not isinstance(decision, JobDecision):
             return  # an agent's events owe no work message
         match event:
-            case JobAssigned():
+            case JobAssigned():  # the assignment is the dispatch: its agent's consumer reads it
                 self.stats.placements += 1
-                send = self._dispatch(decision.job, seq, now)
-                if send is not None:
-                    sends.append(send)
             case JobControlRequested():
                 send = self._control(decision.job, event.cause, now)
                 if send is not None:
@@ -577,11 +579,6 @@ class Scheduler:
         self.core.adopt(job, loaded.last_seq, state)
 
     # --- sending ----------------------------------------------------------------------------
-
-    def _dispatch(self, job: str, seq: int, now: float) -> Outgoing | None:
-        message = dispatch_message(self.subjects, self.core.state_of(job), seq, now)
-        self.stats.dispatches += message is not None
-        return message
 
     def _control(self, job: str, cause: str, now: float) -> Outgoing | None:
         state = self.core.state_of(job)

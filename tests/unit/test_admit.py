@@ -33,6 +33,7 @@ RUNNING = JobState(
     job="j", status=JobStatus.RUNNING, spec=JobSpec(scenario="720p-h264"), agent="a1", attempt=2
 )
 RESULTS = JobResults(wall_s=1.0)
+SPEC = JobSpec(scenario="720p-h264")
 
 
 @given(st.binary(max_size=512), st.text(max_size=80))
@@ -102,6 +103,21 @@ def test_an_event_on_its_own_subject_is_admitted_by_the_rules(
             JobCanceled(job="j", at=1.0),
             "not a job subject",
         ),
+        (
+            SUBJECTS.assignment("j", "a2"),
+            JobAssigned(job="j", at=1.0, agent="a1", attempt=1, budget_s=9.0),
+            "JobAssigned to 'a1' stored on",
+        ),
+        (
+            SUBJECTS.assignment("j", "a1"),
+            JobCanceled(job="j", at=1.0),
+            "only an assignment goes there",
+        ),
+        (
+            SUBJECTS.job_event("j", "a1") + ".a1",
+            JobAssigned(job="j", at=1.0, agent="a1", attempt=1, budget_s=9.0),
+            "not a job subject",
+        ),
     ],
 )
 def test_a_forged_event_is_named(subject: str, event: Any, why: str) -> None:
@@ -111,9 +127,18 @@ def test_a_forged_event_is_named(subject: str, event: Any, why: str) -> None:
     assert why in reason
 
 
+def test_an_assignment_on_its_agents_subject_is_admitted() -> None:
+    """``…job.<job>.sched.<agent>`` holds the scheduler's assignment of ``job`` to ``agent``."""
+    event = JobAssigned(job="j1", at=1.0, agent="a1", attempt=1, budget_s=9.0, spec=SPEC)
+    assert read_event(SUBJECTS.assignment("j1", "a1"), encode(event)) == event
+    assert SUBJECTS.parse_job_subject(SUBJECTS.assignment("j1", "a1")) == ("j1", "sched")
+
+
 def test_job_of_reads_a_job_subject_only() -> None:
-    """The job token of a job subject; "" for anything else."""
+    """The job token of a job subject (an assignment's too); "" for anything else."""
     assert job_of(SUBJECTS.job_event("j1", "a1")) == "j1"
+    assert job_of(SUBJECTS.assignment("j1", "a1")) == "j1"
+    assert job_of(SUBJECTS.job_event("j1", "a1") + ".a1") == ""
     assert job_of(SUBJECTS.agent_event("a1")) == ""
     assert job_of("") == ""
 
