@@ -162,10 +162,14 @@ class AgentService:
         )
         # Bound before registering: nothing is assigned here before the consumer exists.
         assigned = await self._subscribe(
-            self._subjects.assignments_to(self.agent), self._subjects.events_stream
+            self._subjects.assignments_to(self.agent),
+            self._subjects.events_stream,
+            DeliverPolicy.NEW,
         )
         await self._append_agent_event(registered)
-        work = await self._subscribe(self._subjects.work(self.agent), self._subjects.work_stream)
+        work = await self._subscribe(
+            self._subjects.work(self.agent), self._subjects.work_stream, DeliverPolicy.ALL
+        )
         self._subs = [assigned, work]
         self._pullers = [
             asyncio.create_task(self._pull(sub), name=f"{self.agent}-pull-{i}")
@@ -173,17 +177,20 @@ class AgentService:
         ]
         self._tasks = [asyncio.create_task(self._beat(), name=f"{self.agent}-heartbeat")]
 
-    async def _subscribe(self, subject: str, stream: str) -> JetStreamContext.PullSubscription:
+    async def _subscribe(
+        self, subject: str, stream: str, start: DeliverPolicy
+    ) -> JetStreamContext.PullSubscription:
         """The agent's durable pull consumer on ``stream`` filtered on ``subject``.
 
-        A new one starts at the stream's end (``new``): a filter with a wildcard in the middle
-        would make the server match every job's subjects to find where ``all`` starts.
+        On the events stream a new one starts at the end (``new``): the log's past assignments
+        are not this agent's to run, and a filter with a wildcard in the middle would make the
+        server match every job's subjects to find where ``all`` starts.
         """
         config = ConsumerConfig(
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.settings.ack_wait_s,
             max_deliver=self.settings.max_deliver,
-            deliver_policy=DeliverPolicy.NEW,
+            deliver_policy=start,
         )
         return await self._js.pull_subscribe(
             subject, durable=self.durable, stream=stream, config=config

@@ -2,8 +2,9 @@
 
 Every part is the real one on an embedded nats-server (fsync on every write): ``SubmitJob``
 commands on the commands stream, the leading ``Scheduler``, and ``AgentService`` agents pulling
-dispatches from their durable consumers and writing ``JobStarted`` and ``JobCompleted`` through
-``JobWriter`` under the per-job concurrency check. The engine is the scripted one with attempts
+their assignments (``JobAssigned``, each its own dispatch) from their durable consumers and
+writing ``JobStarted`` and ``JobCompleted`` through ``JobWriter`` under the per-job concurrency
+check. The engine is the scripted one with attempts
 that end at once (no milestones, no log), so what is measured is ffrtmp's own cost per job.
 
 - burst: ``jobs`` commands published as fast as the server acknowledges them; ``jobs_per_s`` is
@@ -82,7 +83,7 @@ class E2EReport(msgspec.Struct, frozen=True, kw_only=True):
     jobs_per_s_default_fsync: float  # the same burst on a server without sync_interval: always
     jobs_per_s_full_log: float  # the same burst on a log already holding full_log_events
     flat_ratio: float  # jobs_per_s_full_log / jobs_per_s: per-job cost flat in history is 1
-    writes_per_job: float  # messages stored (events, commands, dispatches) per job of the burst
+    writes_per_job: float  # messages stored (events, commands, work) per job of the burst
     raw_fsync_msgs_per_s: float  # nats-py publishing as many fsynced messages, same server
     limit_ratio: float  # jobs_per_s * writes_per_job / raw_fsync_msgs_per_s
     cpu_ms_per_job: float  # CPU of every process (this one and nats-server) over the burst

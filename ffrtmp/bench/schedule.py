@@ -3,12 +3,12 @@
 Each server-backed measurement runs on its own embedded nats-server (``harness``):
 
 - placements: a backlog of queued jobs and a fleet of registered, heartbeating agents, then a
-  leading ``Scheduler`` timed from the moment it leads until every dispatch is stored (each
-  placement a ``JobAssigned`` appended under optimistic concurrency and a ``Dispatch`` on the work
-  stream, both fsynced); beside it raw ``publish_async`` of the same two messages per placement,
-  and the pure core (``plan`` and ``apply``, no I/O);
+  leading ``Scheduler`` timed from the moment it leads until every placement is stored (each
+  a ``JobAssigned`` on its agent's assignment subject, appended under optimistic concurrency
+  and fsynced: the assignment is the dispatch); beside it raw ``publish_async`` of the same
+  message per placement, and the pure core (``plan`` and ``apply``, no I/O);
 - submit to dispatch: ``SubmitJob`` commands at a steady rate, each timed from its publish to
-  its dispatch's arrival on a core subscription, in one process on one clock;
+  its assignment's arrival on a core subscription, in one process on one clock;
 - restart: a long log of finished histories (written on a default-fsync server for speed:
   reading does not depend on fsync), a full replay, a snapshot, a tail, then a fresh follower's
   recovery (snapshot + tail), at the full history and at a tenth of it to show it stays flat;
@@ -34,11 +34,10 @@ from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
 from events import dedup
-from events import subjects as wire
 from events.agent_events import AgentRegistered
 from events.aio import cancel_all
 from events.base import JobEventBase, Unknown
-from events.codec import decode_event, decode_work, encode
+from events.codec import decode_event, encode
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
 from events.job_events import (
@@ -52,9 +51,8 @@ from events.job_events import (
 from events.spec import JobSpec
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER, Subjects
-from events.work import Dispatch, Heartbeat
+from events.work import Heartbeat
 from ffrtmp.bench.harness import (
-    POLL_S,
     Machine,
     embedded_server,
     machine,
@@ -293,13 +291,13 @@ async def bench_placements(settings: ScheduleSettings) -> tuple[float, float, fl
         now = time.time()
         backlog = (submitted(subjects, f"job-{i:07d}", i, now) for i in range(settings.jobs))
         await append_all(store, backlog, settings.chunk)
-        ours, recover_s = await _placing(store, nc, settings.jobs)
+        ours, recover_s = await _placing(store, settings.jobs)
         raw = await _raw_placing(nc, subjects, settings)
     return ours, raw, recover_s
 
 
-async def _placing(store: JetStreamEventStore, nc: NatsClient, jobs: int) -> tuple[float, float]:
-    """Placements per second from leading to the last dispatch stored; and recover seconds."""
+async def _placing(store: JetStreamEventStore, jobs: int) -> tuple[float, float]:
+    """Placements per second from leading to the last assignment stored; and recover seconds."""
     scheduler = Scheduler(store, ServiceSettings(use_lease=False), name="bench-placing")
     started = time.perf_counter()
     async with running(scheduler):
@@ -308,7 +306,6 @@ async def _placing(store: JetStreamEventStore, nc: NatsClient, jobs: int) -> tup
         await scheduler.leading.wait()
         start = time.perf_counter()
         await until(lambda: scheduler.stats.placements >= jobs, 60 + jobs / 50, "placements")
-        await _stored(nc, store.subjects.work_stream, jobs)
         elapsed = time.perf_counter() - start
     stats = scheduler.stats
     if stats.conflicts or stats.rejections or stats.placements != jobs:
@@ -316,47 +313,38 @@ async def _placing(store: JetStreamEventStore, nc: NatsClient, jobs: int) -> tup
     return rate(jobs, elapsed), recover_s
 
 
-async def _stored(nc: NatsClient, stream: str, count: int) -> None:
-    """Poll until the stream holds ``count`` messages: the last dispatches are stored too."""
-    js, deadline = nc.jetstream(), time.perf_counter() + 30.0
-    while (await js.stream_info(stream)).state.messages < count:
-        if time.perf_counter() > deadline:
-            raise FfrtmpError(f"{stream} never held the {count} dispatches")
-        await asyncio.sleep(POLL_S)
-
-
 Publish = tuple[str, bytes, dict[str, str]]
 
 
 async def _raw_placing(nc: NatsClient, subjects: Subjects, settings: ScheduleSettings) -> float:
-    """``publish_async`` of an assignment, then a dispatch, per job, a round of each per batch.
+    """``publish_async`` of an assignment per job, a round per batch.
 
-    The same streams as ours, after ours: assignments of new jobs (expecting sequence 0) with
-    the store's headers, dispatches with the service's ``Nats-Msg-Id``.
+    The same stream as ours, after ours: assignments of new jobs carrying their specs, on their
+    agents' assignment subjects (expecting sequence 0), with the store's headers.
     """
-    pairs = [_raw_pair(subjects, i, settings.agents) for i in range(settings.jobs)]
+    ready = [_raw_assignment(subjects, i, settings.agents) for i in range(settings.jobs)]
     js = nc.jetstream()
     start = time.perf_counter()
-    for first in range(0, len(pairs), settings.plan_batch):
-        for side in (0, 1):
-            batch = [pair[side] for pair in pairs[first : first + settings.plan_batch]]
-            await asyncio.gather(*[await js.publish_async(s, d, headers=h) for s, d, h in batch])
-    return rate(len(pairs), time.perf_counter() - start)
+    for first in range(0, len(ready), settings.plan_batch):
+        batch = ready[first : first + settings.plan_batch]
+        await asyncio.gather(*[await js.publish_async(s, d, headers=h) for s, d, h in batch])
+    return rate(len(ready), time.perf_counter() - start)
 
 
-def _raw_pair(subjects: Subjects, index: int, agents: int) -> tuple[Publish, Publish]:
+def _raw_assignment(subjects: Subjects, index: int, agents: int) -> Publish:
     job, agent, now = f"raw-{index:07d}", agent_id(index % agents), time.time()
-    event = JobAssigned(job=job, at=now, cause="seq:1", agent=agent, attempt=1, budget_s=600.0)
+    event = JobAssigned(
+        job=job,
+        at=now,
+        cause="seq:1",
+        agent=agent,
+        attempt=1,
+        budget_s=600.0,
+        spec=job_spec(index),
+    )
     msg_id = dedup.scheduler_job_event(job, 1, "JobAssigned", agent)
     item = job_append(subjects, SCHEDULER_WRITER, event, msg_id, 0)
-    spec = job_spec(index)
-    dispatch = Dispatch(
-        job=job, attempt=1, spec=spec, budget_s=600.0, after_seq=index, at=now, agent=agent
-    )
-    return (
-        (item.subject, encode(event), headers(item)),
-        (subjects.work(agent), encode(dispatch), {wire.MSG_ID: dedup.dispatch(job, 1)}),
-    )
+    return (subjects.assignment(job, agent), encode(event), headers(item))
 
 
 def _loaded_core(jobs: int, agents: int, now: float) -> tuple[SchedulerCore, int]:
@@ -415,7 +403,9 @@ async def bench_latency(settings: ScheduleSettings, round_: int) -> _Latency:
 
     async def on_dispatch(msg: Msg) -> None:
         at = time.perf_counter()
-        arrived.setdefault(decode_work(msg.data).job, at)
+        parsed = subjects.parse_job_subject(msg.subject)
+        if parsed is not None:
+            arrived.setdefault(parsed[0], at)
 
     async with (
         embedded_server() as server,
@@ -424,7 +414,7 @@ async def bench_latency(settings: ScheduleSettings, round_: int) -> _Latency:
         scheduler = Scheduler(store, ServiceSettings(use_lease=False), name="bench-latency")
         async with running(scheduler):
             await scheduler.leading.wait()
-            sub = await nc.subscribe(subjects.all_work, cb=on_dispatch)
+            sub = await nc.subscribe(subjects.all_assignments, cb=on_dispatch)
             sent = await submit_steadily(
                 nc,
                 subjects,
