@@ -168,6 +168,8 @@ async def test_an_agent_writes_only_its_own_subjects(secured: NatsServer) -> Non
             SUBJECTS.command("submit"),
             SUBJECTS.work("a1"),  # no dispatching to itself
             SUBJECTS.work("a2"),
+            SUBJECTS.assignment("j1", "a1"),  # no assigning itself a job
+            SUBJECTS.assignment("j1", "a2"),
         ):
             await _denied_publish(nc, seen, subject)
         forged = Append(subject=SUBJECTS.job_event("j2", "a2"), event=_event("j2"), msg_id="x")
@@ -205,6 +207,37 @@ async def test_an_agent_reads_only_its_own_work(secured: NatsServer) -> None:
             await nc.subscribe(subject)
             await nc.flush()
             await seen.violation("subscription", subject)
+
+
+async def test_an_agent_reads_only_its_own_assignments(secured: NatsServer) -> None:
+    """agent-a1's consumer on the events stream takes only its own filter and name."""
+    events = SUBJECTS.events_stream
+    async with session(secured, "scheduler") as (nc, _):
+        store = JetStreamEventStore(nc, SUBJECTS)
+        await store.start()
+        for agent in ("a2", "a1"):
+            assigned = Append(
+                subject=SUBJECTS.assignment(f"j-{agent}", agent),
+                event=_event(f"j-{agent}"),
+                msg_id=f"as-{agent}",
+            )
+            await store.append(assigned)
+    async with session(secured, "agent-a1") as (nc, seen):
+        js = nc.jetstream(timeout=1.0)
+        own = SUBJECTS.assignments_to("a1")
+        sub = await js.pull_subscribe(own, durable="agent-a1", stream=events)
+        (msg,) = await sub.fetch(1, timeout=2)
+        assert msg.subject == SUBJECTS.assignment("j-a1", "a1")
+        await msg.ack_sync()
+        for subject in (
+            f"$JS.API.CONSUMER.CREATE.{events}.agent-a1.{SUBJECTS.assignments_to('a2')}",
+            f"$JS.API.CONSUMER.CREATE.{events}.agent-a1.{SUBJECTS.all_events}",
+            f"$JS.API.CONSUMER.CREATE.{events}.agent-a2.{SUBJECTS.assignments_to('a2')}",
+            f"$JS.API.CONSUMER.DURABLE.CREATE.{events}.agent-a1",
+            f"$JS.API.CONSUMER.CREATE.{events}",
+            f"$JS.API.CONSUMER.MSG.NEXT.{events}.agent-a2",
+        ):
+            await _denied_request(nc, seen, subject)
 
 
 async def test_the_operator_sends_commands_and_reads_but_writes_no_event(
