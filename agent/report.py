@@ -20,12 +20,18 @@ did before. That read started at the stream's first sequence, a cost that grew w
 
 Wire conventions (see ``msg_id``): each event's ``Nats-Msg-Id`` is derived from the job, the
 attempt, the event type and, for a milestone, its percent or, for a control outcome, the
-control's cause, so a re-sent report is a no-op. Reports carry ``cause = "<job>:<attempt>"``;
-a control outcome carries the cause of the ``Control`` message it answers.
+control's cause, so a re-sent report is a no-op. A start's id also names the writer (one per
+delivery of a dispatch): the server answers a known id as a duplicate before it checks the
+expected sequence, so with the plain id a second delivery of the same assignment (an ack lost,
+or a consumer's state rolled back by a server crash) would take the first start for its own and
+run the attempt again; with its own id, it meets the first start as a conflict and stands down.
+Reports carry ``cause = "<job>:<attempt>"``; a control outcome carries the cause of the
+``Control`` message it answers.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Final
 
 from events import dedup
@@ -34,7 +40,7 @@ from events.commands import ControlDone
 from events.enums import HOLDING_STATUSES, JobStatus
 from events.errors import ConcurrencyConflict
 from events.job import AgentReport, JobState, decide, evolve, fold
-from events.job_events import JobEvent, JobProgressed
+from events.job_events import JobEvent, JobProgressed, JobStarted
 from events.store import Append, EventStore
 from events.subjects import Subjects
 from events.work import Dispatch
@@ -94,6 +100,7 @@ class JobWriter:
         self._subject = subjects.job_event(dispatch.job, agent)
         self._filter = subjects.job_events(dispatch.job)
         self._state = dispatched_state(agent, dispatch)
+        self._delivery = uuid.uuid4().hex[:12]  # this writer's start: see the module doc
         # The last sequence on the job this writer has seen; None: read the job before deciding.
         self._seen: int | None = dispatch.after_seq if dispatch.agent == agent else None
 
@@ -167,6 +174,8 @@ class JobWriter:
         """
         for event in events:
             detail = "" if control is None else control or f"after{self.last_seq}"
+            if isinstance(event, JobStarted):
+                detail = self._delivery
             seq = await self._store.append(
                 Append(
                     subject=self._subject,

@@ -278,6 +278,14 @@ async def test_a_dispatch_naming_its_agent_starts_without_reading_the_log(
     assert loads == []
 
 
+async def test_a_second_delivery_of_a_dispatch_never_starts_it_again(sched: Scheduler) -> None:
+    """A redelivered assignment's start meets the first delivery's as a conflict: no second run."""
+    dispatch = await sched.assign()
+    assert [type(e) for e in await writer(sched, dispatch).report(start(), 200.0)] == [JobStarted]
+    assert await writer(sched, dispatch).report(start(), 201.0) == []
+    assert await types(sched) == ["JobSubmitted", "JobAssigned", "JobStarted"]
+
+
 async def test_a_trusted_dispatch_still_meets_what_happened_after_it(sched: Scheduler) -> None:
     """A cancel after the assignment makes the trusted start conflict, read, and stand down."""
     dispatch = await sched.assign()
