@@ -1,7 +1,8 @@
 """The scheduler's outbox: the messages its decisions owe the agents, and their sending.
 
-A decision that lands may owe its agent a message on the agent's work subject: a dispatch for a
-``JobAssigned``, a control request for a ``JobControlRequested``, a stop for a ``JobTimedOut``.
+A decision that lands may owe its agent a message on the agent's work subject: a control request
+for a ``JobControlRequested``, a stop for a ``JobTimedOut``. A ``JobAssigned`` owes none: it is
+appended on the agent's assignment subject and read from the log as the dispatch.
 Each is an ``Outgoing`` (the agent's work subject, the encoded ``events.work.WorkMessage``),
 built from the core's state after the append landed (so it carries what the log says), with a
 ``Nats-Msg-Id`` from ``events.dedup``: the work stream drops the same message sent twice, which
@@ -27,7 +28,7 @@ from events.enums import ControlAction
 from events.job import JobState
 from events.job_events import JobTimedOut
 from events.subjects import MSG_ID, Subjects
-from events.work import Control, Dispatch
+from events.work import Control
 
 log = logging.getLogger(__name__)
 
@@ -41,30 +42,6 @@ class Outgoing(msgspec.Struct, frozen=True, kw_only=True):
     subject: str
     data: bytes
     msg_id: str
-
-
-def dispatch_message(
-    subjects: Subjects, state: JobState | None, seq: int, now: float
-) -> Outgoing | None:
-    """The dispatch of the job's current attempt, assigned at ``seq``; None for no such job."""
-    if state is None or state.spec is None:
-        return None
-    dispatch = Dispatch(
-        job=state.job,
-        attempt=state.attempt,
-        spec=state.spec,
-        budget_s=state.budget_s,
-        retries=state.retries,
-        after_seq=seq,
-        at=now,
-        gpu=state.gpu,
-        agent=state.agent,
-    )
-    return Outgoing(
-        subject=subjects.work(state.agent),
-        data=encode(dispatch),
-        msg_id=dedup.dispatch(state.job, state.attempt),
-    )
 
 
 def control_message(

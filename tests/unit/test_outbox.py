@@ -10,8 +10,8 @@ from events.job import JobState
 from events.job_events import JobTimedOut
 from events.spec import JobSpec
 from events.subjects import Subjects
-from events.work import Control, Dispatch
-from ffrtmp.scheduler.outbox import control_message, dispatch_message, stop_message
+from events.work import Control
+from ffrtmp.scheduler.outbox import control_message, stop_message
 
 SUBJECTS = Subjects("t")
 SPEC = JobSpec(scenario="720p-h264", duration_s=5.0)
@@ -25,23 +25,6 @@ HELD = JobState(
     gpu=0,
     budget_s=30.0,
 )
-
-
-def test_a_dispatch_carries_the_attempt_as_the_log_says_to_its_agent() -> None:
-    """The dispatch names the attempt, spec, budget and GPU, on a1's subject, dedup j1:2."""
-    message = dispatch_message(SUBJECTS, HELD, 17, 50.0)
-    assert message is not None
-    assert (message.subject, message.msg_id) == (SUBJECTS.work("a1"), "j1:2")
-    dispatch = decode_work(message.data)
-    assert isinstance(dispatch, Dispatch)
-    assert (dispatch.job, dispatch.attempt, dispatch.after_seq, dispatch.at) == ("j1", 2, 17, 50.0)
-    assert (dispatch.spec, dispatch.budget_s, dispatch.gpu, dispatch.retries) == (SPEC, 30.0, 0, 1)
-
-
-def test_no_dispatch_for_a_job_not_held_or_never_submitted() -> None:
-    """A job the core does not hold, or one without a spec, owes no dispatch."""
-    assert dispatch_message(SUBJECTS, None, 1, 0.0) is None
-    assert dispatch_message(SUBJECTS, JobState(job="j1"), 1, 0.0) is None
 
 
 def test_a_control_is_named_by_its_cause_or_else_by_the_jobs_last_sequence() -> None:
