@@ -13,7 +13,8 @@ attempt logs survive whatever node loss the log survives.
 Why each setting:
 - EVENTS keeps everything (limits retention with no limits), refuses deletes and purges (events
   are never deleted), dedups retried appends for two minutes, serves direct gets (fast ``load``)
-  and accepts atomic batches.
+  and accepts atomic batches. It takes ``EVENTS_MAX_CONSUMERS`` consumers: each agent holds one
+  (its assignments), and nats-server 2.15 refuses the 1,001st when the stream names no limit.
 - CMDS and WORK are work queues: a message is gone once a consumer acknowledges it, and stays
   while nobody runs.
 - HB keeps the last heartbeat per agent for a while; it lives in memory because telemetry is
@@ -52,6 +53,8 @@ MAX_EVENT_BYTES: Final = 1 << 20
 HEARTBEAT_MAX_AGE_S: Final = 3600.0
 """A silent agent's last heartbeat stays visible this long, then disappears."""
 UNLIMITED: Final = -1
+EVENTS_MAX_CONSUMERS: Final = 10_000
+"""Consumers the events stream takes: one per agent, plus readers (the server's default: 1,000)."""
 DEFAULT_LEASE_TTL_S: Final = 5.0
 """The scheduler's lease time: a standby takes over at most this long after a leader dies."""
 LOG_TTL_S: Final = 7 * 86_400.0
@@ -88,6 +91,7 @@ def events_stream(subjects: Subjects, replicas: int = 1) -> StreamConfig:
         deny_purge=True,
         allow_direct=True,
         allow_atomic=True,
+        max_consumers=EVENTS_MAX_CONSUMERS,
     )
 
 

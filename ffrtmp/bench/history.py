@@ -41,6 +41,7 @@ from ffrtmp.natsd import NatsServer, NatsSettings, free_port
 
 PREFIX: Final = "hist"
 FILL_CHUNK: Final = 5_000
+FILL_AGENTS: Final = 1_000
 MODES: Final = ("none", "exact", "star", "gt")
 ACK_WAIT_S: Final = 60.0
 WARMUP: Final = -1
@@ -82,7 +83,7 @@ async def bench_history(settings: HistorySettings) -> HistoryReport:
     rows: list[HistoryRow] = []
     stored: list[int] = []
     for size in settings.sizes:
-        async with _filled(size, default_sync=settings.default_sync) as url:
+        async with filled(size, default_sync=settings.default_sync) as url:
             measures = {m: HistoryMeasure(url, settings, m) for m in MODES}
             for measure in measures.values():  # a fresh server's first appends are slower
                 await measure(WARMUP)
@@ -122,7 +123,7 @@ def _flat(rows: Sequence[HistoryRow], sizes: Sequence[int]) -> dict[str, float]:
 
 
 @contextlib.asynccontextmanager
-async def _filled(size: int, *, default_sync: bool) -> AsyncIterator[str]:
+async def filled(size: int, *, default_sync: bool = False) -> AsyncIterator[str]:
     """A server whose events stream holds ``size`` events; filled fast, then restarted."""
     with tempfile.TemporaryDirectory(prefix="ffrtmp-bench-history-") as tmp:
         store = str(Path(tmp) / "nats")
@@ -158,12 +159,24 @@ async def _fill(url: str, size: int) -> None:
 
 
 def _history_messages(subjects: Subjects, first: int, stop: int) -> list[tuple[str, bytes]]:
-    """Events ``first`` to ``stop`` of the fill: job ``n // 4``'s event ``n % 4``."""
+    """Events ``first`` to ``stop`` of the fill: job ``n // 4``'s event ``n % 4``.
+
+    Assignments go on their agent's subject, over ``FILL_AGENTS`` agents, as the scheduler
+    appends them: the index then holds as many subjects as a farm's log does.
+    """
     found = []
     for n in range(first, stop):
-        item = step(subjects, job_id("fill", n // EVENTS_PER_JOB), n % EVENTS_PER_JOB, T0, 0)
-        found.append((item.subject, encode(item.event)))
+        job, index = n // EVENTS_PER_JOB, n % EVENTS_PER_JOB
+        name = job_id("fill", job)
+        item = step(subjects, name, index, T0, 0)
+        subject = subjects.assignment(name, fill_agent(job)) if index == 1 else None
+        found.append((subject or item.subject, encode(item.event)))
     return found
+
+
+def fill_agent(index: int) -> str:
+    """The agent the fill's job ``index`` was assigned to."""
+    return f"agent-{index % FILL_AGENTS:04d}"
 
 
 class HistoryMeasure:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from ffrtmp.bench.api import ApiBenchSettings, bench_api
 from ffrtmp.bench.append import AppendSettings, bench_append
+from ffrtmp.bench.assigned import AssignedSettings, bench_assigned
 from ffrtmp.bench.cluster import ClusterBenchSettings, bench_cluster
 from ffrtmp.bench.commandline import TARGETS as CLI_TARGETS
 from ffrtmp.bench.commandline import CliBenchSettings, bench_cli
@@ -76,14 +77,28 @@ def append(
     default_sync: Annotated[
         bool, typer.Option(help="With --history: measure on the default-fsync server.")
     ] = False,
+    consumers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --history: instead, create this many agents' assignment consumers and"
+            " time --messages assignments' fetches.",
+        ),
+    ] = 0,
     output: AsOutput = Output.TABLE,
 ) -> None:
     """The store's pipelined append_many against raw publish_async, and fsync's cost.
 
     Example: ffrtmp bench append --messages 20000 --rounds 5 --output json
     Example: ffrtmp bench append --history 0,100000,1000000 --messages 2000 --rounds 3
+    Example: ffrtmp bench append --history 0,100000,1000000 --consumers 1000 --messages 300
     """
     as_json = output is Output.JSON
+    if history is not None and consumers:
+        settings_ = AssignedSettings(sizes=_sizes(history), consumers=consumers, probes=messages)
+        report = _run(lambda: bench_assigned(settings_), as_json, "filling and fetching")
+        typer.echo(msgspec.json.encode(report).decode())
+        return
     if history is not None:
         _append_history(history, messages, rounds, default_sync=default_sync, as_json=as_json)
         return
@@ -375,12 +390,8 @@ def _append_history(
     sizes: str, appends: int, rounds: int, *, default_sync: bool, as_json: bool
 ) -> None:
     """``append --history``: appends/s by kind of concurrency check and stream size."""
-    try:
-        parsed = tuple(int(size) for size in sizes.split(","))
-    except ValueError as exc:
-        raise typer.BadParameter(f"{sizes!r}: sizes are whole numbers") from exc
     settings = HistorySettings(
-        sizes=parsed, appends=appends, rounds=rounds, default_sync=default_sync
+        sizes=_sizes(sizes), appends=appends, rounds=rounds, default_sync=default_sync
     )
     report = _run(lambda: bench_history(settings), as_json, "filling and appending")
     if as_json:
@@ -395,6 +406,13 @@ def _append_history(
         table.add_row(f"{size:,}", *(f"{by[m]:,.0f}" for m in MODES))
     table.add_row("largest / smallest", *(f"{report.flat.get(m, 0):.2f}" for m in MODES))
     Console().print(table)
+
+
+def _sizes(sizes: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(size) for size in sizes.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{sizes!r}: sizes are whole numbers") from exc
 
 
 def _run(start: Callable[[], Coroutine[Any, Any, R]], as_json: bool, doing: str) -> R:

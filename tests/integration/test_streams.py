@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import nats
 import pytest
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+)
 
 from events.streams import (
     DUPLICATE_WINDOW_S,
@@ -99,5 +106,29 @@ async def test_ensure_updates_a_changed_stream(nats_server: NatsServer, prefix: 
         await ensure_streams(js, subjects)
         info = await js.stream_info(subjects.heartbeat_stream)
         assert info.config.max_age == heartbeat_stream(subjects).max_age
+    finally:
+        await nc.close()
+
+
+async def test_the_events_stream_takes_an_assignment_consumer_per_agent_past_1000(
+    nats_server: NatsServer, prefix: str
+) -> None:
+    """1,001 agents' durable consumers fit on the events stream (the server's default is 1,000)."""
+    subjects = Subjects(prefix)
+    nc = await nats.connect(nats_server.url)
+    try:
+        await ensure_streams(nc, subjects)
+        js = nc.jetstream()
+        for index in range(1_001):
+            agent = f"a{index}"
+            config = ConsumerConfig(
+                durable_name=f"agent-{agent}",
+                filter_subject=subjects.assignments_to(agent),
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.NEW,
+            )
+            await js.add_consumer(subjects.events_stream, config)
+        info = await js.stream_info(subjects.events_stream)
+        assert info.state.consumer_count == 1_001
     finally:
         await nc.close()
