@@ -1,18 +1,20 @@
 """``ffrtmp bench append --history``: an append's concurrency check against the log's size.
 
 Every append to a job names the last sequence its writer saw and the subject it is checked
-against (``Nats-Expected-Last-Subject-Sequence-Subject``): today the job's wildcard
-``<prefix>.evt.job.<job>.*``. The server finds that last sequence in its per-subject index and
-the message blocks it points to, so its cost may depend on the stream's size. This bench fills a
-stream with ``history`` events of whole job histories (on a default-fsync server, for speed),
-restarts the shipped server on the same store, and appends two events to each of ``appends``
-fresh jobs (the first expecting 0, the second the first's sequence), raw nats-py
-``publish_async`` in chunks, with the check made four ways, interleaved round by round:
+against (``Nats-Expected-Last-Subject-Sequence-Subject``): a wildcard over all of the job's
+subjects, ``<prefix>.evt.job.<job>.*`` until the assignment got a subject of its own, one token
+longer, and ``<prefix>.evt.job.<job>.>`` since. The server finds that last sequence in its
+per-subject index and the message blocks it points to, so its cost may depend on the stream's
+size. This bench fills a stream with ``history`` events of whole job histories (on a
+default-fsync server, for speed), restarts the shipped server on the same store, and appends
+two events to each of ``appends`` fresh jobs (the first expecting 0, the second the first's
+sequence), raw nats-py ``publish_async`` in chunks, with the check made four ways, interleaved
+round by round:
 
 - ``none``: no expected-sequence header (the floor);
 - ``exact``: the expected sequence on the publish subject itself;
-- ``star``: on the job's ``<prefix>.evt.job.<job>.*`` (what ships);
-- ``gt``: on the job's ``<prefix>.evt.job.<job>.>`` (what a subject with more tokens needs).
+- ``star``: on the job's ``<prefix>.evt.job.<job>.*`` (what shipped before);
+- ``gt``: on the job's ``<prefix>.evt.job.<job>.>`` (what ships: ``Subjects.job_events``).
 """
 
 from __future__ import annotations
@@ -227,7 +229,7 @@ class HistoryMeasure:
             case "exact":
                 return seq
             case "star":
-                return {**seq, wire.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: subjects.job_events(job)}
+                star = f"{subjects.prefix}.evt.job.{job}.*"
+                return {**seq, wire.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: star}
             case _:
-                gt = f"{subjects.prefix}.evt.job.{job}.>"
-                return {**seq, wire.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: gt}
+                return {**seq, wire.EXPECTED_LAST_SUBJECT_SEQ_SUBJECT: subjects.job_events(job)}

@@ -1,7 +1,7 @@
 """Following one job live: its events as they land, its progress from the agent's heartbeat.
 
 The job's state is the fold of its events (an ordered consumer on
-``<prefix>.evt.job.<job>.*``); fps and speed come from the ``RunningJob`` in the holding
+``<prefix>.evt.job.<job>.>``); fps and speed come from the ``RunningJob`` in the holding
 agent's last heartbeat, which is telemetry, not the log.
 """
 
