@@ -16,6 +16,7 @@ from events.commands import CancelJob, SubmitJob
 from events.spec import JobSpec
 from ffrtmp.client.decision import send_and_decide
 from ffrtmp.client.jobs import job_history
+from ffrtmp.client.read import fold_jobs, job_ids
 from tests.farm import Farm, scheduler
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
@@ -52,3 +53,14 @@ async def test_many_decisions_and_histories_create_no_consumer(farm: Farm) -> No
         assert state is not None
         assert state.status == "canceled"
     assert await _consumers(farm) == before
+
+
+async def test_the_local_fold_reads_assignments_on_their_agents_subjects(farm: Farm) -> None:
+    """``fold_jobs`` and ``job_ids`` (no projector) see a job assigned and run to its end."""
+    await farm.agent("a1")
+    async with scheduler(farm.store):
+        await farm.submit("folded")
+        await farm.wait_status("folded", "completed")
+    folded = (await fold_jobs(farm.client))["folded"]
+    assert (folded.status, folded.agent, folded.attempt) == ("completed", "a1", 1)
+    assert await job_ids(farm.client) == {"folded"}
