@@ -31,7 +31,6 @@ import msgspec
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
-from nats.errors import Error as NatsError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
@@ -53,6 +52,7 @@ from events.enums import ControlAction, FailureReason
 from events.errors import FfrtmpError, InvalidSpec, MalformedMessage
 from events.ids import check_id
 from events.limits import check_preset, check_spec_strings
+from events.natserrors import FAILURES
 from events.store import Append, EventStore
 from events.subjects import Subjects
 from events.work import Control, Dispatch, Heartbeat, WorkMessage
@@ -220,10 +220,10 @@ class AgentService:
             await cancel_all(pullers, self.settings.fetch_s)
         subs, self._subs = self._subs, []
         for sub in subs:
-            with contextlib.suppress(NatsError):
+            with contextlib.suppress(*FAILURES):
                 await sub.unsubscribe()
         if subs:
-            with contextlib.suppress(NatsError):
+            with contextlib.suppress(*FAILURES):
                 await self._nc.flush()
 
     async def _drain(self) -> None:
@@ -275,7 +275,7 @@ class AgentService:
         )
         try:
             await self._nc.publish(self._subjects.heartbeat(self.agent), encode(beat))
-        except NatsError as exc:
+        except FAILURES as exc:
             raise_if_cancelling()
             _log.warning("%s: heartbeat not sent: %s", self.agent, exc)
         else:
@@ -296,11 +296,11 @@ class AgentService:
         while self._pullers:  # a cancel lost inside nats-py still ends the loop
             try:
                 msgs = await sub.fetch(1, timeout=self.settings.fetch_s)
-            except TimeoutError:
+            except TimeoutError:  # acted on: nothing came, pull again
                 continue
-            except ConnectionClosedError:
+            except ConnectionClosedError:  # acted on: closed for good, so stop pulling
                 return
-            except NatsError as exc:
+            except FAILURES as exc:
                 raise_if_cancelling()
                 _log.warning("%s: pull failed: %s", self.agent, exc)
                 await asyncio.sleep(self.settings.fetch_s)  # reconnecting: poll gently
@@ -308,7 +308,7 @@ class AgentService:
             for msg in msgs:
                 try:
                     await self._handle(msg)
-                except NatsError as exc:  # an ack lost: the message comes back, and is fenced
+                except FAILURES as exc:  # an ack lost: the message comes back, and is fenced
                     raise_if_cancelling()
                     _log.warning("%s: %s", self.agent, exc)
 
