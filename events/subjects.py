@@ -226,6 +226,11 @@ class Subjects(msgspec.Struct, frozen=True):
         """Every subject of the events stream."""
         return f"{self.prefix}.evt.>"
 
+    @property
+    def all_job_events(self) -> str:
+        """Every job's events, whoever wrote them, assignments too (and no agent's)."""
+        return f"{self.prefix}.evt.job.*.>"
+
     # commands, work, heartbeats
     def command(self, verb: str) -> str:
         """Where an operator command with this verb is sent."""

@@ -29,7 +29,7 @@ from events.ids import resolve_prefix
 from events.job import JobState, evolve, initial
 from events.job_events import JobEvent
 from events.natserrors import FAILURES, unavailable
-from events.subjects import SCHEDULER_WRITER, Subjects
+from events.subjects import SCHEDULER_WRITER
 from events.work import Heartbeat
 from ffrtmp.client.conn import Conn
 
@@ -56,11 +56,6 @@ def fold_into(view: FarmView, seq: int, event: Decoded) -> None:
         view.agents[event.agent] = evolve_agent(state, event)
 
 
-def all_job_events(subjects: Subjects) -> str:
-    """Every job's events, whoever wrote them, assignments too (and no agent's)."""
-    return f"{subjects.prefix}.evt.job.*.>"
-
-
 async def fold_jobs(conn: Conn) -> dict[str, JobState]:
     """Only the jobs' events folded here: the fallback of a listing when no projector answers.
 
@@ -68,7 +63,7 @@ async def fold_jobs(conn: Conn) -> dict[str, JobState]:
     log's history costs; a reader that can ask a projector does so first.
     """
     jobs: dict[str, JobState] = {}
-    async for _, event in conn.store.replay(subject=all_job_events(conn.subjects)):
+    async for _, event in conn.store.replay(subject=conn.subjects.all_job_events):
         if isinstance(event, JobEventBase):
             jobs[event.job] = evolve(jobs.get(event.job) or initial(event.job), event)
     return jobs
@@ -93,7 +88,7 @@ async def _subjects(conn: Conn, pattern: str) -> list[str]:
 
 async def job_ids(conn: Conn) -> set[str]:
     """Every job id the log mentions."""
-    found = await _subjects(conn, all_job_events(conn.subjects))
+    found = await _subjects(conn, conn.subjects.all_job_events)
     return {subject.split(".")[3] for subject in found}
 
 
