@@ -46,6 +46,11 @@ _MUXERS: Final = {OutputKind.RTMP: "flv", OutputKind.SRT: "mpegts"}
 # 30 frames arrived). A receiver with a jitter buffer (TSBPD, SRT's default) still drops what
 # that buffer holds when the caller closes; that is the receiver's setting, see README.
 SRT_LINGER_S: Final = 2
+# An RTMP receiver that accepts the connection but never answers the handshake (a wrong port,
+# another service) or stops reading mid-stream would hold FFmpeg until the scheduler's stall
+# window; with an I/O timeout FFmpeg fails in seconds, saying "Cannot read RTMP handshake
+# response ... Connection timed out", and the attempt is retried as a runtime error.
+RTMP_IO_TIMEOUT_S: Final = 10
 _VOD_SCHEMES: Final = frozenset({"http", "https"})
 SILENCE: Final = "anullsrc=channel_layout=stereo:sample_rate=48000"
 AUDIO_BITRATE: Final = "128k"
@@ -225,7 +230,8 @@ def output_args(spec: JobSpec, compare_with: str | None, write_to: str | None = 
     muxer = _MUXERS[kind]
     url = srt_url(spec.output) if kind is OutputKind.SRT else spec.output
     if compare_with is None:
-        return ["-f", muxer, url]
+        timeout = ["-rw_timeout", f"{RTMP_IO_TIMEOUT_S * 1_000_000}"]
+        return [*(timeout if kind is OutputKind.RTMP else []), "-f", muxer, url]
     targets = f"[f={muxer}:onfail=abort]{url}|[f=matroska]{compare_with}"
     return ["-flags", "+global_header", "-f", "tee", targets]
 

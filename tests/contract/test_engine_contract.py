@@ -182,6 +182,23 @@ async def test_unreachable_destination_is_a_runtime_error(engine: AnyEngine, kin
     assert "refused" in ending.message.lower()
 
 
+async def test_a_receiver_that_never_answers_is_a_runtime_error(
+    engine: AnyEngine, kind: Engine
+) -> None:
+    """A server accepts the RTMP connection and says nothing: the engine gives up by itself.
+
+    Without an I/O timeout FFmpeg waited for the handshake until the scheduler's stall window.
+    """
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the TCP handshake; nobody ever answers
+        url = f"rtmp://127.0.0.1:{silent.getsockname()[1]}/live/x"
+        ending = await run(engine, kind, output=url)
+    assert isinstance(ending, Failed), ending
+    assert ending.reason is FailureReason.RUNTIME_ERROR
+    assert "timed out" in ending.message.lower()
+
+
 async def in_state(process: psutil.Process, stopped: bool) -> None:
     """Wait until the kernel shows the process stopped (or not): a signal lands asynchronously."""
 

@@ -63,6 +63,13 @@ def test_live_outputs_are_paced_with_their_muxer(output: str, muxer: str) -> Non
     assert value_after(argv, "-g") == "60"
 
 
+def test_an_rtmp_output_gives_up_when_the_receiver_stops_answering() -> None:
+    """RTMP alone carries an I/O timeout (microseconds): a silent receiver fails in seconds."""
+    assert value_after(argv_of(output="rtmp://live.example/app/key"), "-rw_timeout") == "10000000"
+    assert "-rw_timeout" not in argv_of(output="srt://host:9000?mode=caller")
+    assert "-rw_timeout" not in argv_of(output="/out/a.mp4")
+
+
 def test_null_output_for_benchmarks() -> None:
     """Output none discards the stream through the null muxer, unpaced, without audio."""
     argv = argv_of()
