@@ -119,7 +119,10 @@ COMMANDS: Final = (
         "The agents: list, describe, drain, quarantine, clear, remove.",
     ),
     LazyCommand(
-        "events", _CLI + "events_cmd", "app", "The event log: tail it, follow it, replay it."
+        "events",
+        _CLI + "events_cmd",
+        "app",
+        "The event log: tail it, follow it, replay it; the dead letters.",
     ),
 )
 
