@@ -817,10 +817,6 @@ class SchedulerCore:
                 forgotten += 1
         return forgotten
 
-    def assigned_not_started(self) -> Iterable[JobState]:
-        """Attempts the log says were assigned but not started: their dispatches go out again."""
-        return (state for job, state in self.jobs.items() if state.status is S.ASSIGNED)
-
     def control_outstanding(self) -> Iterable[JobState]:
         """Jobs with a control request the agent has not acted on: re-sent on takeover."""
         return (state for state in self.jobs.values() if state.requested is not None)

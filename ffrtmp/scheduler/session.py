@@ -16,11 +16,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from nats.errors import Error as NatsError
-
 from events.aio import cancel_all
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
+from events.natserrors import FAILURES
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ WATCH_S: Final = 0.25
 """How often the connection is looked at while the scheduler runs."""
 PAUSE_S: Final = 1.0
 """The pause before connecting again."""
-_RECOVERABLE: Final = (FfrtmpError, NatsError, OSError, TimeoutError)
+_RECOVERABLE: Final = (FfrtmpError, *FAILURES)
 
 Connect = Callable[[], Awaitable[JetStreamEventStore]]
 
