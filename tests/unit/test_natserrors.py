@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlparse
+
 import pytest
+from nats.aio.client import Client as NatsClient
+from nats.aio.client import Srv
 from nats.errors import BadSubjectError, MaxPayloadError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import APIError, KeyNotFoundError, NotFoundError, ServiceUnavailableError
 
 from events.errors import FfrtmpError, InvalidSpec, StoreUnavailable
-from events.natserrors import failing_as, refused_as, store_boundary, unavailable
+from events.natserrors import client_url, failing_as, refused_as, store_boundary, unavailable
 
 URL = "nats://op:s3cr3t-pw@127.0.0.1:4222"
 
@@ -67,3 +71,16 @@ def test_refused_as_says_what_was_refused_and_lets_other_failures_through() -> N
         raise APIError(description="stream name in use")
     with pytest.raises(TimeoutError), refused_as("cannot create stream X"):
         raise TimeoutError
+
+
+def test_the_server_is_named_through_the_private_client_nats_py_keeps() -> None:
+    """``client_url`` reads nats-py's private ``JetStreamContext._nc``.
+
+    If a release renames it, this fails here rather than every error line saying "?"; a context
+    without it names no server and raises nothing.
+    """
+    nc = NatsClient()
+    nc._current_server = Srv(urlparse(URL))  # what connect sets
+    nc._status = NatsClient.CONNECTED
+    assert client_url(nc.jetstream()) == "nats://op:***@127.0.0.1:4222"
+    assert client_url(object()) == "?"  # type: ignore[arg-type]
