@@ -62,6 +62,8 @@ async def test_junk_command_and_work_are_stored_counted_and_listed(farm: Farm, c
             return all(
                 value(samples, "ffrtmp_dead_letters", source=source, kind="malformed") == 1
                 for source in (CMD_SOURCE, AGENT_SOURCE)
+            ) and (  # a kind with none is a 0, so a panel or an alert sees "none", not "no data"
+                value(samples, "ffrtmp_dead_letters", source=CMD_SOURCE, kind="conflicting") == 0
             )
 
         await scrape_when(exporter.port, counted, "both dead letters on the exporter")
