@@ -4,6 +4,12 @@ A generated id is 12 characters of Crockford base32: 8 for the milliseconds sinc
 (good until 2059) and 4 of entropy (about a million per millisecond). Sorting ids sorts by
 creation time, and any unique prefix names one id, as in git. Pure: the clock and the entropy
 are arguments; the edges (CLI, scheduler) supply them.
+
+One writer makes its ids in sequence (``following``, as ULID's monotonic mode does): within a
+millisecond it adds one to the last id's entropy instead of drawing again. Random draws within
+one millisecond collided: a bulk submit makes hundreds of ids a millisecond, and 20 random bits
+then repeat within a few thousand ids (a command id repeated is dropped by the server's dedup,
+so a job submitted is silently not).
 """
 
 from __future__ import annotations
@@ -37,9 +43,30 @@ def new_id(now_ms: int, entropy: bytes) -> str:
     """Make an id from the writer's clock (milliseconds since the Unix epoch) and random bytes."""
     if len(entropy) < ENTROPY_BYTES:
         raise ValueError(f"need {ENTROPY_BYTES} bytes of entropy, got {len(entropy)}")
-    since = max(0, now_ms - EPOCH_MS) % (1 << (5 * TIME_CHARS))
-    noise = int.from_bytes(entropy[:ENTROPY_BYTES], "big") & ((1 << (5 * ENTROPY_CHARS)) - 1)
-    return _base32(since, TIME_CHARS) + _base32(noise, ENTROPY_CHARS)
+    return id_of(now_ms, int.from_bytes(entropy[:ENTROPY_BYTES], "big"))
+
+
+_NOISE_MAX: Final = (1 << (5 * ENTROPY_CHARS)) - 1
+
+
+def following(last: tuple[int, int] | None, now_ms: int, entropy: bytes) -> tuple[int, int]:
+    """The (milliseconds, noise) of a writer's next id after ``last``: never the same one twice.
+
+    A later millisecond draws fresh noise; the same one, or a clock that stepped back, takes the
+    last noise plus one (and the next millisecond when the noise runs out), so one writer's ids
+    are distinct and in order whatever its clock does.
+    """
+    noise = int.from_bytes(entropy[:ENTROPY_BYTES], "big") & _NOISE_MAX
+    if last is None or now_ms > last[0]:
+        return now_ms, noise
+    at, previous = last
+    return (at, previous + 1) if previous < _NOISE_MAX else (at + 1, noise)
+
+
+def id_of(at_ms: int, noise: int) -> str:
+    """The id for these milliseconds and noise (``following``'s answer)."""
+    since = max(0, at_ms - EPOCH_MS) % (1 << (5 * TIME_CHARS))
+    return _base32(since, TIME_CHARS) + _base32(noise & _NOISE_MAX, ENTROPY_CHARS)
 
 
 def created_ms(ident: str) -> int | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Final, Protocol
@@ -17,7 +18,7 @@ from events.command_message import command_message
 from events.commands import AgentCommandBase, OperatorCommandBase, check_command
 from events.connection import NatsOptions
 from events.errors import InvalidSpec, StoreUnavailable
-from events.ids import new_id
+from events.ids import following, id_of
 from events.jetstream import JetStreamEventStore
 from events.natserrors import unavailable
 from events.subjects import Subjects
@@ -91,6 +92,17 @@ async def connect(where: Where) -> AsyncIterator[Conn]:
         yield Conn(store, where)
 
 
+_last_id: tuple[int, int] | None = None
+_id_lock = threading.Lock()
+
+
 def command_id() -> str:
-    """A fresh id for a command (or a job): readable, time-sorted."""
-    return new_id(int(time.time() * 1000), os.urandom(3))
+    """A fresh id for a command (or a job): readable, time-sorted, never this process's last.
+
+    In sequence within a millisecond (``events.ids.following``): drawn at random, a bulk
+    submit's ids repeated, and the server's dedup dropped the repeated command.
+    """
+    global _last_id  # noqa: PLW0603 -- one sequence per process, as the clock is one
+    with _id_lock:
+        _last_id = following(_last_id, int(time.time() * 1000), os.urandom(3))
+        return id_of(*_last_id)
