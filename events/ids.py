@@ -39,13 +39,6 @@ def _base32(value: int, width: int) -> str:
     return "".join(reversed(chars))
 
 
-def new_id(now_ms: int, entropy: bytes) -> str:
-    """Make an id from the writer's clock (milliseconds since the Unix epoch) and random bytes."""
-    if len(entropy) < ENTROPY_BYTES:
-        raise ValueError(f"need {ENTROPY_BYTES} bytes of entropy, got {len(entropy)}")
-    return id_of(now_ms, int.from_bytes(entropy[:ENTROPY_BYTES], "big"))
-
-
 _NOISE_MAX: Final = (1 << (5 * ENTROPY_CHARS)) - 1
 
 
@@ -54,8 +47,11 @@ def following(last: tuple[int, int] | None, now_ms: int, entropy: bytes) -> tupl
 
     A later millisecond draws fresh noise; the same one, or a clock that stepped back, takes the
     last noise plus one (and the next millisecond when the noise runs out), so one writer's ids
-    are distinct and in order whatever its clock does.
+    are distinct and in order whatever its clock does. ``now_ms`` is the writer's clock
+    (milliseconds since the Unix epoch), ``entropy`` random bytes.
     """
+    if len(entropy) < ENTROPY_BYTES:
+        raise ValueError(f"need {ENTROPY_BYTES} bytes of entropy, got {len(entropy)}")
     noise = int.from_bytes(entropy[:ENTROPY_BYTES], "big") & _NOISE_MAX
     if last is None or now_ms > last[0]:
         return now_ms, noise

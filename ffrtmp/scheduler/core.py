@@ -738,9 +738,7 @@ class SchedulerCore:
         is due still, so the next tick looks at it again.
         """
         self._orphans -= tick.orphans
-        looked = self._deadlines.due(tick.at)
-        self._deadlines.take(tick.at)
-        for job in looked:
+        for job in self._deadlines.take(tick.at):
             self._time(job)
         self._deadlines.keep_only(self.timed)
 

@@ -4,7 +4,7 @@ A heap of (time, job), each time from ``timers.due_at``: the earliest a job's ti
 A job may have several entries (each change of its state adds one); an entry older than the
 job's state is harmless, because it is only a reason to look at the job again. ``due`` answers
 without changing anything, by walking only the part of the heap at or before ``now``;
-``take`` removes those entries, once the tick that looked at them is done.
+``take`` removes those entries, once the tick that looked at them is done, and names their jobs.
 """
 
 from __future__ import annotations
@@ -40,11 +40,16 @@ class Deadlines:
                 stack += (2 * index + 1, 2 * index + 2)
         return list(dict.fromkeys(job for _, job in sorted(found)))
 
-    def take(self, now: float) -> None:
-        """Remove every entry at or before ``now`` (their jobs were looked at)."""
-        heap = self._heap
+    def take(self, now: float) -> list[str]:
+        """Remove every entry at or before ``now``; their jobs, each once, earliest first.
+
+        Entries filed since ``due`` was asked (a decision applied meanwhile) are taken too, so
+        the caller files every job it gets here again.
+        """
+        heap, taken = self._heap, []
         while heap and heap[0][0] <= now:
-            heapq.heappop(heap)
+            taken.append(heapq.heappop(heap)[1])
+        return list(dict.fromkeys(taken))
 
     def keep_only(self, jobs: set[str]) -> None:
         """Drop the entries of jobs no longer timed, when they outnumber the timed ones."""

@@ -175,10 +175,6 @@ class Rooms:
         """Free slots left across the fleet."""
         return self._free
 
-    def __len__(self) -> int:
-        """Placeable agents."""
-        return len(self._rooms)
-
     def room(self, agent: str) -> AgentRoom | None:
         """The agent's room, or None when it is not placeable."""
         return self._rooms.get(agent)
