@@ -38,7 +38,7 @@ from events.job_events import (
     JobRetrying,
     JobStarted,
 )
-from events.subjects import SCHEDULER_WRITER
+from events.subjects import SCHEDULER_WRITER, parse_job_subject
 
 AGENT_REPORTS: Final = (
     JobStarted,
@@ -120,8 +120,5 @@ def _job_refused(subject: str, event: JobEventBase, job: str, writer: str) -> st
 
 def job_of(subject: str) -> str:
     """The job token of a job event subject, "" for any other subject."""
-    parts = subject.split(".")
-    if parts[1:3] != ["evt", "job"]:
-        return ""
-    shaped = len(parts) == 5 or (len(parts) == 6 and parts[4] == SCHEDULER_WRITER)
-    return parts[3] if shaped else ""
+    parsed = parse_job_subject(subject)
+    return parsed[0] if parsed else ""

@@ -125,6 +125,21 @@ def _token(value: str, what: str) -> str:
     return value
 
 
+def parse_job_subject(subject: str) -> tuple[str, str] | None:
+    """``(job, writer)`` of a job event subject, whatever its prefix; None for any other.
+
+    Both shapes: ``…evt.job.<job>.<writer>`` and an assignment's ``…evt.job.<job>.sched.<agent>``
+    (the scheduler's). The one reading of the shape: the store's admission, the readers and the
+    listings all ask here.
+    """
+    parts = subject.split(".")
+    if parts[1:3] != ["evt", "job"]:
+        return None
+    if len(parts) == 5 or (len(parts) == 6 and parts[4] == SCHEDULER_WRITER):
+        return parts[3], parts[4]
+    return None
+
+
 class Subjects(msgspec.Struct, frozen=True):
     """Subject and stream names under one prefix."""
 
@@ -288,13 +303,5 @@ class Subjects(msgspec.Struct, frozen=True):
         return f"{self.prefix}.dlq.{_token(source, 'source')}"
 
     def parse_job_subject(self, subject: str) -> tuple[str, str] | None:
-        """``(job, writer)`` of a job event subject, or None for any other subject.
-
-        Both shapes: ``…job.<job>.<writer>`` and an assignment's ``…job.<job>.sched.<agent>``.
-        """
-        parts = subject.split(".")
-        if parts[1:3] != ["evt", "job"]:
-            return None
-        if len(parts) == 5 or (len(parts) == 6 and parts[4] == SCHEDULER_WRITER):
-            return parts[3], parts[4]
-        return None
+        """``(job, writer)`` of a job event subject, or None for any other subject."""
+        return parse_job_subject(subject)

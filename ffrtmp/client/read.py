@@ -29,7 +29,7 @@ from events.ids import resolve_prefix
 from events.job import JobState, evolve, initial
 from events.job_events import JobEvent
 from events.natserrors import FAILURES, unavailable
-from events.subjects import SCHEDULER_WRITER
+from events.subjects import SCHEDULER_WRITER, parse_job_subject
 from events.work import Heartbeat
 from ffrtmp.client.conn import Conn
 
@@ -134,11 +134,10 @@ def writer_of(subject: str, event: Decoded) -> str:
     scheduler observed or an operator asked (lost, returned, quarantined, removed) is the
     scheduler's, and carries the command or timer that caused it.
     """
+    job_subject = parse_job_subject(subject)
+    if job_subject is not None:
+        return job_subject[1]  # an assignment (``…job.<job>.sched.<agent>``) is the scheduler's
     parts = subject.split(".")
-    if parts[2:3] == ["job"] and (
-        len(parts) == 5 or (len(parts) == 6 and parts[4] == SCHEDULER_WRITER)
-    ):
-        return parts[4]  # an assignment (``…job.<job>.sched.<agent>``) is the scheduler's
     if len(parts) == 4 and parts[2] == "agent":
         own = isinstance(event, AgentRegistered | AgentDeregistered) and not (
             isinstance(event, AgentDeregistered) and event.reason.startswith("removed by")
