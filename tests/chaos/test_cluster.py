@@ -163,6 +163,11 @@ async def test_killing_two_nodes_in_turn_loses_no_acknowledged_event(tmp_path: P
                     await cancel_all(tasks, 1.0)
                 await submitter.settle()
                 await wait_until(lambda: _all_done(farm, submitter.jobs), "every job done", 90)
+            # The last node restarted may still be catching up (a leader elected anew): the count
+            # is read once every replica of the stream is current, as each kill waits for.
+            await wait_until(
+                lambda: _all_current(admin, WRITES.events_stream), "the writes stream current", 90
+            )
             stored = {seq: event.job async for seq, event in writes.replay()}  # type: ignore[union-attr]
             lost = {seq: job for seq, job in writer.acked.items() if stored.get(seq) != job}
             assert lost == {}
