@@ -46,7 +46,9 @@ from events.subjects import DEFAULT_PREFIX, Subjects
 _log = logging.getLogger("agent")
 
 app = typer.Typer(
-    help="The agent: pulls FFmpeg work for this machine and reports it.", add_completion=False
+    help="The agent: pulls FFmpeg work for this machine and reports it.",
+    add_completion=False,
+    rich_markup_mode=None,  # plain help for `python -m agent`, as ffrtmp.cli.lazy says why
 )
 
 _NOT_TOKEN = re.compile(r"[^a-z0-9_-]+")

@@ -14,16 +14,18 @@ import typer
 from events.errors import FfrtmpError
 from ffrtmp import __version__
 from ffrtmp.cli import connflags
-from ffrtmp.cli.lazy import LazyGroup
+from ffrtmp.cli.lazy import HELP_WIDTH, MARKUP, LazyGroup
 
 app = typer.Typer(
     name="ffrtmp",
     cls=LazyGroup,  # each command's module is imported when that command runs
+    context_settings={"max_content_width": HELP_WIDTH},
     help="Schedule FFmpeg transcoding and streaming jobs across a farm, on NATS JetStream.\n\n"
     + connflags.HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=MARKUP,  # plain help: lazy.py says why
 )
 
 EXIT_ERROR = 1

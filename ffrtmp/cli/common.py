@@ -60,7 +60,7 @@ class Target(msgspec.Struct, frozen=True):
 NatsOpt = Annotated[
     str | None,
     typer.Option(
-        "--nats", envvar="FFRTMP_NATS_URL", help="NATS URL \\[default: config file, else local]."
+        "--nats", envvar="FFRTMP_NATS_URL", help="NATS URL [default: config file, else local]."
     ),
 ]
 PrefixOpt = Annotated[

@@ -258,7 +258,7 @@ def submit(
     duration: Annotated[
         float | None,
         typer.Option(
-            help="Seconds of media to encode \\[default: a file or URL whole, a test pattern "
+            help="Seconds of media to encode [default: a file or URL whole, a test pattern "
             "10 s, or until canceled when sent live]."
         ),
     ] = None,
@@ -266,7 +266,7 @@ def submit(
     priority: Annotated[Priority, typer.Option(help="Priority in its queue.")] = Priority.MEDIUM,
     max_retries: Annotated[int, typer.Option(help="Retries of retryable failures.")] = 3,
     timeout_s: Annotated[
-        float | None, typer.Option(help="Time budget per attempt \\[default: derived].")
+        float | None, typer.Option(help="Time budget per attempt [default: derived].")
     ] = None,
     approval: Annotated[
         bool, typer.Option("--approval", help="Wait for an operator's approval first.")

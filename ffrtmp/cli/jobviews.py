@@ -286,7 +286,7 @@ async def _logs(where: Target, typed: str, attempt: int | None) -> JobLog:
 def logs(
     job_id: IdArg,
     attempt: Annotated[
-        int | None, typer.Option(help="Which attempt \\[default: the latest].")
+        int | None, typer.Option(help="Which attempt [default: the latest].")
     ] = None,
     nats: NatsOpt = None,
     prefix: PrefixOpt = None,

@@ -8,6 +8,7 @@ import sys
 import pytest
 import typer
 import typer.main
+from typer.core import TyperCommand, TyperGroup
 from typer.testing import CliRunner
 
 from ffrtmp import __version__
@@ -15,7 +16,11 @@ from ffrtmp.cli import app
 from ffrtmp.cli.lazy import COMMANDS, LazyCommand, load
 
 # What made `ffrtmp --help` take over half a second: none of it is needed to print the help.
-HEAVY = ("duckdb", "pyarrow", "nats", "prometheus_client", "projections", "agent", "ffrtmp.bench")
+# typer's rich help renderer (with rich.markdown and markdown_it) cost 85 ms of it: help is plain.
+HEAVY = (
+    *("duckdb", "pyarrow", "nats", "prometheus_client", "projections", "agent", "ffrtmp.bench"),
+    *("typer.rich_utils", "rich.markdown", "markdown_it"),
+)
 
 _PROBE = """
 import sys
@@ -86,3 +91,23 @@ def test_submitting_needs_no_database() -> None:
     """`jobs submit` loads no DuckDB, pyarrow or projection code: only a listing needs them."""
     loaded = _loaded_after("jobs", "submit", "--help")
     assert not {m.split(".")[0] for m in loaded} & {"duckdb", "pyarrow", "projections"}
+
+
+def _every_command(command: object) -> list[object]:
+    if isinstance(command, TyperGroup):
+        return [command, *(c for sub in command.commands.values() for c in _every_command(sub))]
+    return [command]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda command: command.name)
+def test_every_help_is_plain(command: LazyCommand) -> None:
+    """Each command and subcommand under `ffrtmp` formats its help with click, not with rich."""
+    commands = _every_command(load(command))
+    assert all(isinstance(c, TyperCommand | TyperGroup) for c in commands)
+    assert [c.name for c in commands if c.rich_markup_mode is not None] == []  # type: ignore[attr-defined]
+
+
+def test_a_subcommands_help_loads_no_rich_renderer() -> None:
+    """`ffrtmp jobs submit --help` prints without typer's rich help (nor DuckDB)."""
+    loaded = _loaded_after("jobs", "submit", "--help")
+    assert not loaded & {"typer.rich_utils", "rich.markdown", "markdown_it"}
