@@ -5,7 +5,8 @@ holds, with the same headers (``Nats-Msg-Id`` and the expected last subject sequ
 job's wildcard), in chunks of the same size, each into a fresh stream. Ours pays for encoding
 and header building; raw publishes bytes and header dicts prepared before the clock starts. The
 same raw publish against a server with the default fsync gives the cost of ``sync_interval:
-always`` as a separate figure.
+always`` as a separate figure, and ``append_grouped`` (atomic batches of the same chunks, one
+fsync each: what the scheduler's passes use) the gain of group commits.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import nats
 
 from events.codec import encode
 from events.errors import FfrtmpError
+from events.grouped import append_grouped
 from events.jetstream import JetStreamEventStore
 from events.store import Append
 from events.streams import events_stream
@@ -49,6 +51,7 @@ async def bench_append(settings: AppendSettings) -> Comparison:
         measures: dict[str, Measure] = {
             "ours": lambda i: _ours(server.url, settings, f"ours{i}"),
             "raw": lambda i: _raw(server.url, settings, f"raw{i}"),
+            "grouped": lambda i: _ours(server.url, settings, f"grouped{i}", grouped=True),
         }
         if settings.sync_cost:
             plain = await stack.enter_async_context(embedded_server(default_sync=True))
@@ -58,10 +61,15 @@ async def bench_append(settings: AppendSettings) -> Comparison:
 
 
 def _sync_figures(rates: dict[str, list[float]]) -> dict[str, float]:
+    grouped = median(rates["grouped"])
+    figures = {
+        "grouped_msgs_per_s": round(grouped, 1),
+        "grouped_vs_raw_ratio": round(ratio(grouped, median(rates["raw"])), 3),
+    }
     if "raw_default_sync" not in rates:
-        return {}
+        return figures
     default = median(rates["raw_default_sync"])
-    return {
+    return figures | {
         "raw_default_sync_msgs_per_s": round(default, 1),
         "sync_always_slowdown": round(ratio(default, median(rates["raw"])), 2),
     }
@@ -76,8 +84,8 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def _ours(url: str, settings: AppendSettings, prefix: str) -> float:
-    """``append_many`` chunk after chunk into a fresh stream; messages per second."""
+async def _ours(url: str, settings: AppendSettings, prefix: str, *, grouped: bool = False) -> float:
+    """``append_many`` (or ``append_grouped``) chunk after chunk into a fresh stream; msgs/s."""
     subjects = Subjects(prefix)
     items = _items(prefix, settings.messages)
     nc = await nats.connect(url)
@@ -87,7 +95,7 @@ async def _ours(url: str, settings: AppendSettings, prefix: str) -> float:
         await store.start()
         start = time.perf_counter()
         for chunk in _chunks(items, settings.chunk):
-            _check(await store.append_many(chunk))
+            _check(await (append_grouped(store, chunk) if grouped else store.append_many(chunk)))
         return rate(len(items), time.perf_counter() - start)
     finally:
         await nc.close()

@@ -87,7 +87,7 @@ def append(
     ] = 0,
     output: AsOutput = Output.TABLE,
 ) -> None:
-    """The store's pipelined append_many against raw publish_async, and fsync's cost.
+    """The store's pipelined append_many against raw publish_async; group commits; fsync's cost.
 
     Example: ffrtmp bench append --messages 20000 --rounds 5 --output json
     Example: ffrtmp bench append --history 0,100000,1000000 --messages 2000 --rounds 3

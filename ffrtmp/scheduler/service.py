@@ -41,6 +41,7 @@ from events.codec import accept_command, decode_heartbeat
 from events.commands import AgentCommandBase, OperatorCommand
 from events.deadletter import Aside
 from events.errors import ConcurrencyConflict, FfrtmpError, MalformedMessage, StoreUnavailable
+from events.grouped import append_grouped
 from events.jetstream import JetStreamEventStore
 from events.job import fold
 from events.job_events import (
@@ -467,7 +468,7 @@ class Scheduler:
         """
         singles = [i for i, d in enumerate(decisions) if len(d.events) == 1]
         items = [self._append_item(decisions[i], 0, decisions[i].expected) for i in singles]
-        results = await self.store.append_many(items) if items else []
+        results = await append_grouped(self.store, items)  # one fsync per batch, not per event
         landed = [True] * len(decisions)  # a decision of no events has nothing to land
         sends: list[Outgoing] = []
         for i, result in zip(singles, results, strict=True):

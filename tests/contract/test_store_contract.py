@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -14,6 +14,7 @@ import pytest
 
 from events.base import JobEventBase, SetAside, Unknown
 from events.errors import BatchFailed, ConcurrencyConflict, ForgedDuplicate
+from events.grouped import BATCH_MIN, append_grouped
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobEvent, JobProgressed, JobQueued
 from events.store import Append, EventStore, MemoryEventStore
@@ -299,3 +300,81 @@ async def test_junk_and_forged_events_read_as_set_aside(backend: Backend) -> Non
     loaded = await backend.store.load("a")
     assert [type(e).__name__ for _, e in loaded.events] == ["JobQueued", "SetAside", "SetAside"]
     assert loaded.last_seq == 3
+
+
+class _Counting:
+    """The store under test, counting the batches it stored and the items sent one by one."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.batches: list[int] = []
+        self.singly = 0
+
+    async def append_batch(self, items: Sequence[Append]) -> list[int]:
+        seqs = await self.store.append_batch(items)
+        self.batches.append(len(items))
+        return seqs
+
+    async def append_many(self, items: Sequence[Append]) -> list[int | Exception]:
+        self.singly += len(items)
+        return await self.store.append_many(items)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+
+async def test_grouped_appends_go_in_batches_the_server_takes(backend: Backend) -> None:
+    """2,500 independent appends are stored as three atomic batches (the server takes 1,000)."""
+    s = backend.subjects
+    counting = _Counting(backend.store)
+    items = [item(s, f"g{i}", expected=0) for i in range(2_500)]
+    with anyio.fail_after(60):
+        seqs = await append_grouped(counting, items)  # type: ignore[arg-type]
+    assert seqs == list(range(1, 2_501))
+    assert (counting.batches, counting.singly) == ([1_000, 1_000, 500], 0)
+    assert await backend.store.last_seq() == 2_500
+
+
+async def test_a_grouped_conflict_fails_alone(backend: Backend) -> None:
+    """One append whose job moved refuses its batch; the others still land, it conflicts."""
+    s = backend.subjects
+    await backend.store.append(item(s, "moved", expected=0))
+    items = [item(s, "x", expected=0), item(s, "moved", expected=0), item(s, "y", expected=0)]
+    results = await append_grouped(backend.store, items, least=2)
+    assert isinstance(results[1], ConcurrencyConflict)
+    assert [results[0], results[2]] == [2, 3]
+    assert [seq for seq, _ in (await backend.store.load("moved")).events] == [1]
+
+
+async def test_two_grouped_appends_to_one_job_do_not_both_pass(backend: Backend) -> None:
+    """A batch checks against the log before it, so a job's second append goes after it."""
+    s = backend.subjects
+    results = await append_grouped(
+        backend.store,
+        [item(s, "j", expected=0), item(s, "k", expected=0), item(s, "j", expected=0)],
+        least=2,
+    )
+    assert results[:2] == [1, 2]
+    assert isinstance(results[2], ConcurrencyConflict)
+    assert await backend.store.last_seq() == 2
+
+
+async def test_grouped_appends_made_again_are_found_stored(backend: Backend) -> None:
+    """The same decisions appended again (a takeover) return their sequences; nothing is added."""
+    s = backend.subjects
+    counting = _Counting(backend.store)
+    items = [item(s, f"again{i}", expected=0) for i in range(5)]
+    first = await append_grouped(counting, items, least=2)  # type: ignore[arg-type]
+    assert (counting.batches, counting.singly) == ([5], 0)
+    again = await append_grouped(counting, items, least=2)  # type: ignore[arg-type]
+    assert (counting.batches, counting.singly) == ([5], 5)  # refused whole: seen ids
+    assert again == first == [1, 2, 3, 4, 5]
+    assert await backend.store.last_seq() == 5
+
+
+async def test_a_few_grouped_appends_go_one_by_one(backend: Backend) -> None:
+    """Below BATCH_MIN a batch's commit would cost more than the appends: none is made."""
+    counting = _Counting(backend.store)
+    items = [item(backend.subjects, f"few{i}", expected=0) for i in range(BATCH_MIN - 1)]
+    assert await append_grouped(counting, items) == list(range(1, BATCH_MIN))  # type: ignore[arg-type]
+    assert (counting.batches, counting.singly) == ([], BATCH_MIN - 1)
