@@ -289,6 +289,15 @@ class Subjects(msgspec.Struct, frozen=True):
         return f"{self.prefix}.evt.agent.*"
 
     @property
+    def submit_request(self) -> str:
+        """Where a submit is asked of the leading scheduler (``events.submit_answer``).
+
+        Outside every stream's subjects: a stream capturing it would answer the request with
+        its own acknowledgement before the scheduler could.
+        """
+        return f"{self.prefix}.rpc.submit"
+
+    @property
     def all_api(self) -> str:
         """Every request subject of the farm's services (the projector's SQL is ``…api.sql``)."""
         return f"{self.prefix}.api.>"

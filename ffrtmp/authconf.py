@@ -14,16 +14,18 @@ its own inbox, ``_INBOX.<user>.>`` (ffrtmp connects with that inbox prefix, see
   those consumers' messages; read job histories by direct get; write its attempts' logs into
   the log bucket. Nothing else: not another agent's subjects, not commands, never an
   assignment (``P.evt.job.*.sched.*`` is the scheduler's alone).
-- **operator** (the CLI): publish commands, ask the projector's SQL service and read: stream
+- **operator** (the CLI, the HTTP API): publish commands, ask the leading scheduler to decide
+  a submit (``P.rpc.submit``), ask the projector's SQL service and read: stream
   info, direct gets, ephemeral consumers on the events and heartbeat streams, attempt logs,
   the dead letters (one message at a time; nobody but the setup step deletes them).
 - **exporter**: read only: the same reads as the operator (the scheduler's lease among them, for
-  ``ffrtmp_scheduler_up``), no command.
+  ``ffrtmp_scheduler_up``), no command, no submit request.
 - **projector**: read the log, set aside on ``P.dlq.projector``, serve ``P.api.>`` (a NATS
   micro service: it also answers ``$SRV.>`` discovery) and reply to the askers.
 - **scheduler**: the control plane: its own job events and assignments, agent events, control
   messages, the whole JetStream API (so it is also the user that runs the setup step,
-  ``ffrtmp streams create``), heartbeats.
+  ``ffrtmp streams create``), heartbeats, the submit requests it answers (while leading) and
+  the answers themselves, on the asker's inbox.
 
 Passwords are never written into the file: each is ``$FFRTMP_PASS_<USER>``, which nats-server
 reads from its environment when the file does not define it. The variable may hold the password
@@ -171,8 +173,10 @@ def _scheduler(subjects: Subjects) -> User:
         ALL_KV,
         ALL_OBJECTS,
     )
-    subscribe = (inbox(name), subjects.all_heartbeats)
-    return User(name=name, role=Role.SCHEDULER, publish=publish, subscribe=subscribe)
+    subscribe = (inbox(name), subjects.all_heartbeats, subjects.submit_request)
+    return User(
+        name=name, role=Role.SCHEDULER, publish=publish, subscribe=subscribe, responses=True
+    )
 
 
 def _readers(subjects: Subjects) -> list[User]:
@@ -181,7 +185,7 @@ def _readers(subjects: Subjects) -> list[User]:
         User(
             name="operator",
             role=Role.OPERATOR,
-            publish=(subjects.all_commands, subjects.all_api, *reads),
+            publish=(subjects.all_commands, subjects.submit_request, subjects.all_api, *reads),
             subscribe=(inbox("operator"),),
         ),
         User(

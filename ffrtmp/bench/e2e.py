@@ -1,17 +1,18 @@
 """``ffrtmp bench e2e``: whole jobs through the farm, with only FFmpeg left out.
 
 Every part is the real one on an embedded nats-server (fsync on every write): ``SubmitJob``
-commands on the commands stream, the leading ``Scheduler``, and ``AgentService`` agents pulling
+asked of the leading ``Scheduler`` through the client's door (``client.submit``, as the CLI and
+the API send it: decided at once, no command stored), and ``AgentService`` agents pulling
 their assignments (``JobAssigned``, each its own dispatch) from their durable consumers and
 writing ``JobStarted`` and ``JobCompleted`` through ``JobWriter`` under the per-job concurrency
 check. The engine is the scripted one with attempts
 that end at once (no milestones, no log), so what is measured is ffrtmp's own cost per job.
 
-- burst: ``jobs`` commands published as fast as the server acknowledges them; ``jobs_per_s`` is
-  jobs over the seconds from the first publish to the last completion the agents stored; each
+- burst: ``jobs`` submits sent as fast as the scheduler answers them; ``jobs_per_s`` is
+  jobs over the seconds from the first submit to the last completion the agents stored; each
   round runs once more on a server with the default fsync, to show what fsync-always costs;
 - steady: ``rate`` commands a second for ``seconds`` (after ``warmup_s`` uncounted), each timed
-  from its publish to the ``JobStarted`` of its job arriving on a core subscription, one clock.
+  from its submit to the ``JobStarted`` of its job arriving on a core subscription, one clock.
 
 Everything runs in one process and one event loop (scheduler, agents, submitter, observer), as
 the scheduler benchmark does; each round has a fresh server.
@@ -37,7 +38,6 @@ from agent.service import AgentService, AgentSettings
 from events import subjects as wire
 from events.admit import read_event
 from events.aio import background
-from events.command_message import CommandMessage, command_message
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -47,6 +47,7 @@ from ffrtmp.bench.fill import populate
 from ffrtmp.bench.harness import Machine, embedded_server, machine, submit_steadily, until
 from ffrtmp.bench.stats import median, percentile, rate
 from ffrtmp.bench.workload import CAPS, job_spec
+from ffrtmp.client.submit import submit
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 
 TARGETS: Final = {
@@ -58,7 +59,7 @@ TARGETS: Final = {
     "flat_ratio": 0.9,  # at least
 }
 NO_OP: Final = Behaviour(run_s=0.0, milestones=())
-PUBLISH_WINDOW: Final = 1_000  # commands in flight at once while the burst is published
+PUBLISH_WINDOW: Final = 1_000  # submits (or raw publishes) in flight at once
 ACK_TIMEOUT_S: Final = 60.0  # a window not acknowledged by then is a failed run, not a hang
 
 
@@ -151,10 +152,9 @@ async def farm(
             await store.close()
 
 
-def _submit(subjects: Subjects, job: str, index: int, tag: str) -> CommandMessage:
-    """A varied CPU job's ``SubmitJob`` message."""
-    command = SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec(index, tag))
-    return command_message(subjects, command)
+def _submit(job: str, index: int, tag: str) -> SubmitJob:
+    """A varied CPU job's ``SubmitJob``."""
+    return SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec(index, tag))
 
 
 class Burst(msgspec.Struct, frozen=True, kw_only=True):
@@ -182,14 +182,12 @@ async def bench_burst(
         start = time.perf_counter()
         for first in range(0, settings.jobs, PUBLISH_WINDOW):
             last = min(settings.jobs, first + PUBLISH_WINDOW)
-            commands = [_submit(subjects, f"{tag}-{i:07d}", i, tag) for i in range(first, last)]
-            acks = [
-                await js.publish_async(m.subject, m.payload, headers=m.headers) for m in commands
-            ]
+            commands = [_submit(f"{tag}-{i:07d}", i, tag) for i in range(first, last)]
+            answers = [submit(f.nc, js, subjects, command) for command in commands]
             try:
-                await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT_S)
+                await asyncio.wait_for(asyncio.gather(*answers), ACK_TIMEOUT_S)
             except TimeoutError as exc:
-                why = f"commands {first} to {last} not acknowledged in {ACK_TIMEOUT_S:g} s"
+                why = f"submits {first} to {last} not answered in {ACK_TIMEOUT_S:g} s"
                 raise FfrtmpError(why) from exc
         timeout_s = 120 + settings.jobs / 100
         await until(lambda: f.completed >= settings.jobs, timeout_s, "the burst's completions")

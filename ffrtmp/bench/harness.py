@@ -27,12 +27,12 @@ from typing import Final
 import msgspec
 from nats.aio.client import Client as NatsClient
 
-from events.command_message import command_message
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.subjects import Subjects
 from ffrtmp.bench.stats import round_order
 from ffrtmp.bench.workload import job_spec
+from ffrtmp.client.submit import Route, submit
 from ffrtmp.natsd import NatsServer, NatsSettings, find_binary, free_port, packaged_config
 
 Measure = Callable[[int], Awaitable[float]]
@@ -98,13 +98,17 @@ async def until(done: Callable[[], bool], timeout_s: float, what: str) -> None:
 async def submit_steadily(
     nc: NatsClient, subjects: Subjects, *, rate: float, seconds: float, warmup_s: float, tag: str
 ) -> dict[str, float]:
-    """Publish ``SubmitJob`` on an absolute schedule (no drift); each counted job's publish time.
+    """Submit ``SubmitJob`` on an absolute schedule (no drift); each counted job's send time.
 
-    The first ``warmup_s`` of submissions (varied specs, ``workload.job_spec``) go out at the
-    same rate but are not counted.
+    Each goes through the client's door (``client.submit``: asked of the leader, stored when
+    none answers), as the CLI and the API send it, in a task of its own so a slow answer never
+    holds the schedule back. The first ``warmup_s`` of submissions (varied specs,
+    ``workload.job_spec``) go out at the same rate but are not counted.
     """
     sent: dict[str, float] = {}
     warmup = int(rate * warmup_s)
+    js = nc.jetstream()
+    answers: list[asyncio.Task[Route]] = []
     start = time.perf_counter()
     for i in range(warmup + int(rate * seconds)):
         delay = start + i / rate - time.perf_counter()
@@ -112,11 +116,11 @@ async def submit_steadily(
             await asyncio.sleep(delay)
         job = f"{tag}-{i:07d}"
         command = SubmitJob(id=f"cmd-{job}", job=job, at=time.time(), spec=job_spec(i, tag))
-        message = command_message(subjects, command)
         at = time.perf_counter()
-        await nc.publish(message.subject, message.payload, headers=message.headers)
+        answers.append(asyncio.create_task(submit(nc, js, subjects, command)))
         if i >= warmup:
             sent[job] = at
+    await asyncio.gather(*answers)
     return sent
 
 

@@ -3,9 +3,11 @@
 Every line is checked before anything is sent: a file with one bad line is refused whole, each
 bad line named with its reason, so fixing the file and sending it again cannot submit a job
 twice. A line may carry an ``"id"`` beside the spec's fields; a resent id is a no-op for the
-scheduler, which makes a resent file idempotent. The commands go out with a bounded number
-awaiting the stream's acknowledgement at once (one round trip each would cap a shell loop at a
-few hundred a second), then the scheduler's decisions are read back from the log.
+scheduler, which makes a resent file idempotent. The commands go out through the client's door
+(``client.submit``: each asked of the leading scheduler, stored on the commands stream where it
+cannot answer, line by line) with a bounded number awaiting their answer at once (one round
+trip each would cap a shell loop at a few hundred a second), then the scheduler's decisions are
+read back from the log.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from events.spec import JobSpec, parse_spec
 from ffrtmp.cli.common import EXIT_ERROR, Target, console, echo_json, explained, fail, operator, run
 from ffrtmp.client.conn import Conn, command_id, connect
 
-IN_FLIGHT: Final = 256  # commands awaiting their acknowledgement at once
+IN_FLIGHT: Final = 256  # submits awaiting their answer (or the stream's acknowledgement) at once
 
 
 class Planned(NamedTuple):
@@ -105,7 +107,7 @@ async def send_all(
     commands: list[SubmitJob],
     on_sent: Callable[[int], None] = lambda _count: None,
 ) -> None:
-    """Send every command, at most ``IN_FLIGHT`` awaiting acknowledgement at once.
+    """Send every command, at most ``IN_FLIGHT`` awaiting their answer at once.
 
     A send that fails stops the rest; the error says how many were stored before it, since a
     line without an ``"id"`` sent again is a second job.

@@ -1,4 +1,8 @@
-"""One connection to the farm: the event store, the raw client, JetStream, and the send door."""
+"""One connection to the farm: the event store, the raw client, JetStream, and the send door.
+
+The send door asks the leading scheduler to decide a submit and stores it as a command when
+none answers (``client.submit``); every other command is stored on the commands stream.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ from nats.errors import MaxPayloadError
 from nats.js.client import JetStreamContext
 
 from events.command_message import command_message
-from events.commands import AgentCommandBase, OperatorCommandBase, check_command
+from events.commands import AgentCommandBase, OperatorCommandBase, SubmitJob, check_command
 from events.connection import NatsOptions
 from events.errors import InvalidSpec, StoreUnavailable
 from events.ids import following, id_of
 from events.jetstream import JetStreamEventStore
 from events.natserrors import unavailable
 from events.subjects import Subjects
+from ffrtmp.client.submit import Route, submit
 
 UP_HINT: Final = "is the farm running? Start one with `ffrtmp up`, or point --nats at it"
 
@@ -61,22 +66,27 @@ class Conn:
         self.nc: NatsClient = store.nc
         self.js: JetStreamContext = store.nc.jetstream(timeout=5.0)
 
-    async def send(self, command: OperatorCommandBase | AgentCommandBase) -> None:
-        """Put an operator command on the commands stream, deduplicated by its id.
+    async def send(self, command: OperatorCommandBase | AgentCommandBase) -> Route:
+        """Have an operator command decided, or stored to be; deduplicated by its id.
 
-        Checked first against the limits every door applies (``check_command``): a bad id or
-        string is one line here, never a message the scheduler has to set aside.
+        A submit is asked of the leading scheduler first and stored on the commands stream only
+        when none answers (``client.submit``); every other command is stored. Checked first
+        against the limits every door applies (``check_command``): a bad id or string is one
+        line here, never a message the scheduler has to set aside.
         """
         check_command(command)  # type: ignore[arg-type]
         message = command_message(self.subjects, command)  # type: ignore[arg-type]
         with unavailable(self.where.url, "the commands stream refused"):
             try:
+                if isinstance(command, SubmitJob):
+                    return await submit(self.nc, self.js, self.subjects, command)
                 await self.js.publish(message.subject, message.payload, headers=message.headers)
             except MaxPayloadError:  # acted on: the person's command is too big, not an outage
                 size = len(message.payload)
                 raise InvalidSpec(
                     "command", f"{size} bytes, over the server's max payload"
                 ) from None
+        return Route.STORED
 
 
 @contextlib.asynccontextmanager

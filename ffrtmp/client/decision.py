@@ -1,8 +1,10 @@
 """Send a command and wait for the scheduler's decision: the events it caused, or who should.
 
 The scheduler answers a command with the events whose ``cause`` is the command's id (a refusal
-is a ``CommandRefused``); a submit is answered with exactly one. No answer within the wait is
-no failure: the command is stored, and ``undecided`` says whether a scheduler will decide it.
+is a ``CommandRefused``); a submit is answered with exactly one. A submit the leader decided
+directly (``client.submit``) has that event in the log before ``send`` returns, so the first
+read finds it. No answer within the wait is no failure: the command is stored, and
+``undecided`` says whether a scheduler will decide it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """The scheduler's intake: operator commands from the durable consumer into the decider's inbox.
 
+The inbox also takes the submits asked of the leader directly (``door``): both are a
+``Delivery`` to the decider.
+
 While a scheduler leads, the intake pulls from the durable ``scheduler`` consumer on the
 commands stream, in batches, into a bounded queue the decider empties (the decider acknowledges
 a command only after its decision is in the log, so an unacknowledged one returns to the next
@@ -22,7 +25,6 @@ import logging
 from typing import Final, assert_never
 
 import msgspec
-from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig
 from nats.js.client import JetStreamContext
 from nats.js.errors import FetchTimeoutError
@@ -39,6 +41,7 @@ from events.limits import check_command_id
 from events.natserrors import FAILURES
 from events.store import Append
 from events.subjects import SCHEDULER_WRITER, Subjects
+from ffrtmp.scheduler.door import Delivery, noting
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ class Intake:
         pause_s: float,
     ) -> None:
         """Pull ``fetch_batch`` at a time; set ``wake`` when commands are waiting."""
-        self.inbox: asyncio.Queue[Msg] = asyncio.Queue(maxsize=4 * fetch_batch)
+        self.inbox: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=4 * fetch_batch)
         self._js = js
         self._subjects = subjects
         self._wake = wake
@@ -122,11 +125,12 @@ class _Peek(msgspec.Struct):
 
 
 async def set_aside(
-    store: JetStreamEventStore, msg: Msg, kind: Aside, reason: str, now: float
+    store: JetStreamEventStore, msg: Delivery, kind: Aside, reason: str, now: float
 ) -> None:
     """Record a command's refusal where it names a job, dead-letter it, drop it.
 
-    ``reason`` says why in words; the refusal reads ``<kind> command: <reason>``.
+    ``reason`` says why in words; the refusal reads ``<kind> command: <reason>``. A submit
+    request is answered with it (``door.noting``).
     """
     log.warning("command on %s set aside (%s): %s", msg.subject, kind, reason)
     subjects = store.subjects
@@ -150,6 +154,7 @@ async def set_aside(
     fields = headers(kind, reason, msg.subject)
     data, fields = fit(msg.data, fields, store.nc.max_payload)
     await store.nc.publish(subjects.dead_letter(CMD_SOURCE), data, headers=fields)
+    noting(msg, f"{kind} command: {reason}")
     await msg.term()
 
 

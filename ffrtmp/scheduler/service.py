@@ -15,10 +15,15 @@ own concurrency check make that safe. There is no other recovery path. Leadershi
 lease: a standby keeps its core warm from the log and starts deciding when it takes the lease.
 A stale leader cannot do harm: its appends fail the concurrency check.
 
+While leading, a submit may also come as a request (``door``): it is decided like a pulled
+command, and its answer (after the commit) is the asker's acknowledgement, so a submit to a
+leading scheduler stores no command.
+
 The seams: the lease loops are ``lease.acquire`` and ``lease.keep``, the command consumer is
-``intake.Intake``, the work messages a commit owes the agents are ``outbox.Outgoing`` values
-sent by ``outbox.publish``, and the decisions themselves come from the pure ``core``. This
-module holds what joins them: following the log, the decider's rounds, and appending.
+``intake.Intake``, the submit requests ``door.Door``, the work messages a commit owes the
+agents are ``outbox.Outgoing`` values sent by ``outbox.publish``, and the decisions themselves
+come from the pure ``core``. This module holds what joins them: following the log, the
+decider's rounds, and appending.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from ffrtmp.scheduler.core import (
     SchedulerSettings,
     SchedulerSnapshot,
 )
+from ffrtmp.scheduler.door import Delivery, Door, owed, refusal
 from ffrtmp.scheduler.intake import MAX_DELIVER, Intake, command_key, set_aside
 from ffrtmp.scheduler.outbox import (
     Outgoing,
@@ -153,7 +159,8 @@ class Scheduler:
             pause_s=OUTAGE_PAUSE_S,
         )
         self._inbox = self._intake.inbox
-        self._held: list[Msg] = []  # commands whose appends met an outage: decided again first
+        self._door = Door(self._nc, self.subjects, self._inbox, self._wake)
+        self._held: list[Delivery] = []  # commands whose appends met an outage: decided again
         self._outage = False  # an append of the current commit failed for want of the store
         self._snapshots = SnapshotStore(self._js, self.subjects)
         self._lease = lease.Lease(
@@ -262,12 +269,14 @@ class Scheduler:
             if self.settings.use_lease:
                 await lease.acquire(self._lease)
             self.stats.takeovers += 1
-            self.leading.set()
-            log.info("%s leads", self.name)
             try:
+                await self._door.open()  # before anyone can see us lead
+                self.leading.set()
+                log.info("%s leads", self.name)
                 await self._lead_once()
             finally:
                 self.leading.clear()
+                await self._door.close()
             log.warning("%s lost the lease; following as standby", self.name)
 
     async def _lead_once(self) -> None:
@@ -353,8 +362,8 @@ class Scheduler:
             msgs.append(self._inbox.get_nowait())
         while msgs:
             seen: set[str] = set()
-            later: list[Msg] = []
-            round_: list[tuple[Msg, OperatorCommand]] = []
+            later: list[Delivery] = []
+            round_: list[tuple[Delivery, OperatorCommand]] = []
             for msg in msgs:
                 command = await self._decode(msg)
                 if command is None:
@@ -367,20 +376,27 @@ class Scheduler:
                 round_.append((msg, command))
             held = await self._decide_commands(round_)
             if held:
-                self._held = held + later
-                return len(self._held)
+                # A request answered "held" is stored by its asker: only that copy is decided.
+                self._held = [msg for msg in held + later if owed(msg)]
+                return len(held)
             msgs = later
         return 0
 
-    async def _decode(self, msg: Msg) -> OperatorCommand | None:
+    async def _decode(self, msg: Delivery) -> OperatorCommand | None:
         try:
-            return accept_command(msg.data)
+            command = accept_command(msg.data)
         except MalformedMessage as exc:
             self.stats.malformed += 1
             await set_aside(self.store, msg, Aside.MALFORMED, exc.reason, self.clock())
             return None
+        wrong_door = refusal(msg, command, self.subjects)
+        if wrong_door:
+            self.stats.malformed += 1
+            await set_aside(self.store, msg, Aside.MALFORMED, wrong_door, self.clock())
+            return None
+        return command
 
-    async def _set_aside_conflicting(self, msg: Msg, command: OperatorCommand) -> None:
+    async def _set_aside_conflicting(self, msg: Delivery, command: OperatorCommand) -> None:
         """Count a valid command that kept conflicting and set it aside (``intake.set_aside``)."""
         self.stats.conflicting += 1
         moved = (
@@ -395,7 +411,9 @@ class Scheduler:
         )
         await set_aside(self.store, msg, Aside.CONFLICTING, reason, self.clock())
 
-    async def _decide_commands(self, round_: Sequence[tuple[Msg, OperatorCommand]]) -> list[Msg]:
+    async def _decide_commands(
+        self, round_: Sequence[tuple[Delivery, OperatorCommand]]
+    ) -> list[Delivery]:
         """Decide, commit and acknowledge; the commands to hold because the store was away.
 
         A command whose append conflicts is decided again from the re-read job, and set aside

@@ -33,6 +33,7 @@ from events.subjects import MSG_ID, Subjects
 from ffrtmp.authconf import password_variable, render, users
 from ffrtmp.client.deadletters import bounds as dead_letter_bounds
 from ffrtmp.client.deadletters import letters as dead_letters
+from ffrtmp.client.submit import Route, submit
 from ffrtmp.exporter.deadletters import DeadLetterTally
 from ffrtmp.natsd import NatsServer, NatsSettings, free_port, packaged_config
 from projections.runner import Projector
@@ -166,6 +167,7 @@ async def test_an_agent_writes_only_its_own_subjects(secured: NatsServer) -> Non
             SUBJECTS.agent_event("a2"),
             SUBJECTS.heartbeat("a2"),
             SUBJECTS.command("submit"),
+            SUBJECTS.submit_request,  # no asking the scheduler for work either
             SUBJECTS.work("a1"),  # no dispatching to itself
             SUBJECTS.work("a2"),
             SUBJECTS.assignment("j1", "a1"),  # no assigning itself a job
@@ -276,6 +278,7 @@ async def test_readers_read_and_write_nothing(secured: NatsServer, user: str) ->
         assert len([seq async for seq, _ in store.replay()]) >= 1
         for subject in (
             SUBJECTS.command("submit"),
+            SUBJECTS.submit_request,
             SUBJECTS.job_event("r", "sched"),
             SUBJECTS.heartbeat("a1"),
         ):
@@ -287,7 +290,11 @@ async def test_readers_read_and_write_nothing(secured: NatsServer, user: str) ->
 async def test_a_job_runs_end_to_end_with_each_process_as_its_own_user(
     secured: NatsServer,
 ) -> None:
-    """Scheduler, agent and operator under their own users run a job to completion."""
+    """Scheduler, agent and operator under their own users run a job to completion.
+
+    The operator's submit is asked of the leading scheduler, which answers it on the operator's
+    own inbox: decided, no command stored.
+    """
     async with contextlib.AsyncExitStack() as stack:
         sched_nc = await stack.enter_async_context(_closing(await _connect(secured, "scheduler")))
         agent_nc = await stack.enter_async_context(_closing(await _connect(secured, "agent-a1")))
@@ -312,7 +319,10 @@ async def test_a_job_runs_end_to_end_with_each_process_as_its_own_user(
                 command = SubmitJob(
                     id="e2e", job="e2e", at=time.time(), spec=JobSpec(scenario="720p-h264")
                 )
-                await op_nc.jetstream().publish(SUBJECTS.command("submit"), encode(command))
+                route = await submit(op_nc, op_nc.jetstream(), SUBJECTS, command)
+                assert route is Route.DECIDED
+                info = await sched_nc.jetstream().stream_info(SUBJECTS.commands_stream)
+                assert info.state.last_seq == 0
 
                 async def done() -> bool:
                     kinds = [type(e).__name__ for _, e in (await sched_store.load("e2e")).events]

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from events.errors import InvalidSpec
+from events.streams import all_streams
 from events.subjects import Subjects
 from ffrtmp.authconf import Role, render, users
 from ffrtmp.cli import auth
@@ -54,7 +55,37 @@ def test_readers_publish_no_log_subject() -> None:
     by_name = {user.name: user for user in users(SUBJECTS, ["a1"])}
     assert not [s for s in by_name["exporter"].publish if s.startswith("ffrtmp.")]
     operator = [s for s in by_name["operator"].publish if s.startswith("ffrtmp.")]
-    assert operator == ["ffrtmp.cmd.>", "ffrtmp.api.>"]
+    assert operator == ["ffrtmp.cmd.>", "ffrtmp.rpc.submit", "ffrtmp.api.>"]
+
+
+def test_only_the_operator_asks_a_submit_and_only_the_scheduler_answers() -> None:
+    """The submit request: the operator (CLI, API) publishes it, the scheduler alone reads it."""
+    request = SUBJECTS.submit_request
+    assert request == "ffrtmp.rpc.submit"
+    askers = [user.name for user in users(SUBJECTS, ["a1"]) if request in user.publish]
+    readers = [user for user in users(SUBJECTS, ["a1"]) if request in user.subscribe]
+    assert askers == ["operator"]
+    assert [user.name for user in readers] == ["scheduler"]
+    assert readers[0].responses  # it answers on the asker's inbox
+
+
+def _matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` one token, ``>`` the rest."""
+    want, have = pattern.split("."), subject.split(".")
+    for index, part in enumerate(want):
+        if part == ">":
+            return len(have) > index
+        if index >= len(have) or part not in {"*", have[index]}:
+            return False
+    return len(want) == len(have)
+
+
+def test_no_stream_captures_the_submit_request() -> None:
+    """A stream capturing the request subject would answer it with its own acknowledgement."""
+    patterns = [s for config in all_streams(SUBJECTS) for s in config.subjects or []]
+    assert _matches("ffrtmp.cmd.>", "ffrtmp.cmd.submit")  # the matcher itself
+    assert patterns
+    assert not [p for p in patterns if _matches(p, SUBJECTS.submit_request)]
 
 
 @pytest.mark.parametrize("agents", [["sched"], ["a.b"], ["a1", "a1"], ["*"]])
