@@ -1,8 +1,9 @@
 """A small farm for scheduler tests: a real nats-server, the scheduler, simulated agents.
 
-Everything speaks the real protocol: commands go onto the commands stream, agents register,
-heartbeat, pull dispatches from their durable consumers and append their reports under the
-per-job concurrency check. Waiting is always on a condition with a deadline.
+Everything speaks the real protocol: commands go through the client's door (a submit asked of
+the leader, the rest onto the commands stream), agents register, heartbeat, pull dispatches
+from their durable consumers and append their reports under the per-job concurrency check.
+Waiting is always on a condition with a deadline.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from events.agent_events import Capabilities, GpuInfo
 from events.base import JobEventBase
+from events.command_message import command_message
 from events.commands import OperatorCommand, SubmitJob
 from events.jetstream import JetStreamEventStore
 from events.job import JobState, fold
@@ -83,8 +85,17 @@ class Farm:
         self._serial = 0
 
     async def send(self, command: OperatorCommand) -> None:
-        """Send an operator command through the client, as the CLI and the API do."""
+        """Send an operator command through the client, as the CLI and the API do.
+
+        A submit is asked of the leading scheduler first (``client.submit``); with none leading
+        it is stored on the commands stream.
+        """
         await self.client.send(command)
+
+    async def store_command(self, command: OperatorCommand) -> None:
+        """Store a command on the commands stream, as a client does when no scheduler answers."""
+        message = command_message(self.subjects, command)
+        await self.js.publish(message.subject, message.payload, headers=message.headers)
 
     def command_id(self) -> str:
         self._serial += 1

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import msgspec
 
-from events.command_message import command_message
 from events.commands import SubmitJob
 from events.errors import FfrtmpError
 from events.jetstream import JetStreamEventStore
@@ -38,6 +37,7 @@ from ffrtmp.bench.chaosfarm import ChaosFarm, Component, FarmSettings
 from ffrtmp.check import CheckSettings, Report
 from ffrtmp.check.projection import check_projection
 from ffrtmp.check.read import check_store
+from ffrtmp.client.submit import submit
 
 POLL_S = 1.0  # how often the end of the run is looked for
 
@@ -101,10 +101,16 @@ def _spec() -> JobSpec:
 
 
 class Submitter:
-    """Submits jobs at a steady rate; a publish the server did not acknowledge is retried."""
+    """Submits jobs at a steady rate through the client's door; an unanswered one is retried.
+
+    Each submit is asked of the leading scheduler and stored on the commands stream when none
+    answers (``client.submit``), as the CLI sends it: a scheduler killed mid-request leaves the
+    stored copy, decided once by the next leader.
+    """
 
     def __init__(self, store: JetStreamEventStore, rate: float) -> None:
         """Submit through ``store``'s connection under its prefix."""
+        self._nc = store.nc
         self._js = store.nc.jetstream(timeout=2.0)
         self._subjects: Subjects = store.subjects
         self._gap = 1.0 / rate
@@ -115,12 +121,9 @@ class Submitter:
         while True:
             job = f"c{len(self.jobs):05d}"
             command = SubmitJob(id=f"submit-{job}", job=job, at=time.time(), spec=_spec())
-            message = command_message(self._subjects, command)
             while True:
                 try:
-                    await self._js.publish(
-                        message.subject, message.payload, headers=message.headers
-                    )
+                    await submit(self._nc, self._js, self._subjects, command)
                     break
                 except FAILURES:
                     await asyncio.sleep(0.2)  # the server is down: same id, no duplicate

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import pytest
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 
+from events.commands import SubmitJob
 from events.enums import JobStatus
+from events.spec import JobSpec
 from events.streams import events_stream
 from ffrtmp.scheduler.intake import CONSUMER, MAX_DELIVER
 from ffrtmp.scheduler.service import OUTAGE_PAUSE_S
@@ -70,7 +73,9 @@ async def test_leading_through_an_outage_binds_the_command_consumer_later(
     monkeypatch.setattr(JetStreamContext, "pull_subscribe", flaky)
     await farm.agent("a1")
     async with scheduler(farm.store):
-        await farm.submit("bound-late")
+        # Stored, as when no scheduler answered the request: only the intake can take it.
+        spec = JobSpec(scenario="720p-h264")
+        await farm.store_command(SubmitJob(id="c1", job="bound-late", at=time.time(), spec=spec))
         done = await farm.wait_status("bound-late", JobStatus.COMPLETED)
     assert refused == ["timeout"] * 3
     assert done.agent == "a1"
