@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final, Protocol
+from typing import Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -29,9 +29,6 @@ from events.subjects import Subjects
 from events.submit_answer import Answer, encode_answer
 
 log = logging.getLogger(__name__)
-
-PENDING_REQUESTS: Final = 65_536
-"""Requests the subscription buffers while the decider is busy; past it the asker times out."""
 
 
 class Delivered(Protocol):
@@ -169,11 +166,9 @@ class Door:
 
     async def open(self) -> None:
         """Start answering submits (leading has started)."""
-        self._sub = await self._nc.subscribe(
-            self._subjects.submit_request,
-            cb=self._on_request,
-            pending_msgs_limit=PENDING_REQUESTS,
-        )
+        # Requests wait in the subscription's buffer while the inbox is full (nats-py's default
+        # limits); one dropped past them is no loss: its asker times out and stores it.
+        self._sub = await self._nc.subscribe(self._subjects.submit_request, cb=self._on_request)
         await self._nc.flush()  # the server knows the responder before anyone is told we lead
 
     async def close(self) -> None:
