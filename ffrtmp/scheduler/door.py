@@ -9,7 +9,8 @@ event is in the log and no command was ever stored; ``nak`` (the job moved under
 stream, whose redeliveries handle both; ``set_aside`` answers the reason. Only ``SubmitJob`` is
 decided here (``refusal``): other commands keep the stream. One delivery each: a request that
 conflicts is never retried here. A request answered ``held`` is dropped from the decider's held
-list (``owed``), so only the stored copy is decided. An I/O edge of the scheduler service.
+list (``owed``), so only the stored copy is decided; so are those left in the inbox when leading
+ends (``Door.close``). An I/O edge of the scheduler service.
 """
 
 from __future__ import annotations
@@ -172,11 +173,24 @@ class Door:
         await self._nc.flush()  # the server knows the responder before anyone is told we lead
 
     async def close(self) -> None:
-        """Stop answering: askers meet no responders and store their commands instead."""
+        """Stop answering: askers meet no responders and store their commands instead.
+
+        Requests still in the inbox are answered ``held`` and dropped (the decider has stopped):
+        their askers store them now, and a later lead never decides a stale copy.
+        """
         sub, self._sub = self._sub, None
         if sub is not None:
             with contextlib.suppress(*FAILURES):
                 await sub.unsubscribe()
+        kept: list[Delivery] = []
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, Request):
+                await item.in_progress()
+            else:
+                kept.append(item)
+        for item in kept:
+            self._inbox.put_nowait(item)
 
     async def _on_request(self, msg: Msg) -> None:
         await self._inbox.put(Request(msg))

@@ -6,6 +6,7 @@ commands stream is the witness: a submit the leader decided never stored a comma
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from events.submit_answer import Answer, decode_answer
 from ffrtmp.check.read import check_store
 from ffrtmp.client.decision import send_and_decide
 from ffrtmp.client.submit import Route
+from ffrtmp.scheduler.door import Delivery, Door
 from tests.farm import FAST, Farm, scheduler, wait_until
 from tests.integration.test_bad_input import _corpus
 
@@ -203,3 +205,27 @@ async def test_a_submit_held_by_an_outage_is_stored_and_decided_once(farm: Farm)
         assert sched.stats.commands == 1
         assert sched.stats.malformed == sched.stats.conflicting == 0
     assert (await farm.kinds("held")).count("JobSubmitted") == 1
+
+
+async def test_requests_left_in_the_inbox_when_leading_ends_are_answered_held(
+    farm: Farm,
+) -> None:
+    """Closing the door answers its undecided requests "held" and keeps the pulled commands."""
+    inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+    door = Door(farm.store.nc, farm.subjects, inbox, asyncio.Event())
+    await farm.store_command(_submit("pulled"))
+    pull = await farm.js.pull_subscribe(farm.subjects.all_commands, durable="probe")
+    (pulled,) = await pull.fetch(1, timeout=5.0)
+    await inbox.put(pulled)
+    await door.open()
+    asking = asyncio.create_task(
+        farm.store.nc.request(farm.subjects.submit_request, encode(_submit("asked")), timeout=5.0)
+    )
+    await wait_until(lambda: _true(inbox.qsize() == 2), "the request in the inbox")
+    await door.close()
+    answer = decode_answer((await asking).data)
+    assert answer is not None
+    assert answer.answer is Answer.HELD
+    assert [item.data for item in [inbox.get_nowait()]] == [pulled.data]
+    assert inbox.empty()
+    assert await farm.history("asked") == []  # nothing decided it
