@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 import pytest
@@ -20,14 +20,18 @@ from events.command_message import command_message
 from events.commands import CancelJob, SubmitJob
 from events.enums import JobStatus
 from events.errors import MalformedMessage
+from events.jetstream import JetStreamEventStore
 from events.job_events import CommandRefused, JobSubmitted
 from events.spec import JobSpec
+from events.store import Append
 from events.streams import events_stream
+from events.subjects import SCHEDULER_WRITER
 from events.submit_answer import Answer, decode_answer
 from ffrtmp.check.read import check_store
 from ffrtmp.client.decision import send_and_decide
-from ffrtmp.client.submit import Route
+from ffrtmp.client.submit import Route, submit
 from ffrtmp.scheduler.door import Delivery, Door
+from ffrtmp.scheduler.service import CONFLICT_RETRIES
 from tests.farm import FAST, Farm, scheduler, wait_until
 from tests.integration.test_bad_input import _corpus
 
@@ -229,3 +233,68 @@ async def test_requests_left_in_the_inbox_when_leading_ends_are_answered_held(
     assert [item.data for item in [inbox.get_nowait()]] == [pulled.data]
     assert inbox.empty()
     assert await farm.history("asked") == []  # nothing decided it
+
+
+class MovingJob(JetStreamEventStore):
+    """The scheduler's store; before each of its appends to ``job``, another write lands there.
+
+    The write is junk on an agent's subject of the job (every reader sets it aside), so each
+    append the scheduler makes expects a sequence the job has already left: a real conflict,
+    refused by the server itself.
+    """
+
+    job = ""
+    moves = 0
+
+    async def append_many(self, items: Sequence[Append]) -> list[int | Exception]:
+        """Move the job first when the scheduler appends to it."""
+        if self.job and any(item.subject.startswith(self._on_job) for item in items):
+            self.moves += 1
+            await self.nc.jetstream().publish(self.subjects.job_event(self.job, "a1"), b"junk")
+        return await super().append_many(items)
+
+    @property
+    def _on_job(self) -> str:
+        return self.subjects.job_event(self.job, SCHEDULER_WRITER)
+
+
+async def test_a_submit_that_keeps_conflicting_is_stored_and_decided_from_the_stream(
+    farm: Farm,
+) -> None:
+    """Conflicts on every try: the leader answers "retry", the client stores it, it lands once."""
+    url = farm.store.nc.connected_url.geturl() if farm.store.nc.connected_url else ""
+    async with await MovingJob.connect(url, farm.subjects) as moving:
+        moving.job = "moving"
+        async with scheduler(moving) as sched:
+            assert await farm.client.send(_submit("moving")) is Route.STORED
+            assert sched.stats.conflicts >= CONFLICT_RETRIES
+            assert await _commands_stored(farm) == 1
+            moving.job = ""  # the job stops moving: the stored copy is decided
+            await wait_until(lambda: _has_submitted(farm, "moving"), "the stored copy decided")
+            assert sched.stats.conflicting == 0
+    assert (await farm.kinds("moving")).count("JobSubmitted") == 1
+    assert moving.moves >= CONFLICT_RETRIES
+
+
+@pytest.mark.parametrize("reply", [None, b"\xff not an answer", b'{"answer":"later"}'])
+async def test_a_responder_that_hangs_or_answers_junk_leaves_the_submit_stored(
+    farm: Farm, reply: bytes | None
+) -> None:
+    """Whatever answers on the subject (a hung leader, an impostor), no answer means: store it.
+
+    The responder here is a plain subscription: the scheduler never hangs on purpose nor
+    answers junk, and the client's reading of an answer is what is under test.
+    """
+    nc = farm.store.nc
+
+    async def respond(msg: Msg) -> None:
+        if reply is not None:
+            await msg.respond(reply)
+
+    sub = await nc.subscribe(farm.subjects.submit_request, cb=respond)
+    try:
+        route = await submit(nc, farm.js, farm.subjects, _submit("odd"), timeout_s=0.3)
+    finally:
+        await sub.unsubscribe()
+    assert route is Route.STORED
+    assert await _commands_stored(farm) == 1
