@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Protocol
+from typing import Final, Protocol
 
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
@@ -30,6 +30,9 @@ from events.subjects import Subjects
 from events.submit_answer import Answer, encode_answer
 
 log = logging.getLogger(__name__)
+
+OPEN_FLUSH_S: Final = 2
+"""How long opening waits for the server to confirm the subscription (a reconnect, say)."""
 
 
 class Delivered(Protocol):
@@ -166,11 +169,18 @@ class Door:
         self._sub: Subscription | None = None
 
     async def open(self) -> None:
-        """Start answering submits (leading has started)."""
+        """Start answering submits (leading has started).
+
+        A connection that fails here leaves the door as it is and the scheduler leading: the
+        askers meet no responders (or no answer) and store their submits, as with no leader.
+        """
         # Requests wait in the subscription's buffer while the inbox is full (nats-py's default
         # limits); one dropped past them is no loss: its asker times out and stores it.
-        self._sub = await self._nc.subscribe(self._subjects.submit_request, cb=self._on_request)
-        await self._nc.flush()  # the server knows the responder before anyone is told we lead
+        try:
+            self._sub = await self._nc.subscribe(self._subjects.submit_request, cb=self._on_request)
+            await self._nc.flush(OPEN_FLUSH_S)  # the server knows us before we say we lead
+        except FAILURES as exc:
+            log.warning("submit door not confirmed open: %s; submits go to the stream", exc)
 
     async def close(self) -> None:
         """Stop answering: askers meet no responders and store their commands instead.

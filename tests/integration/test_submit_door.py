@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
+import nats
 import pytest
 from nats.aio.msg import Msg
 
@@ -30,6 +31,7 @@ from events.submit_answer import Answer, decode_answer
 from ffrtmp.check.read import check_store
 from ffrtmp.client.decision import send_and_decide
 from ffrtmp.client.submit import Route, submit
+from ffrtmp.natsd import NatsServer
 from ffrtmp.scheduler.door import Delivery, Door
 from ffrtmp.scheduler.service import CONFLICT_RETRIES
 from tests.farm import FAST, Farm, scheduler, wait_until
@@ -298,3 +300,15 @@ async def test_a_responder_that_hangs_or_answers_junk_leaves_the_submit_stored(
         await sub.unsubscribe()
     assert route is Route.STORED
     assert await _commands_stored(farm) == 1
+
+
+async def test_a_door_that_cannot_open_leaves_submits_to_the_stream(
+    farm: Farm, nats_server: NatsServer
+) -> None:
+    """Opening on a failed connection does not end the scheduler: submits are stored instead."""
+    nc = await nats.connect(nats_server.url)
+    await nc.close()
+    door = Door(nc, farm.subjects, asyncio.Queue(), asyncio.Event())
+    await door.open()  # logs, does not raise
+    await door.close()
+    assert await farm.client.send(_submit("unopened")) is Route.STORED
