@@ -295,7 +295,7 @@ class AgentService:
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
         while self._pullers:  # a cancel lost inside nats-py still ends the loop
             try:
-                msgs = await sub.fetch(1, timeout=self.settings.fetch_s)
+                msgs = await sub.fetch(max(1, self.free_slots), timeout=self.settings.fetch_s)
             except TimeoutError:  # acted on: nothing came, pull again
                 continue
             except ConnectionClosedError:  # acted on: closed for good, so stop pulling
