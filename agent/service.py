@@ -295,6 +295,8 @@ class AgentService:
     async def _pull(self, sub: JetStreamContext.PullSubscription) -> None:
         while self._pullers:  # a cancel lost inside nats-py still ends the loop
             try:
+                # As many as there is room for: one per round trip held an assignment a median
+                # 410 ms before its start in a burst (BENCHMARKS.md, e2e).
                 msgs = await sub.fetch(max(1, self.free_slots), timeout=self.settings.fetch_s)
             except TimeoutError:  # acted on: nothing came, pull again
                 continue
