@@ -21,6 +21,7 @@ from nats.aio.client import Client as NatsClient
 
 from events.aio import background, cancel_all
 from events.errors import FfrtmpError, StoreUnavailable
+from events.grouped import append_grouped
 from events.jetstream import JetStreamEventStore
 from events.job_events import JobQueued
 from events.policy import RetryPolicy
@@ -34,6 +35,7 @@ from ffrtmp.natscluster import ClusterSettings, NatsCluster
 from ffrtmp.scheduler.core import SchedulerSettings
 from ffrtmp.scheduler.service import Scheduler, ServiceSettings
 from ffrtmp.scheduler.timers import TimerSettings
+from tests.counting import CountingStore
 from tests.farm import Farm, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow, pytest.mark.usefixtures("nats_binary")]
@@ -225,3 +227,31 @@ async def test_the_cluster_bench_runs_and_every_job_completes() -> None:
     assert 0 <= kill.next_completion_s <= kill.new_job_completed_s
     assert report.completed == report.jobs > 0
     assert report.abandoned == 0
+
+
+async def test_group_commits_are_atomic_batches_on_replicated_streams(tmp_path: Path) -> None:
+    """A pass's 2,500 appends go as three batches on R3 streams, each append stored once."""
+    async with NatsCluster(ClusterSettings(root=str(tmp_path))) as cluster:
+        admin = await nats.connect(cluster.urls)
+        try:
+            await ensure_streams(admin, WRITES, replicas=3, lease_ttl_s=SETTINGS.lease_ttl_s)
+            store = await JetStreamEventStore.connect(cluster.url, WRITES, timeout_s=5.0)
+            counting = CountingStore(store)
+            items = [
+                Append(
+                    subject=WRITES.job_event(f"g{i}", "sched"),
+                    event=JobQueued(job=f"g{i}", at=float(i), reason="grouped"),
+                    msg_id=f"grouped-{i}",
+                    expected=0,
+                    expected_subject=WRITES.job_events(f"g{i}"),
+                )
+                for i in range(2_500)
+            ]
+            seqs = await append_grouped(counting, items)  # type: ignore[arg-type]
+            assert (counting.batches, counting.singly) == ([1_000, 1_000, 500], 0)
+            assert seqs == list(range(1, 2_501))
+            stored = {seq: event.job async for seq, event in store.replay()}  # type: ignore[union-attr]
+            assert stored == {i + 1: f"g{i}" for i in range(2_500)}
+            await store.close()
+        finally:
+            await admin.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
@@ -20,6 +20,7 @@ from events.job_events import JobEvent, JobProgressed, JobQueued
 from events.store import Append, EventStore, MemoryEventStore
 from events.subjects import SCHEDULER_WRITER, Subjects
 from ffrtmp.natsd import NatsServer
+from tests.counting import CountingStore
 
 pytestmark = pytest.mark.anyio
 
@@ -302,31 +303,10 @@ async def test_junk_and_forged_events_read_as_set_aside(backend: Backend) -> Non
     assert loaded.last_seq == 3
 
 
-class _Counting:
-    """The store under test, counting the batches it stored and the items sent one by one."""
-
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
-        self.batches: list[int] = []
-        self.singly = 0
-
-    async def append_batch(self, items: Sequence[Append]) -> list[int]:
-        seqs = await self.store.append_batch(items)
-        self.batches.append(len(items))
-        return seqs
-
-    async def append_many(self, items: Sequence[Append]) -> list[int | Exception]:
-        self.singly += len(items)
-        return await self.store.append_many(items)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.store, name)
-
-
 async def test_grouped_appends_go_in_batches_the_server_takes(backend: Backend) -> None:
     """2,500 independent appends are stored as three atomic batches (the server takes 1,000)."""
     s = backend.subjects
-    counting = _Counting(backend.store)
+    counting = CountingStore(backend.store)
     items = [item(s, f"g{i}", expected=0) for i in range(2_500)]
     with anyio.fail_after(60):
         seqs = await append_grouped(counting, items)  # type: ignore[arg-type]
@@ -362,7 +342,7 @@ async def test_two_grouped_appends_to_one_job_do_not_both_pass(backend: Backend)
 async def test_grouped_appends_made_again_are_found_stored(backend: Backend) -> None:
     """The same decisions appended again (a takeover) return their sequences; nothing is added."""
     s = backend.subjects
-    counting = _Counting(backend.store)
+    counting = CountingStore(backend.store)
     items = [item(s, f"again{i}", expected=0) for i in range(5)]
     first = await append_grouped(counting, items, least=2)  # type: ignore[arg-type]
     assert (counting.batches, counting.singly) == ([5], 0)
@@ -374,7 +354,7 @@ async def test_grouped_appends_made_again_are_found_stored(backend: Backend) -> 
 
 async def test_a_few_grouped_appends_go_one_by_one(backend: Backend) -> None:
     """Below BATCH_MIN a batch's commit would cost more than the appends: none is made."""
-    counting = _Counting(backend.store)
+    counting = CountingStore(backend.store)
     items = [item(backend.subjects, f"few{i}", expected=0) for i in range(BATCH_MIN - 1)]
     assert await append_grouped(counting, items) == list(range(1, BATCH_MIN))  # type: ignore[arg-type]
     assert (counting.batches, counting.singly) == ([], BATCH_MIN - 1)
