@@ -5,9 +5,9 @@ round of commands, a tick). Appended one by one, each is its own fsynced write, 
 waits on the disk once per event. An atomic batch is written and synced as one: measured on
 nats-server 2.15 (file stream, ``sync_interval: always``), 1,000 appends took 164–173 ms one
 by one and 26–28 ms as one batch (``ffrtmp bench append`` reproduces it, ``grouped``). A batch
-commit has a floor of about 5 ms, though, where a few pipelined appends take 1–2 ms: below
-``BATCH_MIN`` items (the crossover, 10 to 20 measured the same way) they go one by one, so a
-quiet farm's single decisions wait no longer than before.
+commit has a floor of about 5 ms, though, where a few pipelined appends take 1–2 ms (batches
+of 2 to 50 timed against ``append_many`` of the same: they cross between 10 and 20): below
+``BATCH_MIN`` items they go one by one, so a quiet farm's single decisions wait no longer.
 
 A batch is all or nothing, so it only carries what an ``append_many`` would have stored
 anyway, with the same outcome for each item:
