@@ -12,7 +12,8 @@ that end at once (no milestones, no log), so what is measured is ffrtmp's own co
   jobs over the seconds from the first submit to the last completion the agents stored; each
   round runs once more on a server with the default fsync, to show what fsync-always costs;
 - steady: ``rate`` commands a second for ``seconds`` (after ``warmup_s`` uncounted), each timed
-  from its submit to the ``JobStarted`` of its job arriving on a core subscription, one clock.
+  from its submit to the ``JobStarted`` of its job arriving on a core subscription, one clock;
+  the steady rounds start after the disk is synced, so the bursts' writeback is not in them.
 
 Everything runs in one process and one event loop (scheduler, agents, submitter, observer), as
 the scheduler benchmark does; each round has a fresh server.
