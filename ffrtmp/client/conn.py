@@ -26,7 +26,7 @@ from events.ids import following, id_of
 from events.jetstream import JetStreamEventStore
 from events.natserrors import unavailable
 from events.subjects import Subjects
-from ffrtmp.client.submit import Route, submit
+from ffrtmp.client.submit import Route, submit_message
 
 UP_HINT: Final = "is the farm running? Start one with `ffrtmp up`, or point --nats at it"
 
@@ -79,7 +79,7 @@ class Conn:
         with unavailable(self.where.url, "the commands stream refused"):
             try:
                 if isinstance(command, SubmitJob):
-                    return await submit(self.nc, self.js, self.subjects, command)
+                    return await submit_message(self.nc, self.js, self.subjects, message)
                 await self.js.publish(message.subject, message.payload, headers=message.headers)
             except MaxPayloadError:  # acted on: the person's command is too big, not an outage
                 size = len(message.payload)

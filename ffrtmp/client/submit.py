@@ -20,7 +20,7 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import MaxPayloadError
 from nats.js.client import JetStreamContext
 
-from events.command_message import command_message
+from events.command_message import CommandMessage, command_message
 from events.commands import SubmitJob
 from events.errors import InvalidSpec
 from events.natserrors import FAILURES
@@ -55,7 +55,17 @@ async def submit(
     Raises ``InvalidSpec`` when the leader set it aside as malformed; a failed store raises
     nats-py's error for the caller to translate (``Conn.send``).
     """
-    message = command_message(subjects, command)
+    return await submit_message(nc, js, subjects, command_message(subjects, command), timeout_s)
+
+
+async def submit_message(
+    nc: NatsClient,
+    js: JetStreamContext,
+    subjects: Subjects,
+    message: CommandMessage,
+    timeout_s: float = REQUEST_TIMEOUT_S,
+) -> Route:
+    """``submit`` of a submit's message already encoded (``Conn.send`` has it for its checks)."""
     try:
         reply = await nc.request(
             subjects.submit_request, message.payload, timeout=timeout_s, headers=message.headers

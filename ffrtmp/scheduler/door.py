@@ -120,10 +120,11 @@ class Request:
         self.reason = reason
 
     async def _answer(self, answer: Answer, reason: str = "") -> None:
-        if self.answered or not self._msg.reply:
-            self.answered = True
+        if self.answered:
             return
         self.answered = True
+        if not self._msg.reply:  # published, not asked: decided all the same, nobody to answer
+            return
         try:
             await self._msg.respond(encode_answer(answer, reason))
         except FAILURES as exc:  # the asker times out and stores the command: nothing is lost
